@@ -1,0 +1,164 @@
+//! Phrase families matched with negation and intensity.
+//!
+//! A family is two alternations of patterns: `strong` (the phrase on its own says it) and `weak`
+//! (suggestive, needs company). Patterns are written lowercase with `'` for any apostrophe and
+//! `\b` word boundaries; they are compiled case-insensitively. A match preceded, within the same
+//! clause and at most [`NEGATION_WINDOW`] words back, by a negator ("not", "never", "don't"...)
+//! does not count; an intensifier ("really", "extremely", "so") or shouting raises the score.
+
+use regex::Regex;
+
+/// Words looked back from a match for a negator. Three is the window VADER uses
+/// (Hutto & Gilbert 2014, `negated` over the preceding three tokens).
+pub const NEGATION_WINDOW: usize = 3;
+
+const NEGATORS: &[&str] = &[
+    "not", "no", "never", "don't", "dont", "doesn't", "doesnt", "didn't", "didnt", "isn't",
+    "isnt", "wasn't", "wasnt", "aren't", "arent", "won't", "wont", "without", "nor", "neither",
+    "hardly", "nothing",
+];
+
+const INTENSIFIERS: &[&str] = &[
+    "very", "really", "so", "extremely", "totally", "completely", "absolutely", "seriously",
+    "incredibly", "super", "utterly", "truly", "beyond",
+];
+
+/// Score of a strong match before intensity.
+pub const STRONG: f64 = 0.9;
+/// Score of a weak match before intensity.
+pub const WEAK: f64 = 0.55;
+
+/// One matched phrase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Score in `[0, 1]`.
+    pub score: f64,
+    /// The matched span, as written.
+    pub evidence: String,
+}
+
+/// A compiled phrase family.
+#[derive(Debug, Clone)]
+pub struct Family {
+    strong: Regex,
+    weak: Option<Regex>,
+    negatable: bool,
+}
+
+fn compile(patterns: &[&str]) -> Regex {
+    let body = patterns
+        .iter()
+        .map(|p| format!("(?:{})", p.replace('\'', "['’]?")))
+        .collect::<Vec<_>>()
+        .join("|");
+    // The patterns are constants of this crate, covered by its tests: a bad one is a bug here,
+    // caught by `every_family_compiles` before release.
+    #[allow(clippy::expect_used)]
+    Regex::new(&format!("(?i){body}")).expect("built-in lexicon pattern compiles")
+}
+
+impl Family {
+    /// Compiles a family. `negatable` is false for families whose phrases already carry the
+    /// negation ("nothing works").
+    pub fn new(strong: &[&str], weak: &[&str], negatable: bool) -> Self {
+        Self {
+            strong: compile(strong),
+            weak: (!weak.is_empty()).then(|| compile(weak)),
+            negatable,
+        }
+    }
+
+    /// The best non-negated match in `text`, strong before weak.
+    pub fn best(&self, text: &str) -> Option<Hit> {
+        self.first_hit(&self.strong, text, STRONG).or_else(|| {
+            self.weak
+                .as_ref()
+                .and_then(|weak| self.first_hit(weak, text, WEAK))
+        })
+    }
+
+    fn first_hit(&self, re: &Regex, text: &str, base: f64) -> Option<Hit> {
+        re.find_iter(text)
+            .find(|m| !(self.negatable && negated(&text[..m.start()])))
+            .map(|m| {
+                let span = m.as_str();
+                Hit {
+                    score: (base + intensity(&text[..m.start()], span)).min(1.0),
+                    evidence: span.trim().to_owned(),
+                }
+            })
+    }
+}
+
+/// The words of the clause that ends at the end of `before`, last first.
+fn clause_words_backwards(before: &str) -> impl Iterator<Item = &str> {
+    let clause_start = before
+        .rfind(['.', ',', ';', '!', '?', ':', '\n'])
+        .map_or(0, |i| i + 1);
+    let clause = &before[clause_start..];
+    // "but" starts a new clause for negation too ("not cheap but I want a refund").
+    let clause = clause
+        .rfind(" but ")
+        .map_or(clause, |i| &clause[i + 5..]);
+    clause.split_whitespace().rev()
+}
+
+/// Whether a negator stands within [`NEGATION_WINDOW`] words before a match.
+pub fn negated(before: &str) -> bool {
+    clause_words_backwards(before)
+        .take(NEGATION_WINDOW)
+        .any(|w| {
+            let w = w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'' && c != '’');
+            let w = w.to_lowercase().replace('’', "'");
+            NEGATORS.contains(&w.as_str()) || w.ends_with("n't")
+        })
+}
+
+/// Extra score for an intensifier just before the span or a span in capitals.
+fn intensity(before: &str, span: &str) -> f64 {
+    let mut extra = 0.0;
+    if clause_words_backwards(before)
+        .take(2)
+        .any(|w| INTENSIFIERS.contains(&w.to_lowercase().as_str()))
+    {
+        extra += 0.05;
+    }
+    let letters = span.chars().filter(|c| c.is_alphabetic()).count();
+    if letters >= 4 && span.chars().filter(|c| c.is_uppercase()).count() == letters {
+        extra += 0.05;
+    }
+    extra
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negation_blocks_a_match_in_the_same_clause_only() {
+        let f = Family::new(&[r"\brefund"], &[], true);
+        assert!(f.best("I want a refund").is_some());
+        assert!(f.best("I don't want a refund").is_none());
+        assert!(f.best("I do not need any refund").is_none());
+        assert!(f.best("Not happy. Refund me").is_some());
+        assert!(f.best("it was not cheap but I want a refund").is_some());
+    }
+
+    #[test]
+    fn weak_scores_below_strong_and_intensity_raises() {
+        let f = Family::new(&[r"\bfurious\b"], &[r"\bannoyed\b"], true);
+        let strong = f.best("I am furious").expect("strong");
+        let weak = f.best("I am annoyed").expect("weak");
+        assert!(strong.score > weak.score);
+        let intense = f.best("I am really FURIOUS").expect("intense");
+        assert!(intense.score > strong.score);
+        assert_eq!(intense.evidence, "FURIOUS");
+    }
+
+    #[test]
+    fn curly_apostrophes_match_straight_ones() {
+        let f = Family::new(&[r"\bdoesn't work\b"], &[], false);
+        assert!(f.best("it doesn’t work").is_some());
+        assert!(f.best("it doesnt work").is_some());
+    }
+}

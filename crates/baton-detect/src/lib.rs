@@ -1,0 +1,579 @@
+//! Baton's detectors: for each turn, the signals that say a human should step in.
+//!
+//! Why this crate exists: detection is the part of Baton that must hold up on wording nobody here
+//! wrote, so it is kept apart from policy (which weighs signals) and from I/O. It is pure,
+//! synchronous and incremental: [`Detectors::observe`] looks at one new turn and updates a small
+//! [`ConversationState`]; it never re-scans the transcript.
+//!
+//! The families (DESIGN.md section 2):
+//! - language families ([`families`]): explicit requests for a person, the always-escalate topics,
+//!   frustration, urgency, anger, helplessness, churn risk and complexity, as lexicons of stems
+//!   and synonyms with negation ("I don't want a refund" is not a refund request) and intensity;
+//! - sentiment ([`sentiment`]): VADER (Hutto & Gilbert, ICWSM 2014) per customer turn, through
+//!   `vader-parity`, which matches Python `vaderSentiment` 3.3.2 exactly, and its trajectory over
+//!   the last turns;
+//! - anger from form as well as words: capitals, `!!!`;
+//! - repeated failure: customer turns that reject the AI's answer, and the same question again;
+//! - low confidence: the AI's `ai_confidence` and `kb_similarity`, and hedging in its answers;
+//! - customer state: tier, repeat contacts, tenure, deal value ([`DetectConfig`] holds the lines);
+//! - what the AI reports: `ai_requested`, `policy_block`, `tool_failure`;
+//! - language, for routing; and after a handoff, context repetition, as a measurement.
+#![forbid(unsafe_code)]
+
+pub mod families;
+pub mod lexicon;
+pub mod sentiment;
+
+use baton_domain::{Customer, ReasonCode, Role, Signal, Turn, TurnAction};
+use lexicon::Family;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, VecDeque};
+
+/// Lines the customer-state and confidence detectors draw. Defaults are the field's standard
+/// triggers as DESIGN.md section 2 lists them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Tiers that count as VIP (compared case-insensitively). Default `vip`, `enterprise`.
+    pub vip_tiers: Vec<String>,
+    /// Contacts on the same issue in 30 days from which `repeat_contact` fires. Default 3.
+    pub repeat_contact_min: u32,
+    /// Tenure in days below which `new_customer` fires. Default 7.
+    pub new_customer_days: u32,
+    /// Deal value from which `high_value` fires, in the client's currency. Default 10,000.
+    pub high_value_min: f64,
+    /// `ai_confidence` below which `low_confidence` fires. Default 0.5.
+    pub ai_confidence_below: f64,
+    /// `kb_similarity` below which `low_confidence` fires. Default 0.4.
+    pub kb_similarity_below: f64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            vip_tiers: vec!["vip".into(), "enterprise".into()],
+            repeat_contact_min: 3,
+            new_customer_days: 7,
+            high_value_min: 10_000.0,
+            ai_confidence_below: 0.5,
+            kb_similarity_below: 0.4,
+        }
+    }
+}
+
+/// What the detectors remember of a conversation between turns. Small and bounded except for
+/// `compounds`, one number per customer turn.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConversationState {
+    /// Turns observed so far.
+    pub turns_seen: usize,
+    /// VADER compound of every customer turn, oldest first, in `[-1, 1]`.
+    pub compounds: Vec<f64>,
+    /// Failed AI answers since the last one the customer accepted.
+    pub failures: u32,
+    /// Indexes of AI turns the customer rejected.
+    pub rejected_ai_turns: Vec<usize>,
+    /// Index of the last AI turn.
+    pub last_ai_turn: Option<usize>,
+    /// Every topic code seen in the conversation, in first-seen order.
+    pub topics: Vec<ReasonCode>,
+    /// The customer's language (ISO 639-1), given or detected.
+    pub language: Option<String>,
+    /// The low-confidence finding on the last AI turn, carried to the next customer turn.
+    pending_low_confidence: Option<Signal>,
+    /// Content words of the last few customer turns, for "the same question again".
+    recent_questions: VecDeque<BTreeSet<String>>,
+    /// Whether the last turn was an AI turn.
+    last_was_ai: bool,
+}
+
+/// The codes that name a topic (what the conversation is about), as opposed to how it is going.
+pub const TOPIC_CODES: &[ReasonCode] = &[
+    ReasonCode::BillingDispute,
+    ReasonCode::Refund,
+    ReasonCode::AccountSecurity,
+    ReasonCode::Legal,
+    ReasonCode::Compliance,
+    ReasonCode::Complaint,
+    ReasonCode::Cancellation,
+    ReasonCode::CustomPricing,
+];
+
+/// How many earlier customer turns "the same question again" compares with.
+const QUESTION_MEMORY: usize = 3;
+/// Jaccard overlap of content words from which a turn repeats an earlier one.
+const SAME_QUESTION_JACCARD: f64 = 0.6;
+
+/// The detectors, built once and shared; [`Detectors::observe`] takes `&self`.
+pub struct Detectors {
+    config: DetectConfig,
+    sentiment: sentiment::Sentiment,
+    families: Vec<(ReasonCode, Family)>,
+    rejection: Family,
+    acceptance: Family,
+    hedging: Family,
+    repetition: Family,
+}
+
+/// The result of observing one turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnSignals {
+    /// Every signal above zero, strongest first.
+    pub signals: Vec<Signal>,
+    /// VADER compound of this turn when it was a customer turn.
+    pub compound: Option<f64>,
+}
+
+impl Detectors {
+    /// Builds the detectors (parses the VADER lexicon and compiles the phrase families: a few
+    /// milliseconds; build once).
+    pub fn new(config: DetectConfig) -> Self {
+        Self {
+            config,
+            sentiment: sentiment::Sentiment::new(),
+            families: families::all(),
+            rejection: Family::new(
+                &[
+                    r"\b(?:that's|that is|this is|it's|it is|thats) (?:not|wrong|incorrect|useless|irrelevant)\b",
+                    r"\bnot what i (?:asked|meant|said|need|needed|want|wanted|was asking)\b",
+                    r"\b(?:doesn't|does not|didn't|did not|won't|will not|isn't|is not) (?:help|work|answer|solve|fix|apply|make sense)\b",
+                    r"\b(?:already|i've|i have) (?:tried|done|did|checked) (?:that|this|it|those|these|all)\b",
+                    r"\balready tried\b",
+                    r"\byou(?:'re| are) not (?:listening|understanding|helping|getting it|answering)\b",
+                    r"\byou (?:don't|do not|didn't|did not) (?:understand|get it|listen|read|answer)\b",
+                    r"\b(?:i said|i told you|i already said|i already told|i just said|read my (?:message|question))\b",
+                    r"\b(?:wrong|unhelpful|irrelevant|useless|pointless) (?:answer|response|reply|info\w*)\b",
+                    r"\b(?:same|that) (?:answer|thing|response|reply) again\b",
+                    r"^\W*no\b(?:\W+\w+){0,3}\W*(?:not|wrong|that's|didn't|doesn't|isn't)",
+                    r"\bnot helpful\b",
+                    r"\bstill (?:not|doesn't|isn't|won't|the same|broken|nothing)\b",
+                ],
+                &[],
+                false,
+            ),
+            acceptance: Family::new(
+                &[
+                    r"\b(?:thanks|thank you|thx|ty|cheers|perfect|great|awesome|brilliant|excellent)\b",
+                    r"\b(?:that|it) (?:worked|works|helped|helps|fixed it|did it|did the trick)\b",
+                    r"\b(?:got it|makes sense|all good|all set|sorted)\b",
+                ],
+                &[],
+                true,
+            ),
+            hedging: Family::new(
+                &[
+                    r"\bi(?:'m| am) not (?:sure|certain)\b",
+                    r"\bi (?:don't|do not|can't|cannot|couldn't|could not) (?:find|locate|access|see|know|understand|help with|answer)\b",
+                    r"\bi(?:'m| am) (?:unable|not able) to\b",
+                    r"\b(?:could|can) you (?:rephrase|clarify|say that again|be more specific)\b",
+                    r"\bi (?:don't|do not) have (?:any |that |enough )?(?:information|info|details|access)\b",
+                    r"\b(?:sorry|apologies),? i (?:didn't|did not|don't|do not) (?:get|understand|catch)\b",
+                    r"\bbeyond (?:my|what i can)\b",
+                ],
+                &[],
+                true,
+            ),
+            repetition: Family::new(
+                &[
+                    r"\b(?:as|like) i (?:already |just )?(?:said|told|mentioned|explained|wrote|typed)\b",
+                    r"\bi (?:already|just) (?:said|told|mentioned|explained|gave|wrote|typed|provided)\b",
+                    r"\b(?:i've|i have) already (?:said|told|mentioned|explained|given|provided)\b",
+                    r"\brepeat(?:ing)? (?:myself|it all|everything|again)\b",
+                    r"\b(?:told|explained (?:this |it )?to) (?:the|your) (?:bot|chatbot|assistant|ai|last agent|other agent)\b",
+                    r"\b(?:scroll up|see above|it's above|read (?:the|my) (?:chat|conversation|history|messages))\b",
+                ],
+                &[],
+                false,
+            ),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &DetectConfig {
+        &self.config
+    }
+
+    /// VADER scores of a text, as `vaderSentiment` 3.3.2 computes them.
+    pub fn vader(&self, text: &str) -> vader_parity::SentimentScores {
+        self.sentiment.scores(text)
+    }
+
+    /// Observes one turn: returns its signals and updates `state`.
+    ///
+    /// `in_handoff` says whether a handoff is under way (it switches on the context-repetition
+    /// measurement). Never fails: a turn with nothing to say yields no signals.
+    pub fn observe(
+        &self,
+        state: &mut ConversationState,
+        turn: &Turn,
+        customer: &Customer,
+        in_handoff: bool,
+    ) -> TurnSignals {
+        let index = state.turns_seen;
+        state.turns_seen += 1;
+        let mut out = match turn.role {
+            Role::Customer => self.observe_customer(state, turn, customer, in_handoff),
+            Role::Ai => self.observe_ai(state, turn, index),
+            Role::Agent => {
+                state.last_was_ai = false;
+                TurnSignals {
+                    signals: Vec::new(),
+                    compound: None,
+                }
+            }
+        };
+        out.signals.retain(|s| s.score > 0.0);
+        out.signals.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.code.cmp(&b.code))
+        });
+        out
+    }
+
+    fn observe_ai(&self, state: &mut ConversationState, turn: &Turn, index: usize) -> TurnSignals {
+        state.last_ai_turn = Some(index);
+        state.last_was_ai = true;
+        let mut signals = Vec::new();
+        for (flag, code, evidence) in [
+            (turn.ai_requested, ReasonCode::AiRequested, "the AI asked to hand off"),
+            (turn.policy_block, ReasonCode::PolicyBlock, "a guardrail blocked the answer"),
+            (turn.tool_failure, ReasonCode::ToolFailure, "a tool call failed"),
+        ] {
+            if flag {
+                signals.push(Signal::new(code, 1.0, evidence));
+            }
+        }
+        let low = self.low_confidence(turn);
+        state.pending_low_confidence = low.clone();
+        signals.extend(low);
+        TurnSignals {
+            signals,
+            compound: None,
+        }
+    }
+
+    /// `low_confidence` for an AI turn: below the line, the score rises linearly from 0.4 at the
+    /// line to 1.0 at zero; hedging in the answer ("I'm not sure") scores 0.6.
+    fn low_confidence(&self, turn: &Turn) -> Option<Signal> {
+        let mut best: Option<Signal> = None;
+        let mut consider = |s: Signal| {
+            if best.as_ref().is_none_or(|b| s.score > b.score) {
+                best = Some(s);
+            }
+        };
+        for (value, line, name) in [
+            (turn.ai_confidence, self.config.ai_confidence_below, "ai_confidence"),
+            (turn.kb_similarity, self.config.kb_similarity_below, "kb_similarity"),
+        ] {
+            if let Some(v) = value {
+                if v < line && line > 0.0 {
+                    let score = 0.4 + 0.6 * (line - v) / line;
+                    consider(Signal::new(
+                        ReasonCode::LowConfidence,
+                        score,
+                        format!("{name} {v} below {line}"),
+                    ));
+                }
+            }
+        }
+        if let Some(hit) = self.hedging.best(&turn.text) {
+            consider(Signal::new(ReasonCode::LowConfidence, 0.6, hit.evidence));
+        }
+        best
+    }
+
+    fn observe_customer(
+        &self,
+        state: &mut ConversationState,
+        turn: &Turn,
+        customer: &Customer,
+        in_handoff: bool,
+    ) -> TurnSignals {
+        let text = turn.text.as_str();
+        let mut signals = Vec::new();
+
+        if turn.action == Some(TurnAction::RequestHuman) {
+            signals.push(Signal::new(
+                ReasonCode::HumanRequested,
+                1.0,
+                "pressed \"talk to a person\"",
+            ));
+        }
+        for (code, family) in &self.families {
+            if let Some(hit) = family.best(text) {
+                signals.push(Signal::new(*code, hit.score, hit.evidence));
+                if TOPIC_CODES.contains(code) && !state.topics.contains(code) {
+                    state.topics.push(*code);
+                }
+            }
+        }
+        self.anger_from_form(text, &mut signals);
+
+        let compound = self.sentiment.scores(text).compound;
+        state.compounds.push(compound);
+        signals.extend(sentiment::negative_sentiment(&state.compounds));
+
+        if let Some(s) = self.repeated_failure(state, text) {
+            signals.push(s);
+        }
+        if let Some(low) = state.pending_low_confidence.take() {
+            signals.push(low);
+        }
+        if state.topics.len() >= 2 {
+            let names: Vec<&str> = state.topics.iter().map(|c| c.as_str()).collect();
+            signals.push(Signal::new(
+                ReasonCode::Complexity,
+                0.6,
+                format!("several topics: {}", names.join(", ")),
+            ));
+        }
+        if in_handoff {
+            if let Some(hit) = self.repetition.best(text) {
+                signals.push(Signal::new(
+                    ReasonCode::ContextRepetition,
+                    hit.score,
+                    hit.evidence,
+                ));
+            }
+        }
+        signals.extend(self.customer_state(customer));
+        self.language(state, customer, text);
+        dedupe(&mut signals);
+        state.last_was_ai = false;
+        TurnSignals {
+            signals,
+            compound: Some(compound),
+        }
+    }
+
+    /// Anger shown by form: a shouted message (70%+ of at least 10 letters in capitals) or
+    /// repeated exclamation marks. Combined with any lexical anger by noisy-OR.
+    fn anger_from_form(&self, text: &str, signals: &mut Vec<Signal>) {
+        let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+        let upper = text.chars().filter(|c| c.is_uppercase()).count();
+        let mut parts: Vec<(f64, String)> = Vec::new();
+        if letters >= 10 && upper as f64 >= 0.7 * letters as f64 {
+            parts.push((0.6, "message in capitals".to_owned()));
+        }
+        let run = longest_run(text, |c| c == '!');
+        if run >= 3 {
+            parts.push((0.5, "!!!".to_owned()));
+        } else if run == 2 || text.contains("?!") || text.contains("!?") {
+            parts.push((0.3, "!!".to_owned()));
+        }
+        if parts.is_empty() {
+            return;
+        }
+        let existing = signals.iter().position(|s| s.code == ReasonCode::Anger);
+        let mut keep = 1.0;
+        let mut evidence: Vec<String> = Vec::new();
+        if let Some(i) = existing {
+            keep *= 1.0 - signals[i].score;
+            evidence.push(signals[i].evidence.clone());
+        }
+        for (score, why) in parts {
+            keep *= 1.0 - score;
+            evidence.push(why);
+        }
+        let combined = Signal::new(ReasonCode::Anger, 1.0 - keep, evidence.join("; "));
+        match existing {
+            Some(i) => signals[i] = combined,
+            None => signals.push(combined),
+        }
+    }
+
+    /// `repeated_failure`: a customer turn right after an AI answer that rejects it, or asks the
+    /// same question again. Scores 0.5 for the first failure in a row, 0.85 for the second (the
+    /// design's "after the second unsuccessful answer, offer a human"), 0.95 from the third.
+    fn repeated_failure(&self, state: &mut ConversationState, text: &str) -> Option<Signal> {
+        let words = content_words(text);
+        let mut found = None;
+        if state.last_was_ai {
+            if let Some(hit) = self.rejection.best(text) {
+                found = Some(hit.evidence);
+            } else if words.len() >= 3 {
+                let repeat = state
+                    .recent_questions
+                    .iter()
+                    .any(|earlier| jaccard(earlier, &words) >= SAME_QUESTION_JACCARD);
+                if repeat {
+                    found = Some("asked the same question again".to_owned());
+                }
+            }
+            if found.is_none() && self.acceptance.best(text).is_some() {
+                state.failures = 0;
+            }
+        }
+        if words.len() >= 3 {
+            state.recent_questions.push_back(words);
+            if state.recent_questions.len() > QUESTION_MEMORY {
+                state.recent_questions.pop_front();
+            }
+        }
+        let evidence = found?;
+        state.failures += 1;
+        if let Some(ai) = state.last_ai_turn {
+            state.rejected_ai_turns.push(ai);
+        }
+        let score = match state.failures {
+            1 => 0.5,
+            2 => 0.85,
+            _ => 0.95,
+        };
+        Some(Signal::new(
+            ReasonCode::RepeatedFailure,
+            score,
+            format!("{evidence} (failed answers in a row: {})", state.failures),
+        ))
+    }
+
+    fn customer_state(&self, customer: &Customer) -> Vec<Signal> {
+        let c = &self.config;
+        let mut out = Vec::new();
+        if let Some(tier) = &customer.tier {
+            if c.vip_tiers.iter().any(|t| t.eq_ignore_ascii_case(tier)) {
+                out.push(Signal::new(ReasonCode::VipCustomer, 1.0, format!("tier {tier}")));
+            }
+        }
+        if let Some(n) = customer.contacts_same_issue_30d {
+            let score = if n >= c.repeat_contact_min {
+                1.0
+            } else if n + 1 == c.repeat_contact_min {
+                0.5
+            } else {
+                0.0
+            };
+            out.push(Signal::new(
+                ReasonCode::RepeatContact,
+                score,
+                format!("{n} earlier contacts on this issue in 30 days"),
+            ));
+        }
+        if let Some(days) = customer.tenure_days {
+            if days < c.new_customer_days {
+                out.push(Signal::new(
+                    ReasonCode::NewCustomer,
+                    1.0,
+                    format!("customer for {days} days"),
+                ));
+            }
+        }
+        if let Some(value) = customer.deal_value {
+            if value >= c.high_value_min {
+                out.push(Signal::new(
+                    ReasonCode::HighValue,
+                    1.0,
+                    format!("deal value {value}"),
+                ));
+            }
+        }
+        out
+    }
+
+    fn language(&self, state: &mut ConversationState, customer: &Customer, text: &str) {
+        if let Some(lang) = &customer.language {
+            state.language = Some(lang.clone());
+            return;
+        }
+        if state.language.is_some() || text.len() < 20 {
+            return;
+        }
+        if let Some(info) = whatlang::detect(text) {
+            // `is_reliable` asks for a wide margin over the runner-up that short chat turns rarely
+            // reach; a confidence of 0.5 is right on short texts far more often than not.
+            if info.confidence() >= 0.5 {
+                state.language = Some(iso639_1(info.lang()).to_owned());
+            }
+        }
+    }
+}
+
+/// Keeps the strongest signal per code.
+fn dedupe(signals: &mut Vec<Signal>) {
+    signals.sort_by(|a, b| a.code.cmp(&b.code).then(b.score.total_cmp(&a.score)));
+    signals.dedup_by(|later, earlier| later.code == earlier.code);
+}
+
+fn longest_run(text: &str, pred: impl Fn(char) -> bool) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for c in text.chars() {
+        if pred(c) {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
+}
+
+/// Function words left out when comparing questions.
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "i", "me", "my", "you", "your", "is", "are", "was", "were", "it", "to",
+    "of", "and", "or", "in", "on", "for", "with", "do", "does", "did", "can", "could", "how",
+    "what", "why", "when", "where", "please", "that", "this", "be", "have", "has", "so", "just",
+    "at", "we", "our", "am", "im", "if", "but", "not", "no", "there", "about", "would", "will",
+];
+
+/// Lowercase content words of a text (stopwords and one-letter tokens removed, a plural `s`
+/// stripped), for comparing questions.
+pub fn content_words(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 1)
+        .map(str::to_lowercase)
+        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .map(|w| match w.strip_suffix('s') {
+            Some(stem) if stem.len() > 3 => stem.to_owned(),
+            _ => w,
+        })
+        .collect()
+}
+
+fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
+    let inter = a.intersection(b).count();
+    let union = a.len() + b.len() - inter;
+    if union == 0 {
+        0.0
+    } else {
+        inter as f64 / union as f64
+    }
+}
+
+fn iso639_1(lang: whatlang::Lang) -> &'static str {
+    use whatlang::Lang::*;
+    match lang {
+        Eng => "en",
+        Spa => "es",
+        Fra => "fr",
+        Deu => "de",
+        Ita => "it",
+        Por => "pt",
+        Nld => "nl",
+        Pol => "pl",
+        Rus => "ru",
+        Ukr => "uk",
+        Tur => "tr",
+        Swe => "sv",
+        Dan => "da",
+        Nob => "no",
+        Fin => "fi",
+        Ces => "cs",
+        Ron => "ro",
+        Hun => "hu",
+        Ell => "el",
+        Ara => "ar",
+        Heb => "he",
+        Hin => "hi",
+        Jpn => "ja",
+        Kor => "ko",
+        Cmn => "zh",
+        Vie => "vi",
+        Tha => "th",
+        Ind => "id",
+        other => other.code(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

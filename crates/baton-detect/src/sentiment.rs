@@ -1,0 +1,72 @@
+//! Sentiment per turn (VADER) and its trajectory over the conversation.
+
+use baton_domain::{ReasonCode, Signal};
+
+/// Customer turns the trajectory looks back over.
+pub const TRAJECTORY_TURNS: usize = 3;
+/// VADER's own neutral band: compound above -0.05 is not negative (Hutto & Gilbert 2014, the
+/// thresholds the vaderSentiment README recommends).
+pub const NEUTRAL_BELOW: f64 = -0.05;
+
+/// VADER scoring, with exact parity to Python `vaderSentiment` 3.3.2.
+pub struct Sentiment {
+    analyzer: vader_parity::SentimentIntensityAnalyzer,
+}
+
+impl Sentiment {
+    /// Loads the VADER lexicon (about 7,500 entries; build once).
+    pub fn new() -> Self {
+        Self {
+            analyzer: vader_parity::SentimentIntensityAnalyzer::new(),
+        }
+    }
+
+    /// The four VADER scores of `text`.
+    pub fn scores(&self, text: &str) -> vader_parity::SentimentScores {
+        self.analyzer.polarity_scores(text)
+    }
+}
+
+impl Default for Sentiment {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `negative_sentiment` from the compounds of every customer turn so far (oldest first).
+///
+/// The score blends the last turn (weight 0.6) with the mean of the last
+/// [`TRAJECTORY_TURNS`] turns (weight 0.4), each counted only when below [`NEUTRAL_BELOW`],
+/// plus up to 0.3 for a fall of more than 0.3 across that window. So one sharp message and a
+/// steady slide both register, and a single mild turn after good ones barely does.
+pub fn negative_sentiment(compounds: &[f64]) -> Option<Signal> {
+    let last = *compounds.last()?;
+    let window = &compounds[compounds.len().saturating_sub(TRAJECTORY_TURNS)..];
+    let mean = window.iter().sum::<f64>() / window.len() as f64;
+    let neg = |c: f64| if c < NEUTRAL_BELOW { -c } else { 0.0 };
+    let fall = (window[0] - last - 0.3).max(0.0);
+    let score = 0.6 * neg(last) + 0.4 * neg(mean) + fall.min(0.3);
+    if score <= 0.0 {
+        return None;
+    }
+    let trail: Vec<String> = window.iter().map(|c| format!("{c:.2}")).collect();
+    Some(Signal::new(
+        ReasonCode::NegativeSentiment,
+        score,
+        format!("compound {last:.2}; last turns {}", trail.join(" -> ")),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slide_scores_higher_than_one_mild_turn() {
+        let mild = negative_sentiment(&[0.5, 0.4, -0.1]).map_or(0.0, |s| s.score);
+        let slide = negative_sentiment(&[0.3, -0.4, -0.7]).map_or(0.0, |s| s.score);
+        assert!(slide > mild, "slide {slide} mild {mild}");
+        assert!(negative_sentiment(&[0.2, 0.6]).is_none());
+        assert!(negative_sentiment(&[]).is_none());
+    }
+}

@@ -1,0 +1,148 @@
+//! Table-driven detector cases (`tests/cases.jsonl`) and conversation-level behaviour.
+
+use super::*;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Case {
+    text: String,
+    #[serde(default)]
+    expect: Vec<ReasonCode>,
+    #[serde(default)]
+    absent: Vec<ReasonCode>,
+}
+
+fn first_turn(d: &Detectors, text: &str) -> Vec<Signal> {
+    let mut state = ConversationState::default();
+    let turn = Turn::new(Role::Customer, text).expect("valid turn");
+    d.observe(&mut state, &turn, &Customer::default(), false).signals
+}
+
+#[test]
+fn table_cases() {
+    let d = Detectors::new(DetectConfig::default());
+    let mut failures = Vec::new();
+    for (i, line) in include_str!("../tests/cases.jsonl").lines().enumerate() {
+        let case: Case = serde_json::from_str(line).expect("case parses");
+        let codes: Vec<ReasonCode> = first_turn(&d, &case.text).iter().map(|s| s.code).collect();
+        for want in &case.expect {
+            if !codes.contains(want) {
+                failures.push(format!("line {}: `{}` lacks {want}: {codes:?}", i + 1, case.text));
+            }
+        }
+        for unwanted in &case.absent {
+            if codes.contains(unwanted) {
+                failures.push(format!("line {}: `{}` has {unwanted}", i + 1, case.text));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn signals_are_in_range_with_evidence() {
+    let d = Detectors::new(DetectConfig::default());
+    for s in first_turn(&d, "I WANT A REFUND NOW!!! this is a scam and I'm calling my lawyer") {
+        assert!(s.score > 0.0 && s.score <= 1.0, "{s:?}");
+        assert!(!s.evidence.is_empty(), "{s:?}");
+    }
+}
+
+#[test]
+fn two_rejected_answers_make_a_strong_repeated_failure() {
+    let d = Detectors::new(DetectConfig::default());
+    let mut state = ConversationState::default();
+    let customer = Customer::default();
+    let turns = [
+        (Role::Customer, "how do I change the delivery address on my order"),
+        (Role::Ai, "You can track your order from the Orders page."),
+        (Role::Customer, "that's not what I asked"),
+        (Role::Ai, "Orders usually arrive in 3-5 days."),
+        (Role::Customer, "how do I change the delivery address on my order?"),
+    ];
+    let mut last = Vec::new();
+    for (role, text) in turns {
+        let turn = Turn::new(role, text).expect("valid");
+        last = d.observe(&mut state, &turn, &customer, false).signals;
+    }
+    let failure = last
+        .iter()
+        .find(|s| s.code == ReasonCode::RepeatedFailure)
+        .expect("second failure detected");
+    assert!(failure.score >= 0.85, "{failure:?}");
+    assert_eq!(state.failures, 2);
+    assert_eq!(state.rejected_ai_turns, vec![1, 3]);
+}
+
+#[test]
+fn low_confidence_carries_to_the_next_customer_turn() {
+    let d = Detectors::new(DetectConfig::default());
+    let mut state = ConversationState::default();
+    let c = Customer::default();
+    let ai: Turn = serde_json::from_str(
+        r#"{"role":"ai","text":"Maybe try restarting.","ai_confidence":0.2,"kb_similarity":0.7}"#,
+    )
+    .expect("valid");
+    let on_ai = d.observe(&mut state, &ai, &c, false).signals;
+    assert_eq!(on_ai[0].code, ReasonCode::LowConfidence);
+    assert!((on_ai[0].score - 0.76).abs() < 1e-9, "{:?}", on_ai[0]);
+    let next = Turn::new(Role::Customer, "ok").expect("valid");
+    let on_customer = d.observe(&mut state, &next, &c, false).signals;
+    assert!(on_customer.iter().any(|s| s.code == ReasonCode::LowConfidence));
+    let again = d.observe(&mut state, &next, &c, false).signals;
+    assert!(!again.iter().any(|s| s.code == ReasonCode::LowConfidence));
+}
+
+#[test]
+fn customer_state_follows_the_configured_lines() {
+    let d = Detectors::new(DetectConfig::default());
+    let customer: Customer = serde_json::from_str(
+        r#"{"tier":"VIP","tenure_days":3,"contacts_same_issue_30d":3,"deal_value":12000}"#,
+    )
+    .expect("valid");
+    let mut state = ConversationState::default();
+    let turn = Turn::new(Role::Customer, "hello").expect("valid");
+    let codes: Vec<ReasonCode> = d
+        .observe(&mut state, &turn, &customer, false)
+        .signals
+        .iter()
+        .map(|s| s.code)
+        .collect();
+    for code in [
+        ReasonCode::VipCustomer,
+        ReasonCode::NewCustomer,
+        ReasonCode::RepeatContact,
+        ReasonCode::HighValue,
+    ] {
+        assert!(codes.contains(&code), "{code} missing from {codes:?}");
+    }
+    let standard: Customer =
+        serde_json::from_str(r#"{"tier":"standard","tenure_days":400,"deal_value":50}"#)
+            .expect("valid");
+    let mut state = ConversationState::default();
+    assert!(d.observe(&mut state, &turn, &standard, false).signals.is_empty());
+}
+
+#[test]
+fn context_repetition_is_measured_only_during_a_handoff() {
+    let d = Detectors::new(DetectConfig::default());
+    let turn = Turn::new(Role::Customer, "as I already told the bot, order 8812").expect("valid");
+    let c = Customer::default();
+    let during = d.observe(&mut ConversationState::default(), &turn, &c, true);
+    assert!(during.signals.iter().any(|s| s.code == ReasonCode::ContextRepetition));
+    let before = d.observe(&mut ConversationState::default(), &turn, &c, false);
+    assert!(!before.signals.iter().any(|s| s.code == ReasonCode::ContextRepetition));
+}
+
+#[test]
+fn language_is_detected_when_not_given() {
+    let d = Detectors::new(DetectConfig::default());
+    let mut state = ConversationState::default();
+    let turn = Turn::new(
+        Role::Customer,
+        "Hola, quiero cancelar mi pedido porque llegó roto y nadie me responde",
+    )
+    .expect("valid");
+    d.observe(&mut state, &turn, &Customer::default(), false);
+    assert_eq!(state.language.as_deref(), Some("es"));
+}
