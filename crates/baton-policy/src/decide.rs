@@ -1,0 +1,220 @@
+//! Signals -> decision (DESIGN.md section 3).
+
+use crate::Policy;
+use baton_domain::{Contribution, Customer, Decision, Mode, ReasonCode, Signal, SkippedRule};
+use std::collections::{BTreeMap, HashMap};
+
+/// What the policy may look at besides the signals.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    /// This turn's signals.
+    pub signals: &'a [Signal],
+    /// The customer.
+    pub customer: &'a Customer,
+    /// Turns so far, this one included.
+    pub turns: usize,
+    /// Customer turns so far.
+    pub customer_turns: usize,
+    /// Failed AI answers in a row.
+    pub failures: u32,
+    /// Topic codes seen in the conversation.
+    pub topics: &'a [ReasonCode],
+    /// The customer's language.
+    pub language: Option<&'a str>,
+    /// The channel.
+    pub channel: Option<&'a str>,
+}
+
+fn json_to_cel(v: &serde_json::Value) -> cel::Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => cel::Value::Null,
+        J::Bool(b) => cel::Value::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => cel::Value::Int(i),
+            None => cel::Value::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        J::String(s) => cel::Value::from(s.as_str()),
+        J::Array(items) => cel::Value::from(items.iter().map(json_to_cel).collect::<Vec<_>>()),
+        J::Object(map) => cel::Value::from(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_to_cel(v)))
+                .collect::<HashMap<String, cel::Value>>(),
+        ),
+    }
+}
+
+impl Policy {
+    fn cel_context(&self, facts: &Facts<'_>) -> cel::Context<'static, 'static> {
+        let mut ctx = cel::Context::default();
+        let customer = serde_json::to_value(facts.customer).unwrap_or_default();
+        ctx.add_variable_from_value("customer", json_to_cel(&customer));
+        let mut signals: HashMap<String, cel::Value> = ReasonCode::ALL
+            .iter()
+            .map(|c| (c.as_str().to_owned(), cel::Value::Float(0.0)))
+            .collect();
+        for s in facts.signals {
+            signals.insert(s.code.as_str().to_owned(), cel::Value::Float(s.score));
+        }
+        ctx.add_variable_from_value("signals", signals);
+        let conversation = serde_json::json!({
+            "turns": facts.turns,
+            "customer_turns": facts.customer_turns,
+            "failures": facts.failures,
+            "topics": facts.topics.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "language": facts.language.unwrap_or(""),
+            "channel": facts.channel.unwrap_or(""),
+        });
+        ctx.add_variable_from_value("conversation", json_to_cel(&conversation));
+        ctx
+    }
+
+    /// Decides on one turn.
+    ///
+    /// 1. Deterministic triggers: a code in `triggers` whose signal scores at least
+    ///    `trigger_min_score` escalates.
+    /// 2. Rules, in order: a CEL condition that holds escalates (with its reason) or raises the
+    ///    mode. A rule that fails to evaluate is skipped and listed in `skipped_rules`.
+    /// 3. Score: `1 - prod(1 - weight * signal)` (noisy-OR, so independent signals add up
+    ///    without passing 1), raised to the strongest trigger's signal when one fired.
+    /// 4. Threshold: `threshold - sum(lowers * signal)`, floored at `min_threshold`.
+    ///
+    /// Reasons are the triggered codes, then rule reasons, then every code whose weighted
+    /// contribution reaches `min_contribution`, strongest first. In shadow mode an escalation is
+    /// reported with `shadow: true` and `escalate: false`.
+    pub fn decide(&self, facts: &Facts<'_>) -> Decision {
+        let f = &self.file;
+        let mut best: BTreeMap<ReasonCode, &Signal> = BTreeMap::new();
+        for s in facts.signals {
+            if best.get(&s.code).is_none_or(|b| s.score > b.score) {
+                best.insert(s.code, s);
+            }
+        }
+        let mut contributions: Vec<Contribution> = best
+            .values()
+            .map(|s| {
+                let weight = self.weights.get(&s.code).copied().unwrap_or(0.0);
+                Contribution {
+                    code: s.code,
+                    signal_score: s.score,
+                    weight,
+                    contribution: round4(weight * s.score),
+                    threshold_reduction: round4(
+                        self.lowers.get(&s.code).copied().unwrap_or(0.0) * s.score,
+                    ),
+                    triggered: self.triggers.contains(&s.code) && s.score >= f.trigger_min_score,
+                }
+            })
+            .collect();
+        contributions.sort_by(|a, b| {
+            b.triggered
+                .cmp(&a.triggered)
+                .then(b.contribution.total_cmp(&a.contribution))
+                .then(a.code.cmp(&b.code))
+        });
+
+        let mut reasons: Vec<ReasonCode> = contributions
+            .iter()
+            .filter(|c| c.triggered)
+            .map(|c| c.code)
+            .collect();
+        let mut escalate = !reasons.is_empty();
+        let mut mode_floor = Mode::AiOnly;
+        let mut rules_fired = Vec::new();
+        let mut skipped_rules = Vec::new();
+        if !self.rules.is_empty() {
+            let ctx = self.cel_context(facts);
+            for rule in &self.rules {
+                match rule.program.execute(&ctx) {
+                    Ok(cel::Value::Bool(true)) => {
+                        rules_fired.push(rule.name.clone());
+                        if rule.escalate {
+                            escalate = true;
+                            if let Some(r) = rule.reason {
+                                if !reasons.contains(&r) {
+                                    reasons.push(r);
+                                }
+                            }
+                        }
+                        if let Some(m) = rule.mode {
+                            mode_floor = max_mode(mode_floor, m);
+                        }
+                    }
+                    Ok(cel::Value::Bool(false)) => {}
+                    Ok(other) => skipped_rules.push(SkippedRule {
+                        rule: rule.name.clone(),
+                        error: format!("condition gave {other:?}, not true or false"),
+                    }),
+                    Err(e) => skipped_rules.push(SkippedRule {
+                        rule: rule.name.clone(),
+                        error: e.to_string(),
+                    }),
+                }
+            }
+        }
+
+        let mut keep = 1.0;
+        for c in &contributions {
+            keep *= 1.0 - c.contribution.clamp(0.0, 1.0);
+        }
+        let mut score: f64 = 1.0 - keep;
+        if let Some(strongest) = contributions
+            .iter()
+            .filter(|c| c.triggered)
+            .map(|c| c.signal_score)
+            .reduce(f64::max)
+        {
+            score = score.max(strongest);
+        }
+        let lowered: f64 = contributions.iter().map(|c| c.threshold_reduction).sum();
+        let threshold = (f.threshold - lowered).max(f.min_threshold);
+        if score >= threshold {
+            escalate = true;
+        }
+        for c in &contributions {
+            if c.contribution >= f.min_contribution && !reasons.contains(&c.code) {
+                reasons.push(c.code);
+            }
+        }
+
+        let quiet_mode = if score >= f.assist_threshold {
+            max_mode(Mode::AiAssisted, mode_floor)
+        } else {
+            mode_floor
+        };
+        let shadow = f.shadow && escalate;
+        let (escalate, mode) = if escalate && !f.shadow {
+            (true, Mode::Escalate)
+        } else {
+            (false, if mode_floor == Mode::Escalate { Mode::AiAssisted } else { quiet_mode })
+        };
+        Decision {
+            mode,
+            escalate,
+            score: round4(score),
+            threshold: round4(threshold),
+            reasons,
+            contributions,
+            rules_fired,
+            skipped_rules,
+            shadow,
+        }
+    }
+}
+
+fn max_mode(a: Mode, b: Mode) -> Mode {
+    let rank = |m| match m {
+        Mode::AiOnly => 0,
+        Mode::AiAssisted => 1,
+        Mode::Escalate => 2,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}

@@ -1,0 +1,424 @@
+//! Baton's policy: the Define and Decide stages (DESIGN.md sections 1 and 3).
+//!
+//! Why this crate exists: what counts as a reason to hand off is the operator's call, not the
+//! code's. A policy file (YAML) sets weights, thresholds, deterministic triggers, CEL conditions,
+//! queues, routing and customer-facing messages; this crate turns its text into a validated
+//! [`Policy`] in three stages, as a policy language should:
+//!
+//! 1. text -> value tree with the position of every key ([`yaml`]);
+//! 2. value tree -> typed [`PolicyFile`] (serde, unknown keys rejected);
+//! 3. typed file -> [`Policy`]: reason codes checked, ranges checked, CEL compiled, queues
+//!    checked; **every** problem is collected, each with line, column and a hint
+//!    ([`PolicyErrors`]).
+//!
+//! [`Policy::decide`] then turns a turn's signals into a [`Decision`]: deterministic triggers
+//! first, then CEL rules, then the weighted score against a threshold that signals may lower.
+//! A rule that fails to evaluate is skipped and reported in the decision, never silently ignored.
+#![forbid(unsafe_code)]
+
+mod decide;
+pub mod yaml;
+
+pub use decide::Facts;
+
+use baton_detect::DetectConfig;
+use baton_domain::{Mode, QueueName, ReasonCode};
+use baton_route::{QueueConfig, RoutingConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The built-in default policy, used when no `--policy` is given.
+pub const DEFAULT_POLICY_YAML: &str = include_str!("default.yaml");
+
+/// Variables a CEL condition may use.
+pub const CEL_VARIABLES: &[&str] = &["customer", "signals", "conversation"];
+
+/// A rule: a CEL condition and what happens when it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Unique name, reported in decisions.
+    pub name: String,
+    /// CEL condition over `customer`, `signals` and `conversation`.
+    pub when: String,
+    /// Escalate when the condition holds.
+    #[serde(default)]
+    pub escalate: bool,
+    /// Raise the mode to at least this when the condition holds.
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// Reason code reported when the rule escalates.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Customer-facing message templates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Messages {
+    /// Said at escalation. Placeholders: `{name}`, `{queue}`, `{position}`, `{wait}`.
+    pub escalation: String,
+    /// Said when the conversation returns to the AI.
+    pub handback: String,
+}
+
+/// The policy file as written (stage 2). See `default.yaml` for every field, documented.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Format version; only 1 exists.
+    pub version: u32,
+    /// Log decisions without acting on them.
+    #[serde(default)]
+    pub shadow: bool,
+    /// Score needed to escalate, in `[0, 1]`.
+    pub threshold: f64,
+    /// Floor for the threshold after signals lower it.
+    pub min_threshold: f64,
+    /// Score from which the mode is `ai_assisted`.
+    pub assist_threshold: f64,
+    /// Weighted contribution from which a signal is reported as a reason.
+    pub min_contribution: f64,
+    /// Signal score from which a trigger fires.
+    pub trigger_min_score: f64,
+    /// Codes that escalate on their own.
+    #[serde(default)]
+    pub triggers: Vec<String>,
+    /// Weight per code, in `[0, 1]`.
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+    /// How much a code at full strength lowers the threshold, in `[0, 0.5]`.
+    #[serde(default)]
+    pub lowers_threshold: BTreeMap<String, f64>,
+    /// CEL rules, evaluated in order.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Detector settings.
+    #[serde(default)]
+    pub detectors: DetectConfig,
+    /// Queues; exactly one has `default: true`.
+    pub queues: Vec<QueueConfig>,
+    /// Priority and wait-estimate settings.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Customer-facing messages.
+    pub messages: Messages,
+}
+
+/// A compiled rule.
+pub(crate) struct Rule {
+    pub(crate) name: String,
+    pub(crate) program: cel::Program,
+    pub(crate) escalate: bool,
+    pub(crate) mode: Option<Mode>,
+    pub(crate) reason: Option<ReasonCode>,
+}
+
+/// A validated policy, ready to decide.
+pub struct Policy {
+    /// The file it came from, as written.
+    pub file: PolicyFile,
+    pub(crate) triggers: Vec<ReasonCode>,
+    pub(crate) weights: BTreeMap<ReasonCode, f64>,
+    pub(crate) lowers: BTreeMap<ReasonCode, f64>,
+    pub(crate) rules: Vec<Rule>,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy").field("file", &self.file).finish()
+    }
+}
+
+/// One problem in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyError {
+    /// The file name, as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The path of the offending key, e.g. `weights.frustation`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
+        if !self.path.is_empty() {
+            write!(f, " (at `{}`)", self.path)?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+impl fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        let n = self.0.len();
+        write!(f, "\n{n} error{} in policy", if n == 1 { "" } else { "s" })
+    }
+}
+
+/// Collects errors with positions.
+struct Checker<'a> {
+    file: &'a str,
+    index: &'a yaml::PathIndex,
+    errors: Vec<PolicyError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, path: &str, message: impl Into<String>, hint: Option<String>) {
+        let (line, column) = self.index.locate(path);
+        self.errors.push(PolicyError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            path: path.to_owned(),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    fn code(&mut self, path: &str, name: &str) -> Option<ReasonCode> {
+        match name.parse::<ReasonCode>() {
+            Ok(code) => Some(code),
+            Err(_) => {
+                let nearest = ReasonCode::ALL
+                    .iter()
+                    .map(|c| (strsim::levenshtein(c.as_str(), name), c.as_str()))
+                    .min();
+                let hint = match nearest {
+                    Some((d, c)) if d <= 3 => format!("did you mean `{c}`?"),
+                    _ => "reason codes are listed in CONTRACTS.md, e.g. `human_requested`, `refund`, `anger`".to_owned(),
+                };
+                self.error(path, format!("unknown reason code `{name}`"), Some(hint));
+                None
+            }
+        }
+    }
+
+    fn share(&mut self, path: &str, value: f64, max: f64) {
+        if !(0.0..=max).contains(&value) {
+            self.error(
+                path,
+                format!("{value} is outside [0, {max}]"),
+                Some(format!("use a number from 0 to {max}")),
+            );
+        }
+    }
+}
+
+impl Policy {
+    /// The built-in default policy.
+    ///
+    /// # Errors
+    /// Only if the embedded file is invalid, which the crate's tests rule out.
+    pub fn builtin() -> Result<Policy, PolicyErrors> {
+        Policy::parse(DEFAULT_POLICY_YAML, "<built-in policy>")
+    }
+
+    /// Parses and validates a policy. `file` names the source in error messages.
+    ///
+    /// # Errors
+    /// [`PolicyErrors`] with every problem found, each with line, column and a hint.
+    pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyErrors> {
+        let one = |message: String, (line, column): yaml::Position, path: &str, hint: &str| {
+            PolicyErrors(vec![PolicyError {
+                file: file.to_owned(),
+                line,
+                column,
+                path: path.to_owned(),
+                message,
+                hint: Some(hint.to_owned()),
+            }])
+        };
+        let (value, index) = yaml::parse(text).map_err(|(msg, pos)| {
+            one(
+                format!("invalid YAML: {msg}"),
+                pos,
+                "",
+                "check indentation and that lists and maps are closed",
+            )
+        })?;
+        let parsed: PolicyFile = serde_path_to_error::deserialize(&value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let message = e.inner().to_string();
+            let hint = if message.contains("unknown field") {
+                "remove the key or fix its spelling; the built-in policy (`baton check --print-default`) shows every key"
+            } else if message.contains("missing field") {
+                "add the key; the built-in policy (`baton check --print-default`) shows its usual value"
+            } else {
+                "fix the value's type; the built-in policy (`baton check --print-default`) shows an example"
+            };
+            one(message, index.locate(&path), &path, hint)
+        })?;
+        let mut c = Checker {
+            file,
+            index: &index,
+            errors: Vec::new(),
+        };
+        let policy = validate(parsed, &mut c);
+        if c.errors.is_empty() {
+            Ok(policy)
+        } else {
+            Err(PolicyErrors(c.errors))
+        }
+    }
+
+    /// The queues, in policy order.
+    pub fn queues(&self) -> &[QueueConfig] {
+        &self.file.queues
+    }
+
+    /// The queue named `name`.
+    pub fn queue(&self, name: &str) -> Option<&QueueConfig> {
+        self.file.queues.iter().find(|q| q.name == name)
+    }
+}
+
+fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
+    if file.version != 1 {
+        c.error("version", format!("unsupported version {}", file.version), Some("use `version: 1`".into()));
+    }
+    for (path, v) in [
+        ("threshold", file.threshold),
+        ("min_threshold", file.min_threshold),
+        ("assist_threshold", file.assist_threshold),
+        ("min_contribution", file.min_contribution),
+        ("trigger_min_score", file.trigger_min_score),
+    ] {
+        c.share(path, v, 1.0);
+    }
+    if file.min_threshold > file.threshold {
+        c.error("min_threshold", "min_threshold is above threshold", Some("make min_threshold at most threshold".into()));
+    }
+    if file.assist_threshold > file.threshold {
+        c.error("assist_threshold", "assist_threshold is above threshold", Some("ai_assisted sits below escalation: make assist_threshold at most threshold".into()));
+    }
+    let mut triggers = Vec::new();
+    for (i, name) in file.triggers.iter().enumerate() {
+        if let Some(code) = c.code(&format!("triggers[{i}]"), name) {
+            triggers.push(code);
+        }
+    }
+    let mut weights = BTreeMap::new();
+    for (name, w) in &file.weights {
+        let path = format!("weights.{name}");
+        c.share(&path, *w, 1.0);
+        if let Some(code) = c.code(&path, name) {
+            weights.insert(code, *w);
+        }
+    }
+    let mut lowers = BTreeMap::new();
+    for (name, v) in &file.lowers_threshold {
+        let path = format!("lowers_threshold.{name}");
+        c.share(&path, *v, 0.5);
+        if let Some(code) = c.code(&path, name) {
+            lowers.insert(code, *v);
+        }
+    }
+    let mut rules = Vec::new();
+    let mut names = Vec::new();
+    for (i, r) in file.rules.iter().enumerate() {
+        let base = format!("rules[{i}]");
+        if r.name.trim().is_empty() || names.contains(&r.name) {
+            c.error(&format!("{base}.name"), format!("rule name `{}` is empty or used twice", r.name), Some("give every rule its own name".into()));
+        }
+        names.push(r.name.clone());
+        if !r.escalate && r.mode.is_none() {
+            c.error(&base, format!("rule `{}` does nothing", r.name), Some("add `escalate: true` or `mode: ai_assisted`".into()));
+        }
+        let reason = r.reason.as_ref().and_then(|n| c.code(&format!("{base}.reason"), n));
+        match cel::Program::compile(&r.when) {
+            Ok(program) => {
+                let unknown: Vec<String> = program
+                    .references()
+                    .variables()
+                    .into_iter()
+                    .filter(|v| !CEL_VARIABLES.contains(v))
+                    .map(|v| format!("`{v}`"))
+                    .collect();
+                if unknown.is_empty() {
+                    rules.push(Rule {
+                        name: r.name.clone(),
+                        program,
+                        escalate: r.escalate,
+                        mode: r.mode,
+                        reason,
+                    });
+                } else {
+                    c.error(&format!("{base}.when"), format!("condition uses unknown variable {}", unknown.join(", ")), Some("conditions may use `customer`, `signals` and `conversation`".into()));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string().lines().next().unwrap_or_default().to_owned();
+                c.error(&format!("{base}.when"), format!("invalid CEL condition: {msg}"), Some("CEL syntax: `customer.tier == \"vip\" && signals.anger > 0.5`".into()));
+            }
+        }
+    }
+    validate_queues(&file, c);
+    for (path, text) in [("messages.escalation", &file.messages.escalation), ("messages.handback", &file.messages.handback)] {
+        for placeholder in placeholders(text) {
+            if !["name", "queue", "position", "wait"].contains(&placeholder) {
+                c.error(path, format!("unknown placeholder `{{{placeholder}}}`"), Some("placeholders are {name}, {queue}, {position} and {wait}".into()));
+            }
+        }
+    }
+    let r = &file.routing;
+    if r.default_handle_seconds <= 0.0 || r.wait_padding < 1.0 {
+        c.error("routing", "default_handle_seconds must be above 0 and wait_padding at least 1", Some("the defaults are 360 and 1.5".into()));
+    }
+    Policy { file, triggers, weights, lowers, rules }
+}
+
+fn validate_queues(file: &PolicyFile, c: &mut Checker<'_>) {
+    if file.queues.is_empty() {
+        c.error("queues", "no queues", Some("declare at least one queue with `default: true`".into()));
+    }
+    let defaults = file.queues.iter().filter(|q| q.default).count();
+    if !file.queues.is_empty() && defaults != 1 {
+        c.error("queues", format!("{defaults} queues have `default: true`"), Some("mark exactly one queue as the default".into()));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, q) in file.queues.iter().enumerate() {
+        let path = format!("queues[{i}].name");
+        if let Err(e) = QueueName::parse(q.name.clone()) {
+            c.error(&path, e.to_string(), None);
+        }
+        if seen.contains(&q.name.as_str()) {
+            c.error(&path, format!("queue `{}` is declared twice", q.name), Some("give every queue its own name".into()));
+        }
+        seen.push(&q.name);
+        if q.sla_seconds == 0 {
+            c.error(&format!("queues[{i}].sla_seconds"), "sla_seconds is 0", Some("give the target time to first response in seconds, e.g. 120".into()));
+        }
+    }
+}
+
+/// `{word}` placeholders in a template.
+pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
+    text.split('{').skip(1).filter_map(|rest| rest.split_once('}').map(|(p, _)| p))
+}
+
+#[cfg(test)]
+mod tests;

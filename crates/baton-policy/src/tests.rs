@@ -1,0 +1,134 @@
+use super::*;
+use baton_domain::{Customer, Signal};
+
+fn facts<'a>(signals: &'a [Signal], customer: &'a Customer) -> Facts<'a> {
+    Facts {
+        signals,
+        customer,
+        turns: 1,
+        customer_turns: 1,
+        failures: 0,
+        topics: &[],
+        language: None,
+        channel: None,
+    }
+}
+
+#[test]
+fn the_builtin_policy_is_valid() {
+    let p = Policy::builtin().expect("built-in policy validates");
+    assert_eq!(p.queues().iter().filter(|q| q.default).count(), 1);
+}
+
+#[test]
+fn a_trigger_escalates_on_its_own() {
+    let p = Policy::builtin().expect("valid");
+    let c = Customer::default();
+    let s = [Signal::new(ReasonCode::HumanRequested, 0.9, "talk to a person")];
+    let d = p.decide(&facts(&s, &c));
+    assert!(d.escalate);
+    assert_eq!(d.mode, Mode::Escalate);
+    assert_eq!(d.reasons, vec![ReasonCode::HumanRequested]);
+    assert_eq!(d.score, 0.9);
+}
+
+#[test]
+fn sentiment_alone_does_not_escalate_but_lowers_the_bar() {
+    let p = Policy::builtin().expect("valid");
+    let c = Customer::default();
+    let sad = [Signal::new(ReasonCode::NegativeSentiment, 0.8, "compound -0.8")];
+    let d = p.decide(&facts(&sad, &c));
+    assert!(!d.escalate, "{d:?}");
+    assert!(d.threshold < p.file.threshold);
+    // Frustration on its own stays below the bar; with negative sentiment it crosses it.
+    let frustrated = [Signal::new(ReasonCode::Frustration, 0.9, "for hours")];
+    assert!(!p.decide(&facts(&frustrated, &c)).escalate);
+    let both = [
+        Signal::new(ReasonCode::Frustration, 0.9, "for hours"),
+        Signal::new(ReasonCode::NegativeSentiment, 0.8, "compound -0.8"),
+        Signal::new(ReasonCode::Anger, 0.6, "!!!"),
+    ];
+    let d = p.decide(&facts(&both, &c));
+    assert!(d.escalate, "{d:?}");
+    assert!(d.reasons.contains(&ReasonCode::Frustration));
+}
+
+#[test]
+fn cel_rules_fire_and_failing_rules_are_reported() {
+    let p = Policy::builtin().expect("valid");
+    let c: Customer = serde_json::from_str(r#"{"contacts_same_issue_30d": 4}"#).expect("valid");
+    let s = [Signal::new(ReasonCode::Frustration, 0.55, "annoyed")];
+    let d = p.decide(&facts(&s, &c));
+    assert!(d.escalate, "{d:?}");
+    assert!(d.rules_fired.contains(&"third_contact_and_unhappy".to_owned()));
+    assert!(d.reasons.contains(&ReasonCode::RepeatContact));
+
+    let yaml = DEFAULT_POLICY_YAML.replace(
+        "rules:\n",
+        "rules:\n  - name: broken\n    when: customer.plan == \"pro\"\n    mode: ai_assisted\n",
+    );
+    let p = Policy::parse(&yaml, "p.yaml").expect("valid");
+    let d = p.decide(&facts(&[], &Customer::default()));
+    assert_eq!(d.skipped_rules.len(), 1, "{d:?}");
+    assert_eq!(d.skipped_rules[0].rule, "broken");
+}
+
+#[test]
+fn shadow_mode_logs_without_escalating() {
+    let yaml = DEFAULT_POLICY_YAML.replace("shadow: false", "shadow: true");
+    let p = Policy::parse(&yaml, "p.yaml").expect("valid");
+    let c = Customer::default();
+    let s = [Signal::new(ReasonCode::Refund, 0.9, "refund")];
+    let d = p.decide(&facts(&s, &c));
+    assert!(!d.escalate);
+    assert!(d.shadow);
+    assert_ne!(d.mode, Mode::Escalate);
+}
+
+#[test]
+fn every_error_is_reported_with_line_column_and_hint() {
+    let yaml = DEFAULT_POLICY_YAML
+        .replace("  frustration: 0.45", "  frustation: 0.45")
+        .replace("  anger: 0.5", "  anger: 1.5")
+        .replace("  - churn_risk\n  - custom_pricing", "  - churn\n  - custom_pricing")
+        .replace(
+            "when: signals.vip_customer > 0 &&",
+            "when: signals.vip_customer > 0 &&& ",
+        )
+        .replace("{position} in line", "{place} in line");
+    let errors = Policy::parse(&yaml, "p.yaml").expect_err("invalid");
+    let text = errors.to_string();
+    assert_eq!(errors.0.len(), 5, "{text}");
+    let find = |needle: &str| {
+        errors
+            .0
+            .iter()
+            .find(|e| e.message.contains(needle))
+            .unwrap_or_else(|| panic!("no error with `{needle}` in {text}"))
+    };
+    let typo = find("`frustation`");
+    assert_eq!(typo.hint.as_deref(), Some("did you mean `frustration`?"));
+    let line = yaml.lines().position(|l| l.contains("frustation")).expect("line") + 1;
+    assert_eq!((typo.line, typo.column), (line, 3));
+    assert!(find("1.5 is outside").path == "weights.anger");
+    assert!(find("`churn`").path.starts_with("triggers["));
+    assert!(find("invalid CEL").path == "rules[1].when");
+    assert!(find("{place}").path == "messages.escalation");
+    assert!(text.starts_with("p.yaml:"));
+}
+
+#[test]
+fn structural_errors_point_at_the_key() {
+    let yaml = DEFAULT_POLICY_YAML.replace("shadow: false", "shadow: false\nshadows: true");
+    let errors = Policy::parse(&yaml, "p.yaml").expect_err("unknown key");
+    assert!(errors.0[0].message.contains("unknown field `shadows`"), "{errors}");
+    let line = yaml.lines().position(|l| l.starts_with("shadows")).expect("line") + 1;
+    assert_eq!(errors.0[0].line, line);
+
+    let yaml = DEFAULT_POLICY_YAML.replace("threshold: 0.6", "threshold: high");
+    let errors = Policy::parse(&yaml, "p.yaml").expect_err("bad type");
+    assert_eq!(errors.0[0].path, "threshold");
+
+    let errors = Policy::parse("queues: [", "p.yaml").expect_err("bad yaml");
+    assert!(errors.0[0].message.starts_with("invalid YAML"));
+}
