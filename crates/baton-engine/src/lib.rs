@@ -1,0 +1,345 @@
+//! The handoff pipeline, one turn at a time: Detect -> Decide -> Transfer (state machine) ->
+//! Route -> Prepare (brief).
+//!
+//! Why this crate exists: `baton replay`, `baton detect` and the HTTP server must make exactly
+//! the same decisions, so the pipeline lives in one place that knows nothing of files, HTTP or
+//! databases. A [`Session`] holds one conversation's state; [`Engine::process`] applies a turn to
+//! it and returns a [`TurnOutcome`] with everything that happened. The caller persists it.
+
+use baton_brief::{entities::Extractor, BriefInput};
+use baton_detect::{ConversationState, Detectors};
+use baton_domain::{
+    Brief, ConversationId, Customer, Decision, HandoffState, Mode, ReasonCode, Role, Signal,
+    TransitionError, Turn, TurnAction,
+};
+use baton_policy::{Facts, Policy};
+use baton_route::{select_queue, Route, RouteRequest};
+use serde::Serialize;
+
+/// One state change, with who and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    /// State before.
+    pub from: HandoffState,
+    /// State after.
+    pub to: HandoffState,
+    /// Who caused it: `policy`, `customer`, `router`, or `agent:ID`.
+    pub actor: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// A turn the current state does not allow.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    /// An AI turn arrived while a human owns the conversation.
+    #[error("the AI may not reply while agent `{agent}` owns the conversation: wait until it is handed back to the AI (`ai_may_reply` turns true)")]
+    AiLockedOut {
+        /// The agent who owns it.
+        agent: String,
+    },
+    /// An illegal state change was requested.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+}
+
+/// One conversation's state between turns.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The conversation's id.
+    pub id: ConversationId,
+    /// The customer.
+    pub customer: Customer,
+    /// The channel, when known.
+    pub channel: Option<String>,
+    /// Every turn so far.
+    pub turns: Vec<Turn>,
+    /// The signals of each turn, parallel to `turns`.
+    pub turn_signals: Vec<Vec<Signal>>,
+    /// The detectors' memory.
+    pub detect: ConversationState,
+    /// Where the handoff stands.
+    pub state: HandoffState,
+    /// The queue, once routed.
+    pub queue: Option<String>,
+    /// The priority in that queue.
+    pub priority: i64,
+    /// The agent who owns the conversation, when assigned.
+    pub agent: Option<String>,
+    /// The brief of the latest handoff.
+    pub brief: Option<Brief>,
+}
+
+/// Everything that happened on one turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnOutcome {
+    /// 0-based index of the turn in the conversation.
+    pub turn: usize,
+    /// Who wrote it.
+    pub role: Role,
+    /// The policy's decision on this turn.
+    pub decision: Decision,
+    /// Every signal above zero.
+    pub signals: Vec<Signal>,
+    /// State changes this turn caused, in order.
+    pub transitions: Vec<Transition>,
+    /// The state after the turn.
+    pub state: HandoffState,
+    /// Where the conversation was routed, when this turn started a handoff.
+    pub route: Option<Route>,
+    /// The brief, when this turn started a handoff.
+    pub brief: Option<Brief>,
+    /// Whether the AI may reply now.
+    pub ai_may_reply: bool,
+}
+
+/// The pipeline: policy, detectors and brief extractors, built once and shared.
+pub struct Engine {
+    policy: Policy,
+    detectors: Detectors,
+    extractor: Extractor,
+}
+
+impl Engine {
+    /// Builds the engine for a validated policy.
+    pub fn new(policy: Policy) -> Self {
+        let detectors = Detectors::new(policy.file.detectors.clone());
+        Self {
+            policy,
+            detectors,
+            extractor: Extractor::new(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The detectors.
+    pub fn detectors(&self) -> &Detectors {
+        &self.detectors
+    }
+
+    /// A new conversation in state `ai_active`.
+    pub fn start(&self, id: ConversationId, customer: Customer, channel: Option<String>) -> Session {
+        Session {
+            id,
+            customer,
+            channel,
+            turns: Vec::new(),
+            turn_signals: Vec::new(),
+            detect: ConversationState::default(),
+            state: HandoffState::AiActive,
+            queue: None,
+            priority: 0,
+            agent: None,
+            brief: None,
+        }
+    }
+
+    /// Rebuilds a session from stored turns and state, replaying the turns through the
+    /// detectors only (no decisions are taken again).
+    pub fn restore(&self, mut session: Session, turns: Vec<Turn>) -> Session {
+        for turn in turns {
+            let in_handoff = session.state.in_handoff();
+            let signals = self
+                .detectors
+                .observe(&mut session.detect, &turn, &session.customer, in_handoff)
+                .signals;
+            session.turns.push(turn);
+            session.turn_signals.push(signals);
+        }
+        session
+    }
+
+    /// Checks that `turn` may be applied now (the API refuses it otherwise).
+    ///
+    /// # Errors
+    /// [`EngineError::AiLockedOut`] for an AI turn while an agent owns the conversation.
+    pub fn check(&self, session: &Session, turn: &Turn) -> Result<(), EngineError> {
+        if turn.role == Role::Ai && !session.state.ai_may_reply() {
+            return Err(EngineError::AiLockedOut {
+                agent: session.agent.clone().unwrap_or_else(|| "unknown".to_owned()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one turn. Total: every turn gets an outcome (callers that must refuse AI turns
+    /// during a human's ownership call [`Engine::check`] first).
+    pub fn process(&self, session: &mut Session, turn: Turn) -> TurnOutcome {
+        let index = session.turns.len();
+        let mut transitions = Vec::new();
+
+        if turn.role == Role::Customer && turn.action == Some(TurnAction::CancelHandoff) {
+            self.step(session, HandoffState::ReturnedToAi, "customer", "the customer cancelled the handoff", &mut transitions);
+        }
+        if turn.role == Role::Agent && session.state.is_waiting() {
+            let actor = turn.agent_id.clone().map_or_else(|| "agent".to_owned(), |a| format!("agent:{a}"));
+            self.step(session, HandoffState::Assigned, &actor, "an agent joined the conversation", &mut transitions);
+            session.agent = turn.agent_id.clone();
+        }
+
+        let in_handoff = session.state.in_handoff();
+        let signals = self
+            .detectors
+            .observe(&mut session.detect, &turn, &session.customer, in_handoff)
+            .signals;
+        let customer_turns = session.turns.iter().filter(|t| t.role == Role::Customer).count()
+            + usize::from(turn.role == Role::Customer);
+        let mut decision = self.policy.decide(&Facts {
+            signals: &signals,
+            customer: &session.customer,
+            turns: index + 1,
+            customer_turns,
+            failures: session.detect.failures,
+            topics: &session.detect.topics,
+            language: session.detect.language.as_deref(),
+            channel: session.channel.as_deref(),
+        });
+        if turn.role == Role::Agent {
+            // A human is writing: the AI's escalation logic does not apply to their words.
+            decision.escalate = false;
+            decision.mode = Mode::AiOnly;
+        }
+        session.turns.push(turn);
+        session.turn_signals.push(signals.clone());
+
+        let mut route = None;
+        let mut brief = None;
+        let can_start = session.state.next_states().contains(&HandoffState::HandoffRequested);
+        if decision.escalate && can_start {
+            let why = decision
+                .reasons
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.step(session, HandoffState::HandoffRequested, "policy", &format!("escalated: {why}"), &mut transitions);
+            let r = self.route(session, &decision.reasons, None);
+            self.step(session, HandoffState::Queued, "router", &format!("queue `{}`: {}", r.queue, r.why), &mut transitions);
+            session.queue = Some(r.queue.clone());
+            session.priority = r.priority;
+            let b = self.brief(session, &decision);
+            session.brief = Some(b.clone());
+            brief = Some(b);
+            route = Some(r);
+        }
+        TurnOutcome {
+            turn: index,
+            role: session.turns[index].role,
+            decision,
+            signals,
+            transitions,
+            state: session.state,
+            route,
+            brief,
+            ai_may_reply: session.state.ai_may_reply(),
+        }
+    }
+
+    /// Routes the conversation: the queue the bot asked for, or the policy's choice.
+    pub fn route(&self, session: &Session, reasons: &[ReasonCode], requested: Option<&str>) -> Route {
+        let req = RouteRequest {
+            topics: &session.detect.topics,
+            reasons,
+            tier: session.customer.tier.as_deref(),
+            requested_queue: requested,
+        };
+        select_queue(self.policy.queues(), &self.policy.file.routing, &req).unwrap_or_else(|| Route {
+            queue: "general".to_owned(),
+            priority: 0,
+            why: "no queue configured".to_owned(),
+        })
+    }
+
+    /// Builds the brief from the session as it stands.
+    pub fn brief(&self, session: &Session, decision: &Decision) -> Brief {
+        baton_brief::build(
+            &BriefInput {
+                conversation_id: session.id.as_str(),
+                turns: &session.turns,
+                turn_signals: &session.turn_signals,
+                decision,
+                customer: &session.customer,
+                compounds: &session.detect.compounds,
+                rejected_ai_turns: &session.detect.rejected_ai_turns,
+                topics: &session.detect.topics,
+                language: session.detect.language.as_deref(),
+            },
+            &self.extractor,
+        )
+    }
+
+    /// Moves the session to `to`, recording the transition. Steps the engine takes itself are
+    /// legal by construction; an illegal one is a bug and leaves the state unchanged.
+    fn step(&self, session: &mut Session, to: HandoffState, actor: &str, reason: &str, log: &mut Vec<Transition>) {
+        if let Ok(t) = transition(session, to, actor, reason) {
+            log.push(t);
+        }
+    }
+
+    /// The customer-facing message at escalation (policy template `messages.escalation`).
+    pub fn escalation_message(&self, session: &Session, position: usize, quoted_wait_seconds: u64) -> String {
+        let name = session
+            .customer
+            .name
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+            .map_or_else(String::new, |n| format!(", {}", n.trim()));
+        render(
+            &self.policy.file.messages.escalation,
+            &[
+                ("name", name),
+                ("queue", session.queue.clone().unwrap_or_default()),
+                ("position", position.to_string()),
+                ("wait", human_duration(quoted_wait_seconds)),
+            ],
+        )
+    }
+}
+
+/// Moves `session` to `to` if the state machine allows it.
+///
+/// # Errors
+/// [`TransitionError`] for an illegal step; the session is unchanged.
+pub fn transition(session: &mut Session, to: HandoffState, actor: &str, reason: &str) -> Result<Transition, TransitionError> {
+    let from = session.state;
+    session.state = from.transition(to)?;
+    if !matches!(to, HandoffState::Assigned | HandoffState::Offered) {
+        session.agent = None;
+    }
+    Ok(Transition {
+        from,
+        to,
+        actor: actor.to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
+/// Fills `{name}` placeholders.
+pub fn render(template: &str, values: &[(&str, String)]) -> String {
+    values
+        .iter()
+        .fold(template.to_owned(), |acc, (k, v)| acc.replace(&format!("{{{k}}}"), v))
+}
+
+/// "about 1 minute", "15 minutes", "1 hour 30 minutes".
+pub fn human_duration(seconds: u64) -> String {
+    let minutes = seconds.div_ceil(60).max(1);
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if minutes < 60 {
+        plural(minutes, "minute")
+    } else {
+        let (h, m) = (minutes / 60, minutes % 60);
+        if m == 0 {
+            plural(h, "hour")
+        } else {
+            format!("{} {}", plural(h, "hour"), plural(m, "minute"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
