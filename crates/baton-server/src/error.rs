@@ -1,0 +1,82 @@
+//! API errors: one table from error to HTTP status and code.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Everything a handler can fail with.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request body or a parameter was invalid (400, or 413/415 from the body extractor).
+    BadRequest {
+        /// HTTP status.
+        status: StatusCode,
+        /// Machine-readable code.
+        code: &'static str,
+        /// What was wrong and how to fix it.
+        message: String,
+    },
+    /// No such conversation, queue or agent (404).
+    NotFound(String),
+    /// The request conflicts with the current state (409).
+    Conflict {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What was wrong and how to fix it.
+        message: String,
+    },
+    /// A failure on our side (500). The cause is logged once; the body stays opaque.
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    /// A 400 with code `invalid_request`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::BadRequest { status: StatusCode::BAD_REQUEST, code: "invalid_request", message: message.into() }
+    }
+
+    /// A 409.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict { code, message: message.into() }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "invalid_json",
+        };
+        let status = if status.is_client_error() { status } else { StatusCode::BAD_REQUEST };
+        let hint = match rejection {
+            JsonRejection::JsonDataError(_) => "fix the field named above; /openapi.json gives every field's shape",
+            JsonRejection::MissingJsonContentType(_) => "send the body with `Content-Type: application/json`",
+            _ => "send one JSON object as the body, as /openapi.json describes",
+        };
+        ApiError::BadRequest { status, code, message: format!("{}: {hint}", rejection.body_text()) }
+    }
+}
+
+impl From<baton_store::StoreError> for ApiError {
+    fn from(e: baton_store::StoreError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::BadRequest { status, code, message } => (status, code, message),
+            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message),
+            ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message),
+            ApiError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the server log has the cause".to_owned())
+            }
+        };
+        (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response()
+    }
+}

@@ -1,0 +1,130 @@
+//! Baton's HTTP API (CONTRACTS.md, "HTTP API").
+//!
+//! Why this crate exists: it is the only place that knows HTTP. Handlers parse requests into
+//! domain types, run the [`Engine`] under a per-conversation lock, persist the outcome through
+//! the [`Store`] in one transaction, and only then answer, so anything acknowledged survives a
+//! crash. Errors map to HTTP in one place ([`error::ApiError`]): 4xx bodies say what to fix, 5xx
+//! bodies are opaque and the cause is logged.
+
+pub mod error;
+mod handlers;
+
+use anyhow::Context;
+use axum::routing::{get, post};
+use axum::Router;
+use baton_engine::{Engine, Session};
+use baton_policy::Policy;
+use baton_store::Store;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// `baton serve` options. Precedence: flags, then `BATON_` environment variables, then defaults.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed on stderr).
+    #[arg(long, env = "BATON_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Database: `sqlite://PATH` (created if missing).
+    #[arg(long, env = "BATON_DATABASE_URL", default_value = "sqlite://baton.db")]
+    pub database_url: String,
+    /// Policy file; the built-in default when absent.
+    #[arg(long, env = "BATON_POLICY")]
+    pub policy: Option<PathBuf>,
+}
+
+/// A conversation's slot: its lock, and its session once loaded.
+type Slot = Arc<tokio::sync::Mutex<Option<Session>>>;
+
+/// Shared state of the API.
+pub struct AppState {
+    engine: Engine,
+    store: Store,
+    sessions: Mutex<HashMap<String, Slot>>,
+    /// Serialises claims so capacity checks and assignment are atomic on one node.
+    claims: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    /// State over an engine and a store.
+    pub fn new(engine: Engine, store: Store) -> Arc<Self> {
+        Arc::new(Self {
+            engine,
+            store,
+            sessions: Mutex::new(HashMap::new()),
+            claims: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn slot(&self, id: &str) -> Slot {
+        let mut map = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(id.to_owned()).or_default().clone()
+    }
+}
+
+/// The API's routes over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    use handlers::*;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/conversations", post(create_conversation))
+        .route("/v1/conversations/{id}", get(get_conversation))
+        .route("/v1/conversations/{id}/turns", post(post_turn))
+        .route("/v1/conversations/{id}/claim", post(claim))
+        .route("/v1/conversations/{id}/reply", post(reply))
+        .route("/v1/conversations/{id}/notes", post(note))
+        .route("/v1/conversations/{id}/resolve", post(resolve))
+        .route("/v1/conversations/{id}/handback", post(handback))
+        .route("/v1/queues", get(list_queues))
+        .route("/v1/queues/{name}", get(get_queue))
+        .route("/v1/agents", get(list_agents).post(upsert_agent))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
+        .with_state(state)
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+///
+/// # Errors
+/// When the database cannot be opened or the address cannot be bound.
+pub async fn serve(args: ServeArgs, policy: Policy) -> anyhow::Result<()> {
+    let store = Store::connect(&args.database_url)
+        .await
+        .with_context(|| format!("cannot open database `{}`", args.database_url))?;
+    let state = AppState::new(Engine::new(policy), store.clone());
+    let addr: SocketAddr = args
+        .listen
+        .parse()
+        .with_context(|| format!("`{}` is not an address: use HOST:PORT, e.g. 127.0.0.1:8080", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    eprintln!("baton: listening on http://{local}");
+    tracing::info!(%local, database = %args.database_url, "baton serve started");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

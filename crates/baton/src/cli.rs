@@ -1,0 +1,228 @@
+//! Subcommands.
+
+use anyhow::{Context, Result};
+use baton_domain::{Conversation, ConversationId, Customer, Role, Turn};
+use baton_engine::{Engine, TurnOutcome};
+use baton_policy::Policy;
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Baton hands customer conversations from an AI assistant to human agents, at the right moment
+/// and with full context.
+#[derive(Debug, Parser)]
+#[command(name = "baton", version, about)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API (defaults: 127.0.0.1:8080, SQLite file `baton.db`, built-in policy).
+    Serve(baton_server::ServeArgs),
+    /// Validate a policy file and report every error with line, column and a hint.
+    Check {
+        /// The policy file (YAML).
+        #[arg(required_unless_present = "print_default")]
+        policy: Option<PathBuf>,
+        /// Print the built-in default policy instead, as a starting point.
+        #[arg(long)]
+        print_default: bool,
+    },
+    /// Decide on each line of a JSON Lines file of utterances, each as the first customer turn
+    /// of a new conversation; one JSON line out per line in.
+    Detect {
+        /// Policy file; the built-in default when absent.
+        #[arg(long, env = "BATON_POLICY")]
+        policy: Option<PathBuf>,
+        /// Utterances, JSON Lines: {"id", "text", "labels"?, "customer"?}. `-` reads stdin.
+        input: PathBuf,
+    },
+    /// Run conversations turn by turn through the whole pipeline; one JSON line per turn.
+    Replay {
+        /// Policy file; the built-in default when absent.
+        #[arg(long, env = "BATON_POLICY")]
+        policy: Option<PathBuf>,
+        /// Print each brief as Markdown to stderr as it is made.
+        #[arg(long)]
+        markdown: bool,
+        /// Conversations, JSON Lines: {"id", "customer"?, "turns": [...]}. `-` reads stdin.
+        input: PathBuf,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(args: Args) -> Result<()> {
+    match args.command {
+        Command::Serve(serve) => {
+            let policy = load_policy(serve.policy.as_deref())?;
+            init_tracing();
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(baton_server::serve(serve, policy))
+        }
+        Command::Check { policy, print_default } => {
+            if print_default {
+                print!("{}", baton_policy::DEFAULT_POLICY_YAML);
+                return Ok(());
+            }
+            let path = policy.context("give a policy file")?;
+            let p = load_policy(Some(&path))?;
+            println!(
+                "{}: ok ({} triggers, {} weights, {} rules, {} queues)",
+                path.display(),
+                p.file.triggers.len(),
+                p.file.weights.len(),
+                p.file.rules.len(),
+                p.file.queues.len()
+            );
+            Ok(())
+        }
+        Command::Detect { policy, input } => detect(&Engine::new(load_policy(policy.as_deref())?), &input),
+        Command::Replay { policy, markdown, input } => {
+            replay(&Engine::new(load_policy(policy.as_deref())?), &input, markdown)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Loads a policy file, or the built-in one.
+pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
+    match path {
+        None => Ok(Policy::builtin()?),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read policy file `{}`", path.display()))?;
+            Policy::parse(&text, &path.display().to_string()).map_err(|e| anyhow::anyhow!("{e}"))
+        }
+    }
+}
+
+/// Reads JSON Lines, calling `each(line_number, value)` for every non-blank line. A line that
+/// does not parse stops the run with its line number and what to fix; lines already written
+/// stay written.
+fn for_each_line<T: for<'de> Deserialize<'de>>(input: &Path, mut each: impl FnMut(usize, T) -> Result<()>) -> Result<()> {
+    let reader: Box<dyn BufRead> = if input == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(input)
+            .with_context(|| format!("cannot open `{}`", input.display()))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{}:{}: cannot read line", input.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: T = serde_json::from_str(&line).map_err(|e| {
+            anyhow::anyhow!("{}:{}: {e}: each line must be one JSON object in the format of CONTRACTS.md", input.display(), i + 1)
+        })?;
+        each(i + 1, value)?;
+    }
+    Ok(())
+}
+
+/// A labelled utterance (CONTRACTS.md).
+#[derive(Deserialize)]
+struct Utterance {
+    id: serde_json::Value,
+    text: String,
+    #[serde(default)]
+    customer: Customer,
+}
+
+#[derive(Serialize)]
+struct DetectLine<'a> {
+    id: &'a serde_json::Value,
+    escalate: bool,
+    mode: baton_domain::Mode,
+    score: f64,
+    reasons: &'a [baton_domain::ReasonCode],
+    signals: &'a [baton_domain::Signal],
+}
+
+fn detect(engine: &Engine, input: &Path) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let id = ConversationId::parse("detect").context("internal id")?;
+    for_each_line(input, |line, u: Utterance| {
+        let turn = Turn::new(Role::Customer, u.text)
+            .map_err(|e| anyhow::anyhow!("{}:{line}: {e}", input.display()))?;
+        let mut session = engine.start(id.clone(), u.customer, None);
+        let o = engine.process(&mut session, turn);
+        serde_json::to_writer(
+            &mut out,
+            &DetectLine {
+                id: &u.id,
+                escalate: o.decision.escalate,
+                mode: o.decision.mode,
+                score: o.decision.score,
+                reasons: &o.decision.reasons,
+                signals: &o.signals,
+            },
+        )?;
+        out.write_all(b"\n")?;
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ReplayLine<'a> {
+    conversation_id: &'a str,
+    turn: usize,
+    role: Role,
+    escalate: bool,
+    mode: baton_domain::Mode,
+    score: f64,
+    reasons: &'a [baton_domain::ReasonCode],
+    state: baton_domain::HandoffState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<&'a str>,
+    signals: &'a [baton_domain::Signal],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    brief: Option<&'a baton_domain::Brief>,
+}
+
+fn replay(engine: &Engine, input: &Path, markdown: bool) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for_each_line(input, |_, c: Conversation| {
+        let mut session = engine.start(c.id.clone(), c.customer, c.channel);
+        for turn in c.turns {
+            let o: TurnOutcome = engine.process(&mut session, turn);
+            if markdown {
+                if let Some(b) = &o.brief {
+                    eprintln!("{}", baton_brief::render_markdown(b));
+                }
+            }
+            serde_json::to_writer(
+                &mut out,
+                &ReplayLine {
+                    conversation_id: c.id.as_str(),
+                    turn: o.turn,
+                    role: o.role,
+                    escalate: o.decision.escalate,
+                    mode: o.decision.mode,
+                    score: o.decision.score,
+                    reasons: &o.decision.reasons,
+                    state: o.state,
+                    queue: session.queue.as_deref(),
+                    signals: &o.signals,
+                    brief: o.brief.as_ref(),
+                },
+            )?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(())
+}
