@@ -24,6 +24,7 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
         format!(r"\b{REACH}\b(?:\W+\w+){{0,4}}?\W+(?:a |an |the |some |your )?(?:real|live|actual|human|another|living|proper|flesh and blood)\W+{HUMAN}\b"),
         format!(r"\b{REACH}\b(?:\W+(?:to|with|me|through|over|in|touch|into|contact|a|an|the|some|your|one|of|help|assistance|support|directly)){{0,5}}\W+{HUMAN}\b"),
         format!(r"\b(?:want|need|request|requesting|demand|give me|get me|i'd like|would like|looking for|where is|ask for|asking for)\b(?:\W+(?:to|a|an|the|some|your|real|live|actual|human|speak|talk|with|one)){{0,4}}\W+(?:real|live|actual|human) {HUMAN}\b"),
+        format!(r"\b(?:want|wanna|need|needs|request|requesting|demand|demanding|prefer|give me|get me|send me|bring me|find me|like|rather have)\b(?:\W+(?:to|a|an|the|some|real|live|actual|talk|speak|chat|with|one|another|just|please|right|now|human)){{0,4}}\W+(?:human|person|agent|representative|rep|operator|supervisor|manager|somebody|someone)s?\b"),
         r"\b(?:real|live|actual) (?:human|person|people|agent|operator|representative)s?\b".to_owned(),
         r"\bhuman (?:being|agent|support|help|assistance|operator)s?\b".to_owned(),
         r"\b(?:stop|quit)\b(?:\W+\w+){0,2}\W+(?:bot|robot|machine|automated)".to_owned(),
