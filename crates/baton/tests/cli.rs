@@ -1,0 +1,149 @@
+//! The CLI contracts of CONTRACTS.md, on the real binary and the shipped examples.
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn baton(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_baton")).args(args).output().expect("run baton")
+}
+
+fn examples(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name).display().to_string()
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+}
+
+#[test]
+fn detect_writes_one_line_per_input_line_in_order() {
+    let input = examples("bitext_utterances.jsonl");
+    let out = baton(&["detect", &input]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected: Vec<Value> = std::fs::read_to_string(&input)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let got = lines(&out);
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g["id"], e["id"]);
+        let keys: Vec<&str> = g.as_object().expect("object").keys().map(String::as_str).collect();
+        assert_eq!(keys, vec!["escalate", "id", "mode", "reasons", "score", "signals"]);
+        let score = g["score"].as_f64().expect("score");
+        assert!((0.0..=1.0).contains(&score));
+        for s in g["signals"].as_array().expect("signals") {
+            assert!(s["score"].as_f64().expect("score") > 0.0);
+            assert!(s["code"].is_string() && s["evidence"].is_string());
+        }
+        if g["escalate"] == true {
+            assert_eq!(g["mode"], "escalate");
+        }
+    }
+    // Every labelled explicit request for a person in the shipped sample is caught.
+    let missed: Vec<&Value> = got
+        .iter()
+        .zip(&expected)
+        .filter(|(_, e)| e["labels"].as_array().is_some_and(|l| l.contains(&Value::from("human_requested"))))
+        .filter(|(g, _)| g["escalate"] != true)
+        .map(|(_, e)| &e["text"])
+        .collect();
+    assert!(missed.is_empty(), "missed: {missed:?}");
+}
+
+#[test]
+fn detect_accepts_the_contract_example_and_customer_attributes() {
+    let mut file = tempfile::NamedTempFile::new().expect("temp");
+    writeln!(file, r#"{{"id": "u-17", "text": "I want to speak to a real person", "labels": ["human_requested"]}}"#).expect("write");
+    writeln!(file, r#"{{"id": 18, "text": "hello there", "customer": {{"tier": "vip"}}}}"#).expect("write");
+    let out = baton(&["detect", file.path().to_str().expect("path")]);
+    let got = lines(&out);
+    assert_eq!(got[0]["id"], "u-17");
+    assert_eq!(got[0]["reasons"][0], "human_requested");
+    let evidence = got[0]["signals"][0]["evidence"].as_str().expect("evidence");
+    assert!(evidence.contains("speak to a real person"), "{evidence}");
+    assert_eq!(got[1]["id"], 18);
+    assert_eq!(got[1]["escalate"], false);
+    assert_eq!(got[1]["signals"][0]["code"], "vip_customer");
+}
+
+#[test]
+fn replay_writes_one_line_per_turn_with_a_brief_where_the_handoff_starts() {
+    let input = examples("conversations.jsonl");
+    let out = baton(&["replay", &input]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let conversations: Vec<Value> = std::fs::read_to_string(&input)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let total_turns: usize = conversations.iter().map(|c| c["turns"].as_array().expect("turns").len()).sum();
+    let got = lines(&out);
+    assert_eq!(got.len(), total_turns);
+    let mut i = 0;
+    for c in &conversations {
+        let mut escalated = false;
+        for (n, _) in c["turns"].as_array().expect("turns").iter().enumerate() {
+            let line = &got[i];
+            i += 1;
+            assert_eq!(line["conversation_id"], c["id"]);
+            assert_eq!(line["turn"], n);
+            let has_brief = line.get("brief").is_some();
+            assert_eq!(has_brief, line["escalate"] == true && !escalated, "{line}");
+            if has_brief {
+                escalated = true;
+                assert_eq!(line["state"], "queued");
+                assert!(line["queue"].is_string());
+                assert_eq!(line["brief"]["schema_version"], "1.0");
+            } else if escalated {
+                assert_ne!(line["state"], "ai_active", "after a handoff the state stays in the handoff states");
+            }
+        }
+    }
+}
+
+#[test]
+fn exit_codes_follow_the_contract() {
+    let out = baton(&["replay"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+    let out = baton(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "unknown command");
+
+    let mut bad = tempfile::NamedTempFile::new().expect("temp");
+    writeln!(bad, r#"{{"id": "ok", "text": "hello"}}"#).expect("write");
+    writeln!(bad, r#"{{"id": "broken", "text": }}"#).expect("write");
+    let out = baton(&["detect", bad.path().to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(":2:"), "names the line: {stderr}");
+    assert_eq!(lines(&out).len(), 1, "the good line before the bad one is still written");
+
+    let out = baton(&["detect", "/no/such/file.jsonl"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn check_reports_every_policy_error_with_position_and_hint() {
+    let default = baton(&["check", "--print-default"]);
+    assert!(default.status.success());
+    let text = String::from_utf8(default.stdout).expect("utf-8");
+    let mut good = tempfile::NamedTempFile::new().expect("temp");
+    good.write_all(text.as_bytes()).expect("write");
+    let out = baton(&["check", good.path().to_str().expect("path")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let broken = text.replace("  anger: 0.5", "  angr: 0.5").replace("threshold: 0.6", "threshold: 6");
+    let mut bad = tempfile::NamedTempFile::new().expect("temp");
+    bad.write_all(broken.as_bytes()).expect("write");
+    let out = baton(&["check", bad.path().to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did you mean `anger`?"), "{stderr}");
+    assert!(stderr.contains("6 is outside [0, 1]"), "{stderr}");
+    assert!(stderr.contains("2 errors in policy"), "{stderr}");
+    let line = broken.lines().position(|l| l.contains("angr")).expect("line") + 1;
+    assert!(stderr.contains(&format!(":{line}:3:")), "{stderr}");
+}
