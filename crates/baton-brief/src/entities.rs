@@ -33,30 +33,45 @@ impl Extractor {
         let id = r"[:#]?\s*(?:is\s+|was\s+)?#?\s*([A-Za-z]{0,4}-?\d[\dA-Za-z-]{2,23})\b";
         Self {
             rules: vec![
-                (EntityKind::Email, re(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b")),
+                (
+                    EntityKind::Email,
+                    re(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b"),
+                ),
                 (
                     EntityKind::OrderId,
-                    re(&format!(r"(?i)\b(?:order|purchase|ord|shipment|package|parcel|tracking)(?:\s+(?:number|no\.?|num|id|#|code))?\s*{id}")),
+                    re(&format!(
+                        r"(?i)\b(?:order|purchase|ord|shipment|package|parcel|tracking)(?:\s+(?:number|no\.?|num|id|#|code))?\s*{id}"
+                    )),
                 ),
                 (
                     EntityKind::InvoiceId,
-                    re(&format!(r"(?i)\b(?:invoice|bill|receipt)(?:\s+(?:number|no\.?|num|id|#))?\s*{id}")),
+                    re(&format!(
+                        r"(?i)\b(?:invoice|bill|receipt)(?:\s+(?:number|no\.?|num|id|#))?\s*{id}"
+                    )),
                 ),
                 (
                     EntityKind::AccountId,
-                    re(&format!(r"(?i)\b(?:account|acct|customer|member|ticket|case)\s+(?:number|no\.?|num|id|#)\s*{id}")),
+                    re(&format!(
+                        r"(?i)\b(?:account|acct|customer|member|ticket|case)\s+(?:number|no\.?|num|id|#)\s*{id}"
+                    )),
                 ),
                 (
                     EntityKind::Amount,
-                    re(r"(?i)(?:(?P<sym>[$€£¥])\s?(?P<n1>\d[\d,]*(?:\.\d{1,2})?)|(?P<n2>\d[\d,]*(?:\.\d{1,2})?)\s?(?P<word>usd|eur|gbp|cad|aud|jpy|dollars?|bucks|euros?|pounds?|quid)\b)"),
+                    re(
+                        r"(?i)(?:(?P<sym>[$€£¥])\s?(?P<n1>\d[\d,]*(?:\.\d{1,2})?)|(?P<n2>\d[\d,]*(?:\.\d{1,2})?)\s?(?P<word>usd|eur|gbp|cad|aud|jpy|dollars?|bucks|euros?|pounds?|quid)\b)",
+                    ),
                 ),
                 (
                     EntityKind::Phone,
-                    re(r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)\s?|\b\d{2,4}[\s.-])\d{3,4}[\s.-]?\d{3,4}\b"),
+                    re(
+                        r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)\s?|\b\d{2,4}[\s.-])\d{3,4}[\s.-]?\d{3,4}\b",
+                    ),
                 ),
                 (
                     EntityKind::Date,
-                    re(&format!(r"(?i)\b(?:\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}|{MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH}(?:,?\s+\d{{4}})?|today|yesterday|tomorrow|last\s+(?:week|month|night|monday|tuesday|wednesday|thursday|friday|saturday|sunday)|\d+\s+(?:days|weeks|months)\s+ago)\b")),
+                    re(&format!(
+                        r"(?i)\b(?:\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}|{MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH}(?:,?\s+\d{{4}})?|today|yesterday|tomorrow|last\s+(?:week|month|night|monday|tuesday|wednesday|thursday|friday|saturday|sunday)|\d+\s+(?:days|weeks|months)\s+ago)\b"
+                    )),
                 ),
             ],
         }
@@ -77,21 +92,36 @@ impl Extractor {
                 let (shown, value) = match kind {
                     EntityKind::OrderId | EntityKind::InvoiceId | EntityKind::AccountId => {
                         let Some(id) = caps.get(1) else { continue };
-                        (id.as_str().to_owned(), Some(id.as_str().trim_start_matches('#').to_uppercase()))
+                        (
+                            id.as_str().to_owned(),
+                            Some(id.as_str().trim_start_matches('#').to_uppercase()),
+                        )
                     }
                     EntityKind::Amount => (whole.as_str().trim().to_owned(), amount_value(&caps)),
                     EntityKind::Phone => {
-                        let digits: String = whole.as_str().chars().filter(char::is_ascii_digit).collect();
+                        let digits: String = whole
+                            .as_str()
+                            .chars()
+                            .filter(char::is_ascii_digit)
+                            .collect();
                         if digits.len() < 9 {
                             continue;
                         }
                         (whole.as_str().trim().to_owned(), Some(digits))
                     }
-                    EntityKind::Email => (whole.as_str().to_owned(), Some(whole.as_str().to_lowercase())),
+                    EntityKind::Email => (
+                        whole.as_str().to_owned(),
+                        Some(whole.as_str().to_lowercase()),
+                    ),
                     EntityKind::Date => (whole.as_str().to_owned(), None),
                 };
                 taken.push((start, end));
-                out.push(Entity { kind: *kind, text: shown, value, turn });
+                out.push(Entity {
+                    kind: *kind,
+                    text: shown,
+                    value,
+                    turn,
+                });
             }
         }
         out
@@ -100,9 +130,17 @@ impl Extractor {
 
 /// `ISO-4217 amount`, e.g. `USD 160.00`.
 fn amount_value(caps: &regex::Captures<'_>) -> Option<String> {
-    let number = caps.name("n1").or_else(|| caps.name("n2"))?.as_str().replace(',', "");
+    let number = caps
+        .name("n1")
+        .or_else(|| caps.name("n2"))?
+        .as_str()
+        .replace(',', "");
     let amount: f64 = number.parse().ok()?;
-    let marker = caps.name("sym").or_else(|| caps.name("word"))?.as_str().to_lowercase();
+    let marker = caps
+        .name("sym")
+        .or_else(|| caps.name("word"))?
+        .as_str()
+        .to_lowercase();
     let currency = match marker.as_str() {
         "$" | "usd" | "dollar" | "dollars" | "bucks" => "USD",
         "€" | "eur" | "euro" | "euros" => "EUR",
@@ -130,7 +168,11 @@ mod tests {
     #[test]
     fn finds_each_kind() {
         let found = kinds("my card was charged twice for order 8812, $49.99 each, on March 3rd. Mail me at dana@example.com or call (977) 625-2661. Invoice #00108 too.");
-        let has = |k: EntityKind, v: &str| found.iter().any(|(kind, text, value)| *kind == k && (text == v || value.as_deref() == Some(v)));
+        let has = |k: EntityKind, v: &str| {
+            found
+                .iter()
+                .any(|(kind, text, value)| *kind == k && (text == v || value.as_deref() == Some(v)))
+        };
         assert!(has(EntityKind::OrderId, "8812"), "{found:?}");
         assert!(has(EntityKind::Amount, "USD 49.99"), "{found:?}");
         assert!(has(EntityKind::Date, "March 3rd"), "{found:?}");

@@ -65,7 +65,10 @@ pub fn build(input: &BriefInput<'_>, extractor: &entities::Extractor) -> Brief {
         .filter(|(_, t)| t.role == Role::Customer)
         .flat_map(|(i, t)| extractor.extract(&t.text, i))
         .fold(Vec::new(), |mut acc: Vec<baton_domain::Entity>, e| {
-            if !acc.iter().any(|x| x.kind == e.kind && x.value == e.value && x.text == e.text) {
+            if !acc
+                .iter()
+                .any(|x| x.kind == e.kind && x.value == e.value && x.text == e.text)
+            {
                 acc.push(e);
             }
             acc
@@ -86,7 +89,8 @@ pub fn build(input: &BriefInput<'_>, extractor: &entities::Extractor) -> Brief {
     let problem = problem_statement(input, intent_code);
     let summary = summary(input, &attempted_solutions);
     let name = input.customer.name.clone();
-    let warm_introduction = warm_introduction(name.as_deref(), problem.as_deref(), &attempted_solutions);
+    let warm_introduction =
+        warm_introduction(name.as_deref(), problem.as_deref(), &attempted_solutions);
     Brief {
         schema_version: BRIEF_SCHEMA_VERSION.to_owned(),
         conversation_id: input.conversation_id.to_owned(),
@@ -106,7 +110,10 @@ pub fn build(input: &BriefInput<'_>, extractor: &entities::Extractor) -> Brief {
             tenure_days: input.customer.tenure_days,
             contacts_same_issue_30d: input.customer.contacts_same_issue_30d,
             deal_value: input.customer.deal_value,
-            language: input.language.map(str::to_owned).or_else(|| input.customer.language.clone()),
+            language: input
+                .language
+                .map(str::to_owned)
+                .or_else(|| input.customer.language.clone()),
             email: input.customer.email.clone(),
         },
         step_in_progress: turns
@@ -114,7 +121,11 @@ pub fn build(input: &BriefInput<'_>, extractor: &entities::Extractor) -> Brief {
             .rev()
             .find(|t| t.role == Role::Ai)
             .and_then(|t| last_question(&t.text)),
-        recommended_next_step: next_step(intent_code, input.decision, !input.rejected_ai_turns.is_empty()),
+        recommended_next_step: next_step(
+            intent_code,
+            input.decision,
+            !input.rejected_ai_turns.is_empty(),
+        ),
         warm_introduction,
         recent_turns: transcript[transcript.len().saturating_sub(RECENT_TURNS)..].to_vec(),
         transcript,
@@ -134,7 +145,11 @@ fn intent(input: &BriefInput<'_>) -> Option<ReasonCode> {
 }
 
 fn reasons(input: &BriefInput<'_>) -> Vec<BriefReason> {
-    let last = input.turn_signals.last().map(Vec::as_slice).unwrap_or_default();
+    let last = input
+        .turn_signals
+        .last()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     input
         .decision
         .reasons
@@ -151,7 +166,9 @@ fn reasons(input: &BriefInput<'_>) -> Vec<BriefReason> {
             BriefReason {
                 code: *code,
                 text: code.label().to_owned(),
-                evidence: signal.map(|s| s.evidence.clone()).unwrap_or_else(|| "policy rule".to_owned()),
+                evidence: signal
+                    .map(|s| s.evidence.clone())
+                    .unwrap_or_else(|| "policy rule".to_owned()),
                 score: signal.map_or(input.decision.score, |s| s.score),
             }
         })
@@ -203,7 +220,11 @@ fn summary(input: &BriefInput<'_>, attempts: &[AttemptedSolution]) -> Vec<String
             }
             Role::Ai => {
                 if let Some(a) = attempts.iter().find(|a| a.turn == i) {
-                    let verdict = if a.rejected { " (rejected by the customer)" } else { "" };
+                    let verdict = if a.rejected {
+                        " (rejected by the customer)"
+                    } else {
+                        ""
+                    };
                     push(format!("Assistant: {}{verdict}", a.summary), &mut lines);
                 }
             }
@@ -243,21 +264,21 @@ fn sentiment(compounds: &[f64]) -> SentimentSummary {
     }
 }
 
-// The pattern is a constant of this crate.
+/// "I want ...", "I need ...", "could you ...": what the customer asks for.
+// The pattern is a constant of this crate, exercised by its tests.
 #[allow(clippy::expect_used)]
-fn outcome_pattern() -> Regex {
+static OUTCOME: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:i (?:just )?(?:want|need|would like|'d like|expect)|i'd like|please|can you|could you)\s+(?P<what>[^.!?\n]{3,100})")
         .expect("built-in pattern compiles")
-}
+});
 
 /// The last thing the customer said they want, in their words.
 fn desired_outcome(turns: &[Turn]) -> Option<String> {
-    let re = outcome_pattern();
     turns
         .iter()
+        .rev()
         .filter(|t| t.role == Role::Customer)
-        .filter_map(|t| re.captures_iter(&t.text).last())
-        .last()
+        .find_map(|t| OUTCOME.captures_iter(&t.text).last())
         .map(|c| c[0].trim().to_owned())
 }
 
@@ -296,9 +317,25 @@ pub fn first_sentence(text: &str) -> String {
 
 /// Opening words of a pleasantry that carries no content ("I'm sorry!", "Thanks for waiting.").
 const PLEASANTRIES: &[&str] = &[
-    "sorry", "i'm sorry", "i am sorry", "apologies", "i apologize", "i apologise", "thanks",
-    "thank you", "hi", "hello", "hey", "i understand", "i see", "great", "sure", "of course",
-    "no problem", "certainly", "absolutely",
+    "sorry",
+    "i'm sorry",
+    "i am sorry",
+    "apologies",
+    "i apologize",
+    "i apologise",
+    "thanks",
+    "thank you",
+    "hi",
+    "hello",
+    "hey",
+    "i understand",
+    "i see",
+    "great",
+    "sure",
+    "of course",
+    "no problem",
+    "certainly",
+    "absolutely",
 ];
 
 /// The gist of an AI answer: its first sentence that is not a pleasantry.
@@ -320,8 +357,8 @@ fn gist(text: &str) -> String {
 
 fn last_question(text: &str) -> Option<String> {
     text.split_inclusive(['.', '!', '?'])
-        .filter(|s| s.trim_end().ends_with('?'))
-        .last()
+        .rev()
+        .find(|s| s.trim_end().ends_with('?'))
         .map(|s| s.trim().to_owned())
 }
 
@@ -347,13 +384,20 @@ fn next_step(intent: Option<ReasonCode>, decision: &Decision, rejected: bool) ->
     step
 }
 
-fn warm_introduction(name: Option<&str>, problem: Option<&str>, attempts: &[AttemptedSolution]) -> String {
+fn warm_introduction(
+    name: Option<&str>,
+    problem: Option<&str>,
+    attempts: &[AttemptedSolution],
+) -> String {
     let hello = match name {
         Some(n) if !n.trim().is_empty() => format!("Hi {}, thanks for waiting.", n.trim()),
         _ => "Hi, thanks for waiting.".to_owned(),
     };
     let context = match problem {
-        Some(p) => format!(" I've read your conversation with our assistant, and I can see you wrote: \"{}\".", p.trim_end_matches(['.', '!', '?'])),
+        Some(p) => format!(
+            " I've read your conversation with our assistant, and I can see you wrote: \"{}\".",
+            p.trim_end_matches(['.', '!', '?'])
+        ),
         None => " I've read your conversation with our assistant.".to_owned(),
     };
     let tried = if attempts.iter().any(|a| a.rejected) {
@@ -386,7 +430,11 @@ pub fn render_markdown(brief: &Brief) -> String {
     );
     let _ = writeln!(md, "## Why\n");
     for r in &brief.reasons {
-        let _ = writeln!(md, "- `{}`: {} (\"{}\", {:.2})", r.code, r.text, r.evidence, r.score);
+        let _ = writeln!(
+            md,
+            "- `{}`: {} (\"{}\", {:.2})",
+            r.code, r.text, r.evidence, r.score
+        );
     }
     let _ = writeln!(md, "\n## Summary\n");
     for line in &brief.summary {
@@ -395,14 +443,26 @@ pub fn render_markdown(brief: &Brief) -> String {
     if !brief.entities.is_empty() {
         let _ = writeln!(md, "\n## Details\n");
         for e in &brief.entities {
-            let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            let _ = writeln!(md, "- {}: {}", kind.replace('_', " "), e.value.as_deref().unwrap_or(&e.text));
+            let kind = serde_json::to_value(e.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "- {}: {}",
+                kind.replace('_', " "),
+                e.value.as_deref().unwrap_or(&e.text)
+            );
         }
     }
     if !brief.attempted_solutions.is_empty() {
         let _ = writeln!(md, "\n## Already tried\n");
         for a in &brief.attempted_solutions {
-            let kb = if a.kb_articles.is_empty() { String::new() } else { format!(" [{}]", a.kb_articles.join(", ")) };
+            let kb = if a.kb_articles.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", a.kb_articles.join(", "))
+            };
             let mark = if a.rejected { " (rejected)" } else { "" };
             let _ = writeln!(md, "- {}{kb}{mark}", a.summary);
         }
@@ -413,7 +473,10 @@ pub fn render_markdown(brief: &Brief) -> String {
         ("id", c.id.clone()),
         ("tier", c.tier.clone()),
         ("tenure (days)", c.tenure_days.map(|v| v.to_string())),
-        ("contacts on this issue (30 days)", c.contacts_same_issue_30d.map(|v| v.to_string())),
+        (
+            "contacts on this issue (30 days)",
+            c.contacts_same_issue_30d.map(|v| v.to_string()),
+        ),
         ("deal value", c.deal_value.map(|v| v.to_string())),
         ("language", c.language.clone()),
         ("email", c.email.clone()),
@@ -426,10 +489,20 @@ pub fn render_markdown(brief: &Brief) -> String {
         let _ = writeln!(md, "\n**Step in progress:** {step}");
     }
     let _ = writeln!(md, "\n## Next step\n\n{}\n", brief.recommended_next_step);
-    let _ = writeln!(md, "## Suggested first message\n\n> {}\n", brief.warm_introduction);
+    let _ = writeln!(
+        md,
+        "## Suggested first message\n\n> {}\n",
+        brief.warm_introduction
+    );
     let _ = writeln!(md, "## Recent turns\n");
     for t in &brief.recent_turns {
-        let _ = writeln!(md, "{}. **{}:** {}", t.turn + 1, t.role.as_str(), t.text.replace('\n', " "));
+        let _ = writeln!(
+            md,
+            "{}. **{}:** {}",
+            t.turn + 1,
+            t.role.as_str(),
+            t.text.replace('\n', " ")
+        );
     }
     md
 }

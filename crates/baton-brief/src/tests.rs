@@ -15,7 +15,11 @@ fn example() -> Brief {
     )
     .expect("valid");
     let signals = vec![
-        vec![Signal::new(ReasonCode::BillingDispute, 0.9, "charged twice")],
+        vec![Signal::new(
+            ReasonCode::BillingDispute,
+            0.9,
+            "charged twice",
+        )],
         vec![],
         vec![
             Signal::new(ReasonCode::HumanRequested, 0.9, "want a person"),
@@ -27,7 +31,11 @@ fn example() -> Brief {
         escalate: true,
         score: 0.9,
         threshold: 0.5,
-        reasons: vec![ReasonCode::HumanRequested, ReasonCode::BillingDispute, ReasonCode::RepeatedFailure],
+        reasons: vec![
+            ReasonCode::HumanRequested,
+            ReasonCode::BillingDispute,
+            ReasonCode::RepeatedFailure,
+        ],
         contributions: Vec::<Contribution>::new(),
         rules_fired: vec![],
         skipped_rules: vec![],
@@ -56,11 +64,17 @@ fn the_brief_carries_the_context() {
     assert_eq!(b.handoff_turn, 2);
     assert_eq!(b.entities[0].value.as_deref(), Some("8812"));
     assert!(b.attempted_solutions[0].rejected);
-    assert_eq!(b.attempted_solutions[0].kb_articles, vec!["refund-timelines"]);
+    assert_eq!(
+        b.attempted_solutions[0].kb_articles,
+        vec!["refund-timelines"]
+    );
     assert!(b.warm_introduction.starts_with("Hi Dana"));
     assert!(b.warm_introduction.contains("charged twice for order 8812"));
     assert_eq!(b.sentiment.trend, "worsening");
-    assert_eq!(b.step_in_progress.as_deref(), Some("Is there anything else?"));
+    assert_eq!(
+        b.step_in_progress.as_deref(),
+        Some("Is there anything else?")
+    );
     assert_eq!(b.desired_outcome.as_deref(), Some("I want a person now"));
     assert_eq!(b.reasons[0].evidence, "want a person");
     assert!(b.summary.len() >= 3 && b.summary.len() <= MAX_SUMMARY_LINES);

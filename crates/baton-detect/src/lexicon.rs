@@ -13,14 +13,25 @@ use regex::Regex;
 pub const NEGATION_WINDOW: usize = 3;
 
 const NEGATORS: &[&str] = &[
-    "not", "no", "never", "don't", "dont", "doesn't", "doesnt", "didn't", "didnt", "isn't",
-    "isnt", "wasn't", "wasnt", "aren't", "arent", "won't", "wont", "without", "nor", "neither",
-    "hardly", "nothing",
+    "not", "no", "never", "don't", "dont", "doesn't", "doesnt", "didn't", "didnt", "isn't", "isnt",
+    "wasn't", "wasnt", "aren't", "arent", "won't", "wont", "without", "nor", "neither", "hardly",
+    "nothing",
 ];
 
 const INTENSIFIERS: &[&str] = &[
-    "very", "really", "so", "extremely", "totally", "completely", "absolutely", "seriously",
-    "incredibly", "super", "utterly", "truly", "beyond",
+    "very",
+    "really",
+    "so",
+    "extremely",
+    "totally",
+    "completely",
+    "absolutely",
+    "seriously",
+    "incredibly",
+    "super",
+    "utterly",
+    "truly",
+    "beyond",
 ];
 
 /// Score of a strong match before intensity.
@@ -97,9 +108,7 @@ fn clause_words_backwards(before: &str) -> impl Iterator<Item = &str> {
         .map_or(0, |i| i + 1);
     let clause = &before[clause_start..];
     // "but" starts a new clause for negation too ("not cheap but I want a refund").
-    let clause = clause
-        .rfind(" but ")
-        .map_or(clause, |i| &clause[i + 5..]);
+    let clause = clause.rfind(" but ").map_or(clause, |i| &clause[i + 5..]);
     clause.split_whitespace().rev()
 }
 

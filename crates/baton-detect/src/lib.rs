@@ -236,9 +236,21 @@ impl Detectors {
         state.last_was_ai = true;
         let mut signals = Vec::new();
         for (flag, code, evidence) in [
-            (turn.ai_requested, ReasonCode::AiRequested, "the AI asked to hand off"),
-            (turn.policy_block, ReasonCode::PolicyBlock, "a guardrail blocked the answer"),
-            (turn.tool_failure, ReasonCode::ToolFailure, "a tool call failed"),
+            (
+                turn.ai_requested,
+                ReasonCode::AiRequested,
+                "the AI asked to hand off",
+            ),
+            (
+                turn.policy_block,
+                ReasonCode::PolicyBlock,
+                "a guardrail blocked the answer",
+            ),
+            (
+                turn.tool_failure,
+                ReasonCode::ToolFailure,
+                "a tool call failed",
+            ),
         ] {
             if flag {
                 signals.push(Signal::new(code, 1.0, evidence));
@@ -263,8 +275,16 @@ impl Detectors {
             }
         };
         for (value, line, name) in [
-            (turn.ai_confidence, self.config.ai_confidence_below, "ai_confidence"),
-            (turn.kb_similarity, self.config.kb_similarity_below, "kb_similarity"),
+            (
+                turn.ai_confidence,
+                self.config.ai_confidence_below,
+                "ai_confidence",
+            ),
+            (
+                turn.kb_similarity,
+                self.config.kb_similarity_below,
+                "kb_similarity",
+            ),
         ] {
             if let Some(v) = value {
                 if v < line && line > 0.0 {
@@ -433,7 +453,11 @@ impl Detectors {
         let mut out = Vec::new();
         if let Some(tier) = &customer.tier {
             if c.vip_tiers.iter().any(|t| t.eq_ignore_ascii_case(tier)) {
-                out.push(Signal::new(ReasonCode::VipCustomer, 1.0, format!("tier {tier}")));
+                out.push(Signal::new(
+                    ReasonCode::VipCustomer,
+                    1.0,
+                    format!("tier {tier}"),
+                ));
             }
         }
         if let Some(n) = customer.contacts_same_issue_30d {
@@ -510,10 +534,10 @@ fn longest_run(text: &str, pred: impl Fn(char) -> bool) -> usize {
 
 /// Function words left out when comparing questions.
 const STOPWORDS: &[&str] = &[
-    "a", "an", "the", "i", "me", "my", "you", "your", "is", "are", "was", "were", "it", "to",
-    "of", "and", "or", "in", "on", "for", "with", "do", "does", "did", "can", "could", "how",
-    "what", "why", "when", "where", "please", "that", "this", "be", "have", "has", "so", "just",
-    "at", "we", "our", "am", "im", "if", "but", "not", "no", "there", "about", "would", "will",
+    "a", "an", "the", "i", "me", "my", "you", "your", "is", "are", "was", "were", "it", "to", "of",
+    "and", "or", "in", "on", "for", "with", "do", "does", "did", "can", "could", "how", "what",
+    "why", "when", "where", "please", "that", "this", "be", "have", "has", "so", "just", "at",
+    "we", "our", "am", "im", "if", "but", "not", "no", "there", "about", "would", "will",
 ];
 
 /// Lowercase content words of a text (stopwords and one-letter tokens removed, a plural `s`

@@ -15,7 +15,8 @@ struct Case {
 fn first_turn(d: &Detectors, text: &str) -> Vec<Signal> {
     let mut state = ConversationState::default();
     let turn = Turn::new(Role::Customer, text).expect("valid turn");
-    d.observe(&mut state, &turn, &Customer::default(), false).signals
+    d.observe(&mut state, &turn, &Customer::default(), false)
+        .signals
 }
 
 #[test]
@@ -27,7 +28,11 @@ fn table_cases() {
         let codes: Vec<ReasonCode> = first_turn(&d, &case.text).iter().map(|s| s.code).collect();
         for want in &case.expect {
             if !codes.contains(want) {
-                failures.push(format!("line {}: `{}` lacks {want}: {codes:?}", i + 1, case.text));
+                failures.push(format!(
+                    "line {}: `{}` lacks {want}: {codes:?}",
+                    i + 1,
+                    case.text
+                ));
             }
         }
         for unwanted in &case.absent {
@@ -42,7 +47,10 @@ fn table_cases() {
 #[test]
 fn signals_are_in_range_with_evidence() {
     let d = Detectors::new(DetectConfig::default());
-    for s in first_turn(&d, "I WANT A REFUND NOW!!! this is a scam and I'm calling my lawyer") {
+    for s in first_turn(
+        &d,
+        "I WANT A REFUND NOW!!! this is a scam and I'm calling my lawyer",
+    ) {
         assert!(s.score > 0.0 && s.score <= 1.0, "{s:?}");
         assert!(!s.evidence.is_empty(), "{s:?}");
     }
@@ -54,11 +62,17 @@ fn two_rejected_answers_make_a_strong_repeated_failure() {
     let mut state = ConversationState::default();
     let customer = Customer::default();
     let turns = [
-        (Role::Customer, "how do I change the delivery address on my order"),
+        (
+            Role::Customer,
+            "how do I change the delivery address on my order",
+        ),
         (Role::Ai, "You can track your order from the Orders page."),
         (Role::Customer, "that's not what I asked"),
         (Role::Ai, "Orders usually arrive in 3-5 days."),
-        (Role::Customer, "how do I change the delivery address on my order?"),
+        (
+            Role::Customer,
+            "how do I change the delivery address on my order?",
+        ),
     ];
     let mut last = Vec::new();
     for (role, text) in turns {
@@ -88,7 +102,9 @@ fn low_confidence_carries_to_the_next_customer_turn() {
     assert!((on_ai[0].score - 0.76).abs() < 1e-9, "{:?}", on_ai[0]);
     let next = Turn::new(Role::Customer, "ok").expect("valid");
     let on_customer = d.observe(&mut state, &next, &c, false).signals;
-    assert!(on_customer.iter().any(|s| s.code == ReasonCode::LowConfidence));
+    assert!(on_customer
+        .iter()
+        .any(|s| s.code == ReasonCode::LowConfidence));
     let again = d.observe(&mut state, &next, &c, false).signals;
     assert!(!again.iter().any(|s| s.code == ReasonCode::LowConfidence));
 }
@@ -120,7 +136,10 @@ fn customer_state_follows_the_configured_lines() {
         serde_json::from_str(r#"{"tier":"standard","tenure_days":400,"deal_value":50}"#)
             .expect("valid");
     let mut state = ConversationState::default();
-    assert!(d.observe(&mut state, &turn, &standard, false).signals.is_empty());
+    assert!(d
+        .observe(&mut state, &turn, &standard, false)
+        .signals
+        .is_empty());
 }
 
 #[test]
@@ -129,9 +148,15 @@ fn context_repetition_is_measured_only_during_a_handoff() {
     let turn = Turn::new(Role::Customer, "as I already told the bot, order 8812").expect("valid");
     let c = Customer::default();
     let during = d.observe(&mut ConversationState::default(), &turn, &c, true);
-    assert!(during.signals.iter().any(|s| s.code == ReasonCode::ContextRepetition));
+    assert!(during
+        .signals
+        .iter()
+        .any(|s| s.code == ReasonCode::ContextRepetition));
     let before = d.observe(&mut ConversationState::default(), &turn, &c, false);
-    assert!(!before.signals.iter().any(|s| s.code == ReasonCode::ContextRepetition));
+    assert!(!before
+        .signals
+        .iter()
+        .any(|s| s.code == ReasonCode::ContextRepetition));
 }
 
 #[test]

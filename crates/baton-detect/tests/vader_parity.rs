@@ -16,13 +16,21 @@ fn compound_scores_match_python_vader_sentiment_exactly() {
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("../../../shared/datasets"))
         .join("vader_ground_truth");
-    assert!(folder.is_dir(), "{} not found: set BATON_DATASETS to the shared datasets folder", folder.display());
+    assert!(
+        folder.is_dir(),
+        "{} not found: set BATON_DATASETS to the shared datasets folder",
+        folder.display()
+    );
     let output = Command::new("python3")
         .arg(manifest.join("tests/vader_oracle.py"))
         .arg(&folder)
         .output()
         .expect("run python3");
-    assert!(output.status.success(), "oracle failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "oracle failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let detectors = Detectors::new(DetectConfig::default());
     let (mut total, mut mismatches) = (0usize, Vec::new());
     for line in String::from_utf8(output.stdout).expect("utf-8").lines() {
@@ -39,10 +47,23 @@ fn compound_scores_match_python_vader_sentiment_exactly() {
         .iter()
         .all(|(x, y)| y.as_f64() == Some(*x));
         if !same {
-            mismatches.push(format!("{} {}: ours {ours:?}, python {oracle}", oracle["file"], oracle["id"]));
+            mismatches.push(format!(
+                "{} {}: ours {ours:?}, python {oracle}",
+                oracle["file"], oracle["id"]
+            ));
         }
     }
     assert_eq!(total, 23_703, "expected every ground-truth text");
-    assert!(mismatches.is_empty(), "{} of {total} differ:\n{}", mismatches.len(), mismatches.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {total} differ:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     println!("vader parity: {total} of {total} texts identical (compound, neg, neu, pos)");
 }

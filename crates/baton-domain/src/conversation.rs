@@ -50,7 +50,9 @@ pub enum TurnError {
     #[error("turn text is {0} bytes, over the limit of {MAX_TURN_TEXT_BYTES}: split it into several turns")]
     TextTooLong(usize),
     /// A figure that must be a share in `[0, 1]` was outside it.
-    #[error("`{field}` is {value}, outside [0, 1]: send a probability or similarity between 0 and 1")]
+    #[error(
+        "`{field}` is {value}, outside [0, 1]: send a probability or similarity between 0 and 1"
+    )]
     OutOfRange {
         /// The field's name.
         field: &'static str,
@@ -261,10 +263,15 @@ mod tests {
             .to_string()
             .contains("turn text is empty"));
         let role = serde_json::from_str::<Turn>(r#"{"role":"bot","text":"hi"}"#);
-        assert!(role.expect_err("bad role").to_string().contains("unknown variant `bot`"));
-        let range =
-            serde_json::from_str::<Turn>(r#"{"role":"ai","text":"x","ai_confidence":1.5}"#);
-        assert!(range.expect_err("range").to_string().contains("ai_confidence"));
+        assert!(role
+            .expect_err("bad role")
+            .to_string()
+            .contains("unknown variant `bot`"));
+        let range = serde_json::from_str::<Turn>(r#"{"role":"ai","text":"x","ai_confidence":1.5}"#);
+        assert!(range
+            .expect_err("range")
+            .to_string()
+            .contains("ai_confidence"));
         let long = Turn::new(Role::Customer, "a".repeat(MAX_TURN_TEXT_BYTES + 1));
         assert_eq!(long, Err(TurnError::TextTooLong(MAX_TURN_TEXT_BYTES + 1)));
         let button = serde_json::from_str::<Turn>(

@@ -84,7 +84,10 @@ impl HandoffState {
 
     /// Parses a state from its wire name.
     pub fn parse(name: &str) -> Option<HandoffState> {
-        HandoffState::ALL.iter().copied().find(|s| s.as_str() == name)
+        HandoffState::ALL
+            .iter()
+            .copied()
+            .find(|s| s.as_str() == name)
     }
 
     /// The states this one may move to.
@@ -96,7 +99,14 @@ impl HandoffState {
             AiActive | ReturnedToAi | Resolved => &[HandoffRequested],
             HandoffRequested => &[Queued, AsyncFollowup, ReturnedToAi],
             // Claiming from the queue (pull) goes straight to assigned; pushing goes via offered.
-            Queued => &[Offered, Assigned, Abandoned, Expired, ReturnedToAi, AsyncFollowup],
+            Queued => &[
+                Offered,
+                Assigned,
+                Abandoned,
+                Expired,
+                ReturnedToAi,
+                AsyncFollowup,
+            ],
             Offered => &[Assigned, Queued, Abandoned, Expired, ReturnedToAi],
             // A transfer puts the conversation back in a queue.
             Assigned => &[Resolved, ReturnedToAi, Queued],

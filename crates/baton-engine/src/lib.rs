@@ -122,7 +122,12 @@ impl Engine {
     }
 
     /// A new conversation in state `ai_active`.
-    pub fn start(&self, id: ConversationId, customer: Customer, channel: Option<String>) -> Session {
+    pub fn start(
+        &self,
+        id: ConversationId,
+        customer: Customer,
+        channel: Option<String>,
+    ) -> Session {
         Session {
             id,
             customer,
@@ -160,7 +165,10 @@ impl Engine {
     pub fn check(&self, session: &Session, turn: &Turn) -> Result<(), EngineError> {
         if turn.role == Role::Ai && !session.state.ai_may_reply() {
             return Err(EngineError::AiLockedOut {
-                agent: session.agent.clone().unwrap_or_else(|| "unknown".to_owned()),
+                agent: session
+                    .agent
+                    .clone()
+                    .unwrap_or_else(|| "unknown".to_owned()),
             });
         }
         Ok(())
@@ -173,11 +181,26 @@ impl Engine {
         let mut transitions = Vec::new();
 
         if turn.role == Role::Customer && turn.action == Some(TurnAction::CancelHandoff) {
-            self.step(session, HandoffState::ReturnedToAi, "customer", "the customer cancelled the handoff", &mut transitions);
+            self.step(
+                session,
+                HandoffState::ReturnedToAi,
+                "customer",
+                "the customer cancelled the handoff",
+                &mut transitions,
+            );
         }
         if turn.role == Role::Agent && session.state.is_waiting() {
-            let actor = turn.agent_id.clone().map_or_else(|| "agent".to_owned(), |a| format!("agent:{a}"));
-            self.step(session, HandoffState::Assigned, &actor, "an agent joined the conversation", &mut transitions);
+            let actor = turn
+                .agent_id
+                .clone()
+                .map_or_else(|| "agent".to_owned(), |a| format!("agent:{a}"));
+            self.step(
+                session,
+                HandoffState::Assigned,
+                &actor,
+                "an agent joined the conversation",
+                &mut transitions,
+            );
             session.agent = turn.agent_id.clone();
         }
 
@@ -186,7 +209,11 @@ impl Engine {
             .detectors
             .observe(&mut session.detect, &turn, &session.customer, in_handoff)
             .signals;
-        let customer_turns = session.turns.iter().filter(|t| t.role == Role::Customer).count()
+        let customer_turns = session
+            .turns
+            .iter()
+            .filter(|t| t.role == Role::Customer)
+            .count()
             + usize::from(turn.role == Role::Customer);
         let mut decision = self.policy.decide(&Facts {
             signals: &signals,
@@ -208,7 +235,10 @@ impl Engine {
 
         let mut route = None;
         let mut brief = None;
-        let can_start = session.state.next_states().contains(&HandoffState::HandoffRequested);
+        let can_start = session
+            .state
+            .next_states()
+            .contains(&HandoffState::HandoffRequested);
         if decision.escalate && can_start {
             let why = decision
                 .reasons
@@ -216,9 +246,21 @@ impl Engine {
                 .map(|c| c.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            self.step(session, HandoffState::HandoffRequested, "policy", &format!("escalated: {why}"), &mut transitions);
+            self.step(
+                session,
+                HandoffState::HandoffRequested,
+                "policy",
+                &format!("escalated: {why}"),
+                &mut transitions,
+            );
             let r = self.route(session, &decision.reasons, None);
-            self.step(session, HandoffState::Queued, "router", &format!("queue `{}`: {}", r.queue, r.why), &mut transitions);
+            self.step(
+                session,
+                HandoffState::Queued,
+                "router",
+                &format!("queue `{}`: {}", r.queue, r.why),
+                &mut transitions,
+            );
             session.queue = Some(r.queue.clone());
             session.priority = r.priority;
             let b = self.brief(session, &decision);
@@ -240,17 +282,24 @@ impl Engine {
     }
 
     /// Routes the conversation: the queue the bot asked for, or the policy's choice.
-    pub fn route(&self, session: &Session, reasons: &[ReasonCode], requested: Option<&str>) -> Route {
+    pub fn route(
+        &self,
+        session: &Session,
+        reasons: &[ReasonCode],
+        requested: Option<&str>,
+    ) -> Route {
         let req = RouteRequest {
             topics: &session.detect.topics,
             reasons,
             tier: session.customer.tier.as_deref(),
             requested_queue: requested,
         };
-        select_queue(self.policy.queues(), &self.policy.file.routing, &req).unwrap_or_else(|| Route {
-            queue: "general".to_owned(),
-            priority: 0,
-            why: "no queue configured".to_owned(),
+        select_queue(self.policy.queues(), &self.policy.file.routing, &req).unwrap_or_else(|| {
+            Route {
+                queue: "general".to_owned(),
+                priority: 0,
+                why: "no queue configured".to_owned(),
+            }
         })
     }
 
@@ -274,14 +323,26 @@ impl Engine {
 
     /// Moves the session to `to`, recording the transition. Steps the engine takes itself are
     /// legal by construction; an illegal one is a bug and leaves the state unchanged.
-    fn step(&self, session: &mut Session, to: HandoffState, actor: &str, reason: &str, log: &mut Vec<Transition>) {
+    fn step(
+        &self,
+        session: &mut Session,
+        to: HandoffState,
+        actor: &str,
+        reason: &str,
+        log: &mut Vec<Transition>,
+    ) {
         if let Ok(t) = transition(session, to, actor, reason) {
             log.push(t);
         }
     }
 
     /// The customer-facing message at escalation (policy template `messages.escalation`).
-    pub fn escalation_message(&self, session: &Session, position: usize, quoted_wait_seconds: u64) -> String {
+    pub fn escalation_message(
+        &self,
+        session: &Session,
+        position: usize,
+        quoted_wait_seconds: u64,
+    ) -> String {
         let name = session
             .customer
             .name
@@ -304,7 +365,12 @@ impl Engine {
 ///
 /// # Errors
 /// [`TransitionError`] for an illegal step; the session is unchanged.
-pub fn transition(session: &mut Session, to: HandoffState, actor: &str, reason: &str) -> Result<Transition, TransitionError> {
+pub fn transition(
+    session: &mut Session,
+    to: HandoffState,
+    actor: &str,
+    reason: &str,
+) -> Result<Transition, TransitionError> {
     let from = session.state;
     session.state = from.transition(to)?;
     if !matches!(to, HandoffState::Assigned | HandoffState::Offered) {
@@ -320,9 +386,9 @@ pub fn transition(session: &mut Session, to: HandoffState, actor: &str, reason: 
 
 /// Fills `{name}` placeholders.
 pub fn render(template: &str, values: &[(&str, String)]) -> String {
-    values
-        .iter()
-        .fold(template.to_owned(), |acc, (k, v)| acc.replace(&format!("{{{k}}}"), v))
+    values.iter().fold(template.to_owned(), |acc, (k, v)| {
+        acc.replace(&format!("{{{k}}}"), v)
+    })
 }
 
 /// "about 1 minute", "15 minutes", "1 hour 30 minutes".

@@ -11,12 +11,19 @@ fn turn(json: &str) -> Turn {
 #[test]
 fn the_contract_conversation_escalates_to_billing_with_a_brief() {
     let e = engine();
-    let customer: Customer = serde_json::from_str(r#"{"name":"Dana","tier":"standard"}"#).expect("valid");
+    let customer: Customer =
+        serde_json::from_str(r#"{"name":"Dana","tier":"standard"}"#).expect("valid");
     let mut s = e.start(ConversationId::parse("c-1").expect("id"), customer, None);
-    let first = e.process(&mut s, turn(r#"{"role":"customer","text":"my card was charged twice for order 8812"}"#));
+    let first = e.process(
+        &mut s,
+        turn(r#"{"role":"customer","text":"my card was charged twice for order 8812"}"#),
+    );
     assert!(first.decision.escalate);
     assert_eq!(first.state, HandoffState::Queued);
-    assert_eq!(first.route.as_ref().map(|r| r.queue.as_str()), Some("billing"));
+    assert_eq!(
+        first.route.as_ref().map(|r| r.queue.as_str()),
+        Some("billing")
+    );
     let brief = first.brief.expect("brief at handoff");
     assert_eq!(brief.entities[0].value.as_deref(), Some("8812"));
     assert_eq!(first.transitions.len(), 2);
@@ -24,18 +31,31 @@ fn the_contract_conversation_escalates_to_billing_with_a_brief() {
     let later = e.process(&mut s, turn(r#"{"role":"customer","text":"hello?"}"#));
     assert_eq!(later.state, HandoffState::Queued);
     assert!(later.brief.is_none());
-    let agent = e.process(&mut s, turn(r#"{"role":"agent","text":"Hi Dana","agent_id":"a1"}"#));
+    let agent = e.process(
+        &mut s,
+        turn(r#"{"role":"agent","text":"Hi Dana","agent_id":"a1"}"#),
+    );
     assert_eq!(agent.state, HandoffState::Assigned);
     assert!(!agent.ai_may_reply);
     let ai = turn(r#"{"role":"ai","text":"Can I help?"}"#);
-    assert!(matches!(e.check(&s, &ai), Err(EngineError::AiLockedOut { .. })));
+    assert!(matches!(
+        e.check(&s, &ai),
+        Err(EngineError::AiLockedOut { .. })
+    ));
 }
 
 #[test]
 fn a_routine_question_stays_with_the_ai() {
     let e = engine();
-    let mut s = e.start(ConversationId::parse("c-2").expect("id"), Customer::default(), None);
-    let o = e.process(&mut s, turn(r#"{"role":"customer","text":"what time do you open on saturdays?"}"#));
+    let mut s = e.start(
+        ConversationId::parse("c-2").expect("id"),
+        Customer::default(),
+        None,
+    );
+    let o = e.process(
+        &mut s,
+        turn(r#"{"role":"customer","text":"what time do you open on saturdays?"}"#),
+    );
     assert!(!o.decision.escalate);
     assert_eq!(o.decision.mode, Mode::AiOnly);
     assert_eq!(o.state, HandoffState::AiActive);
@@ -45,19 +65,36 @@ fn a_routine_question_stays_with_the_ai() {
 #[test]
 fn cancel_returns_to_the_ai_and_a_new_request_escalates_again() {
     let e = engine();
-    let mut s = e.start(ConversationId::parse("c-3").expect("id"), Customer::default(), None);
-    e.process(&mut s, turn(r#"{"role":"customer","text":"","action":"request_human"}"#));
+    let mut s = e.start(
+        ConversationId::parse("c-3").expect("id"),
+        Customer::default(),
+        None,
+    );
+    e.process(
+        &mut s,
+        turn(r#"{"role":"customer","text":"","action":"request_human"}"#),
+    );
     assert_eq!(s.state, HandoffState::Queued);
-    let o = e.process(&mut s, turn(r#"{"role":"customer","text":"never mind","action":"cancel_handoff"}"#));
+    let o = e.process(
+        &mut s,
+        turn(r#"{"role":"customer","text":"never mind","action":"cancel_handoff"}"#),
+    );
     assert_eq!(o.transitions[0].to, HandoffState::ReturnedToAi);
-    let again = e.process(&mut s, turn(r#"{"role":"customer","text":"actually, get me a human"}"#));
+    let again = e.process(
+        &mut s,
+        turn(r#"{"role":"customer","text":"actually, get me a human"}"#),
+    );
     assert_eq!(again.state, HandoffState::Queued);
 }
 
 #[test]
 fn restore_rebuilds_detector_memory() {
     let e = engine();
-    let mut live = e.start(ConversationId::parse("c-4").expect("id"), Customer::default(), None);
+    let mut live = e.start(
+        ConversationId::parse("c-4").expect("id"),
+        Customer::default(),
+        None,
+    );
     let turns = [
         r#"{"role":"customer","text":"how do I change the delivery address on my order"}"#,
         r#"{"role":"ai","text":"You can track your order from the Orders page."}"#,
@@ -66,7 +103,11 @@ fn restore_rebuilds_detector_memory() {
     for t in turns {
         e.process(&mut live, turn(t));
     }
-    let blank = e.start(ConversationId::parse("c-4").expect("id"), Customer::default(), None);
+    let blank = e.start(
+        ConversationId::parse("c-4").expect("id"),
+        Customer::default(),
+        None,
+    );
     let restored = e.restore(blank, turns.iter().map(|t| turn(t)).collect());
     assert_eq!(restored.detect, live.detect);
 }
@@ -76,7 +117,10 @@ fn the_escalation_message_names_queue_position_and_wait() {
     let e = engine();
     let customer: Customer = serde_json::from_str(r#"{"name":"Dana"}"#).expect("valid");
     let mut s = e.start(ConversationId::parse("c-5").expect("id"), customer, None);
-    e.process(&mut s, turn(r#"{"role":"customer","text":"I want a refund for order 1234"}"#));
+    e.process(
+        &mut s,
+        turn(r#"{"role":"customer","text":"I want a refund for order 1234"}"#),
+    );
     let msg = e.escalation_message(&s, 3, 900);
     assert!(msg.contains("billing"), "{msg}");
     assert!(msg.contains(", Dana"), "{msg}");

@@ -186,7 +186,14 @@ impl Policy {
         let (escalate, mode) = if escalate && !f.shadow {
             (true, Mode::Escalate)
         } else {
-            (false, if mode_floor == Mode::Escalate { Mode::AiAssisted } else { quiet_mode })
+            (
+                false,
+                if mode_floor == Mode::Escalate {
+                    Mode::AiAssisted
+                } else {
+                    quiet_mode
+                },
+            )
         };
         Decision {
             mode,

@@ -150,7 +150,11 @@ pub struct PolicyError {
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )?;
         if !self.path.is_empty() {
             write!(f, " (at `{}`)", self.path)?;
         }
@@ -298,7 +302,11 @@ impl Policy {
 
 fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
     if file.version != 1 {
-        c.error("version", format!("unsupported version {}", file.version), Some("use `version: 1`".into()));
+        c.error(
+            "version",
+            format!("unsupported version {}", file.version),
+            Some("use `version: 1`".into()),
+        );
     }
     for (path, v) in [
         ("threshold", file.threshold),
@@ -310,10 +318,20 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
         c.share(path, v, 1.0);
     }
     if file.min_threshold > file.threshold {
-        c.error("min_threshold", "min_threshold is above threshold", Some("make min_threshold at most threshold".into()));
+        c.error(
+            "min_threshold",
+            "min_threshold is above threshold",
+            Some("make min_threshold at most threshold".into()),
+        );
     }
     if file.assist_threshold > file.threshold {
-        c.error("assist_threshold", "assist_threshold is above threshold", Some("ai_assisted sits below escalation: make assist_threshold at most threshold".into()));
+        c.error(
+            "assist_threshold",
+            "assist_threshold is above threshold",
+            Some(
+                "ai_assisted sits below escalation: make assist_threshold at most threshold".into(),
+            ),
+        );
     }
     let mut triggers = Vec::new();
     for (i, name) in file.triggers.iter().enumerate() {
@@ -342,13 +360,24 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
     for (i, r) in file.rules.iter().enumerate() {
         let base = format!("rules[{i}]");
         if r.name.trim().is_empty() || names.contains(&r.name) {
-            c.error(&format!("{base}.name"), format!("rule name `{}` is empty or used twice", r.name), Some("give every rule its own name".into()));
+            c.error(
+                &format!("{base}.name"),
+                format!("rule name `{}` is empty or used twice", r.name),
+                Some("give every rule its own name".into()),
+            );
         }
         names.push(r.name.clone());
         if !r.escalate && r.mode.is_none() {
-            c.error(&base, format!("rule `{}` does nothing", r.name), Some("add `escalate: true` or `mode: ai_assisted`".into()));
+            c.error(
+                &base,
+                format!("rule `{}` does nothing", r.name),
+                Some("add `escalate: true` or `mode: ai_assisted`".into()),
+            );
         }
-        let reason = r.reason.as_ref().and_then(|n| c.code(&format!("{base}.reason"), n));
+        let reason = r
+            .reason
+            .as_ref()
+            .and_then(|n| c.code(&format!("{base}.reason"), n));
         match cel::Program::compile(&r.when) {
             Ok(program) => {
                 let unknown: Vec<String> = program
@@ -367,37 +396,70 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
                         reason,
                     });
                 } else {
-                    c.error(&format!("{base}.when"), format!("condition uses unknown variable {}", unknown.join(", ")), Some("conditions may use `customer`, `signals` and `conversation`".into()));
+                    c.error(
+                        &format!("{base}.when"),
+                        format!("condition uses unknown variable {}", unknown.join(", ")),
+                        Some("conditions may use `customer`, `signals` and `conversation`".into()),
+                    );
                 }
             }
             Err(e) => {
                 let msg = e.to_string().lines().next().unwrap_or_default().to_owned();
-                c.error(&format!("{base}.when"), format!("invalid CEL condition: {msg}"), Some("CEL syntax: `customer.tier == \"vip\" && signals.anger > 0.5`".into()));
+                c.error(
+                    &format!("{base}.when"),
+                    format!("invalid CEL condition: {msg}"),
+                    Some("CEL syntax: `customer.tier == \"vip\" && signals.anger > 0.5`".into()),
+                );
             }
         }
     }
     validate_queues(&file, c);
-    for (path, text) in [("messages.escalation", &file.messages.escalation), ("messages.handback", &file.messages.handback)] {
+    for (path, text) in [
+        ("messages.escalation", &file.messages.escalation),
+        ("messages.handback", &file.messages.handback),
+    ] {
         for placeholder in placeholders(text) {
             if !["name", "queue", "position", "wait"].contains(&placeholder) {
-                c.error(path, format!("unknown placeholder `{{{placeholder}}}`"), Some("placeholders are {name}, {queue}, {position} and {wait}".into()));
+                c.error(
+                    path,
+                    format!("unknown placeholder `{{{placeholder}}}`"),
+                    Some("placeholders are {name}, {queue}, {position} and {wait}".into()),
+                );
             }
         }
     }
     let r = &file.routing;
     if r.default_handle_seconds <= 0.0 || r.wait_padding < 1.0 {
-        c.error("routing", "default_handle_seconds must be above 0 and wait_padding at least 1", Some("the defaults are 360 and 1.5".into()));
+        c.error(
+            "routing",
+            "default_handle_seconds must be above 0 and wait_padding at least 1",
+            Some("the defaults are 360 and 1.5".into()),
+        );
     }
-    Policy { file, triggers, weights, lowers, rules }
+    Policy {
+        file,
+        triggers,
+        weights,
+        lowers,
+        rules,
+    }
 }
 
 fn validate_queues(file: &PolicyFile, c: &mut Checker<'_>) {
     if file.queues.is_empty() {
-        c.error("queues", "no queues", Some("declare at least one queue with `default: true`".into()));
+        c.error(
+            "queues",
+            "no queues",
+            Some("declare at least one queue with `default: true`".into()),
+        );
     }
     let defaults = file.queues.iter().filter(|q| q.default).count();
     if !file.queues.is_empty() && defaults != 1 {
-        c.error("queues", format!("{defaults} queues have `default: true`"), Some("mark exactly one queue as the default".into()));
+        c.error(
+            "queues",
+            format!("{defaults} queues have `default: true`"),
+            Some("mark exactly one queue as the default".into()),
+        );
     }
     let mut seen: Vec<&str> = Vec::new();
     for (i, q) in file.queues.iter().enumerate() {
@@ -406,18 +468,28 @@ fn validate_queues(file: &PolicyFile, c: &mut Checker<'_>) {
             c.error(&path, e.to_string(), None);
         }
         if seen.contains(&q.name.as_str()) {
-            c.error(&path, format!("queue `{}` is declared twice", q.name), Some("give every queue its own name".into()));
+            c.error(
+                &path,
+                format!("queue `{}` is declared twice", q.name),
+                Some("give every queue its own name".into()),
+            );
         }
         seen.push(&q.name);
         if q.sla_seconds == 0 {
-            c.error(&format!("queues[{i}].sla_seconds"), "sla_seconds is 0", Some("give the target time to first response in seconds, e.g. 120".into()));
+            c.error(
+                &format!("queues[{i}].sla_seconds"),
+                "sla_seconds is 0",
+                Some("give the target time to first response in seconds, e.g. 120".into()),
+            );
         }
     }
 }
 
 /// `{word}` placeholders in a template.
 pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
-    text.split('{').skip(1).filter_map(|rest| rest.split_once('}').map(|(p, _)| p))
+    text.split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(p, _)| p))
 }
 
 #[cfg(test)]

@@ -24,7 +24,11 @@ fn the_builtin_policy_is_valid() {
 fn a_trigger_escalates_on_its_own() {
     let p = Policy::builtin().expect("valid");
     let c = Customer::default();
-    let s = [Signal::new(ReasonCode::HumanRequested, 0.9, "talk to a person")];
+    let s = [Signal::new(
+        ReasonCode::HumanRequested,
+        0.9,
+        "talk to a person",
+    )];
     let d = p.decide(&facts(&s, &c));
     assert!(d.escalate);
     assert_eq!(d.mode, Mode::Escalate);
@@ -36,7 +40,11 @@ fn a_trigger_escalates_on_its_own() {
 fn sentiment_alone_does_not_escalate_but_lowers_the_bar() {
     let p = Policy::builtin().expect("valid");
     let c = Customer::default();
-    let sad = [Signal::new(ReasonCode::NegativeSentiment, 0.8, "compound -0.8")];
+    let sad = [Signal::new(
+        ReasonCode::NegativeSentiment,
+        0.8,
+        "compound -0.8",
+    )];
     let d = p.decide(&facts(&sad, &c));
     assert!(!d.escalate, "{d:?}");
     assert!(d.threshold < p.file.threshold);
@@ -60,7 +68,9 @@ fn cel_rules_fire_and_failing_rules_are_reported() {
     let s = [Signal::new(ReasonCode::Frustration, 0.55, "annoyed")];
     let d = p.decide(&facts(&s, &c));
     assert!(d.escalate, "{d:?}");
-    assert!(d.rules_fired.contains(&"third_contact_and_unhappy".to_owned()));
+    assert!(d
+        .rules_fired
+        .contains(&"third_contact_and_unhappy".to_owned()));
     assert!(d.reasons.contains(&ReasonCode::RepeatContact));
 
     let yaml = DEFAULT_POLICY_YAML.replace(
@@ -90,7 +100,10 @@ fn every_error_is_reported_with_line_column_and_hint() {
     let yaml = DEFAULT_POLICY_YAML
         .replace("  frustration: 0.45", "  frustation: 0.45")
         .replace("  anger: 0.5", "  anger: 1.5")
-        .replace("  - churn_risk\n  - custom_pricing", "  - churn\n  - custom_pricing")
+        .replace(
+            "  - churn_risk\n  - custom_pricing",
+            "  - churn\n  - custom_pricing",
+        )
         .replace(
             "when: signals.vip_customer > 0 &&",
             "when: signals.vip_customer > 0 &&& ",
@@ -108,7 +121,11 @@ fn every_error_is_reported_with_line_column_and_hint() {
     };
     let typo = find("`frustation`");
     assert_eq!(typo.hint.as_deref(), Some("did you mean `frustration`?"));
-    let line = yaml.lines().position(|l| l.contains("frustation")).expect("line") + 1;
+    let line = yaml
+        .lines()
+        .position(|l| l.contains("frustation"))
+        .expect("line")
+        + 1;
     assert_eq!((typo.line, typo.column), (line, 3));
     assert!(find("1.5 is outside").path == "weights.anger");
     assert!(find("`churn`").path.starts_with("triggers["));
@@ -121,8 +138,15 @@ fn every_error_is_reported_with_line_column_and_hint() {
 fn structural_errors_point_at_the_key() {
     let yaml = DEFAULT_POLICY_YAML.replace("shadow: false", "shadow: false\nshadows: true");
     let errors = Policy::parse(&yaml, "p.yaml").expect_err("unknown key");
-    assert!(errors.0[0].message.contains("unknown field `shadows`"), "{errors}");
-    let line = yaml.lines().position(|l| l.starts_with("shadows")).expect("line") + 1;
+    assert!(
+        errors.0[0].message.contains("unknown field `shadows`"),
+        "{errors}"
+    );
+    let line = yaml
+        .lines()
+        .position(|l| l.starts_with("shadows"))
+        .expect("line")
+        + 1;
     assert_eq!(errors.0[0].line, line);
 
     let yaml = DEFAULT_POLICY_YAML.replace("threshold: 0.6", "threshold: high");

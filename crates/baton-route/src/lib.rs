@@ -234,7 +234,11 @@ pub fn estimate_wait(
     padding: f64,
     rounding: u64,
 ) -> WaitEstimate {
-    let (effective, busy) = if slots == 0 { (1, 1) } else { (slots, busy_slots.min(slots)) };
+    let (effective, busy) = if slots == 0 {
+        (1, 1)
+    } else {
+        (slots, busy_slots.min(slots))
+    };
     let free = (effective - busy) as usize;
     let needed = position.saturating_sub(free) as f64;
     let expected = needed * handle_seconds / f64::from(effective);

@@ -14,7 +14,12 @@ fn queues() -> Vec<QueueConfig> {
     };
     vec![
         q("vip", vec![], vec!["vip"], false),
-        q("billing", vec![ReasonCode::BillingDispute, ReasonCode::Refund], vec![], false),
+        q(
+            "billing",
+            vec![ReasonCode::BillingDispute, ReasonCode::Refund],
+            vec![],
+            false,
+        ),
         q("security", vec![ReasonCode::AccountSecurity], vec![], false),
         q("general", vec![], vec![], true),
     ]
@@ -26,11 +31,18 @@ fn queue_selection_prefers_request_then_tier_then_topic_then_default() {
     let qs = queues();
     let pick = |req: RouteRequest<'_>| select_queue(&qs, &cfg, &req).expect("queue").queue;
     assert_eq!(
-        pick(RouteRequest { reasons: &[ReasonCode::Refund], ..Default::default() }),
+        pick(RouteRequest {
+            reasons: &[ReasonCode::Refund],
+            ..Default::default()
+        }),
         "billing"
     );
     assert_eq!(
-        pick(RouteRequest { reasons: &[ReasonCode::Refund], tier: Some("VIP"), ..Default::default() }),
+        pick(RouteRequest {
+            reasons: &[ReasonCode::Refund],
+            tier: Some("VIP"),
+            ..Default::default()
+        }),
         "vip"
     );
     assert_eq!(
@@ -56,8 +68,15 @@ fn queue_selection_prefers_request_then_tier_then_topic_then_default() {
 fn vip_priority_beats_standard() {
     let cfg = RoutingConfig::default();
     let qs = queues();
-    let vip = select_queue(&qs, &cfg, &RouteRequest { tier: Some("enterprise"), ..Default::default() })
-        .expect("queue");
+    let vip = select_queue(
+        &qs,
+        &cfg,
+        &RouteRequest {
+            tier: Some("enterprise"),
+            ..Default::default()
+        },
+    )
+    .expect("queue");
     let std = select_queue(&qs, &cfg, &RouteRequest::default()).expect("queue");
     assert!(vip.priority > std.priority);
 }
@@ -77,7 +96,10 @@ fn wait_is_padded_and_rounded_up() {
     assert_eq!(w.expected_seconds, 0.0);
     assert_eq!(w.quoted_seconds, 60);
     // Nobody on shift: one handle time per place in line.
-    assert_eq!(estimate_wait(2, 0, 0, 360.0, 1.0, 60).expected_seconds, 720.0);
+    assert_eq!(
+        estimate_wait(2, 0, 0, 360.0, 1.0, 60).expected_seconds,
+        720.0
+    );
 }
 
 #[test]

@@ -33,12 +33,19 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 with code `invalid_request`.
     pub fn invalid(message: impl Into<String>) -> Self {
-        ApiError::BadRequest { status: StatusCode::BAD_REQUEST, code: "invalid_request", message: message.into() }
+        ApiError::BadRequest {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            message: message.into(),
+        }
     }
 
     /// A 409.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Conflict { code, message: message.into() }
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -50,13 +57,25 @@ impl From<JsonRejection> for ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
             _ => "invalid_json",
         };
-        let status = if status.is_client_error() { status } else { StatusCode::BAD_REQUEST };
+        let status = if status.is_client_error() {
+            status
+        } else {
+            StatusCode::BAD_REQUEST
+        };
         let hint = match rejection {
-            JsonRejection::JsonDataError(_) => "fix the field named above; /openapi.json gives every field's shape",
-            JsonRejection::MissingJsonContentType(_) => "send the body with `Content-Type: application/json`",
+            JsonRejection::JsonDataError(_) => {
+                "fix the field named above; /openapi.json gives every field's shape"
+            }
+            JsonRejection::MissingJsonContentType(_) => {
+                "send the body with `Content-Type: application/json`"
+            }
             _ => "send one JSON object as the body, as /openapi.json describes",
         };
-        ApiError::BadRequest { status, code, message: format!("{}: {hint}", rejection.body_text()) }
+        ApiError::BadRequest {
+            status,
+            code,
+            message: format!("{}: {hint}", rejection.body_text()),
+        }
     }
 }
 
@@ -69,14 +88,26 @@ impl From<baton_store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {
-            ApiError::BadRequest { status, code, message } => (status, code, message),
+            ApiError::BadRequest {
+                status,
+                code,
+                message,
+            } => (status, code, message),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message),
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the server log has the cause".to_owned())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the server log has the cause".to_owned(),
+                )
             }
         };
-        (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response()
+        (
+            status,
+            axum::Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
     }
 }

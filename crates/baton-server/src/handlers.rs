@@ -35,7 +35,9 @@ pub async fn openapi() -> impl IntoResponse {
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route: the API lives under /v1, described at /openapi.json".to_owned())
+    ApiError::NotFound(
+        "no such route: the API lives under /v1, described at /openapi.json".to_owned(),
+    )
 }
 
 fn parse_id(id: &str) -> AppResult<ConversationId> {
@@ -57,7 +59,9 @@ pub async fn create_conversation(State(app): St, body: Bytes) -> AppResult<impl 
         NewConversation::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            ApiError::invalid(format!("invalid conversation: {e}: send {{\"id\"?, \"customer\"?, \"channel\"?}}"))
+            ApiError::invalid(format!(
+                "invalid conversation: {e}: send {{\"id\"?, \"customer\"?, \"channel\"?}}"
+            ))
         })?
     };
     let id = match req.id {
@@ -83,13 +87,21 @@ async fn with_session<T>(
     let slot = app.slot(id.as_str());
     let mut guard = slot.lock().await;
     if guard.is_none() {
-        let record = app
+        let record = app.store.conversation(id.as_str()).await?.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no conversation `{id}`: create it with POST /v1/conversations"
+            ))
+        })?;
+        let turns = app
             .store
-            .conversation(id.as_str())
+            .turns(id.as_str())
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no conversation `{id}`: create it with POST /v1/conversations")))?;
-        let turns = app.store.turns(id.as_str()).await?.into_iter().map(|t| t.turn).collect();
-        let mut session = app.engine.start(id.clone(), record.customer, record.channel);
+            .into_iter()
+            .map(|t| t.turn)
+            .collect();
+        let mut session = app
+            .engine
+            .start(id.clone(), record.customer, record.channel);
         session.state = record.state;
         session.queue = record.queue;
         session.priority = record.priority;
@@ -99,58 +111,105 @@ async fn with_session<T>(
     }
     match guard.as_mut() {
         Some(session) => f(session).await,
-        None => Err(ApiError::Internal(anyhow::anyhow!("session slot empty after load"))),
+        None => Err(ApiError::Internal(anyhow::anyhow!(
+            "session slot empty after load"
+        ))),
     }
 }
 
 fn events(transitions: &[Transition]) -> Vec<NewEvent> {
     transitions
         .iter()
-        .map(|t| NewEvent { kind: "transition", from: Some(t.from), to: Some(t.to), actor: t.actor.clone(), reason: t.reason.clone() })
+        .map(|t| NewEvent {
+            kind: "transition",
+            from: Some(t.from),
+            to: Some(t.to),
+            actor: t.actor.clone(),
+            reason: t.reason.clone(),
+        })
         .collect()
 }
 
-fn update_of(session: &Session, disposition: Option<String>, brief_changed: bool) -> ConversationUpdate {
+fn update_of(
+    session: &Session,
+    disposition: Option<String>,
+    brief_changed: bool,
+) -> ConversationUpdate {
     ConversationUpdate {
         state: session.state,
         queue: session.queue.clone(),
         priority: session.priority,
         agent_id: session.agent.clone(),
-        brief: if brief_changed { session.brief.clone() } else { None },
+        brief: if brief_changed {
+            session.brief.clone()
+        } else {
+            None
+        },
         disposition,
     }
 }
 
 /// Position and wait for a waiting conversation; `extra` is a conversation not yet stored.
-async fn place_in_queue(app: &AppState, session: &Session, queued_now: bool) -> AppResult<Option<(usize, WaitEstimate)>> {
-    let Some(queue_name) = session.queue.as_deref() else { return Ok(None) };
+async fn place_in_queue(
+    app: &AppState,
+    session: &Session,
+    queued_now: bool,
+) -> AppResult<Option<(usize, WaitEstimate)>> {
+    let Some(queue_name) = session.queue.as_deref() else {
+        return Ok(None);
+    };
     if !session.state.is_waiting() {
         return Ok(None);
     }
     let mut waiting = app.store.waiting(queue_name).await?;
     if queued_now {
         waiting.retain(|w| w.conversation_id != session.id.as_str());
-        waiting.push(baton_route::Waiting { conversation_id: session.id.to_string(), priority: session.priority, queued_at: now_ms() });
+        waiting.push(baton_route::Waiting {
+            conversation_id: session.id.to_string(),
+            priority: session.priority,
+            queued_at: now_ms(),
+        });
     }
-    let Some(pos) = position(&waiting, session.id.as_str()) else { return Ok(None) };
+    let Some(pos) = position(&waiting, session.id.as_str()) else {
+        return Ok(None);
+    };
     let policy = app.engine.policy();
     let routing = &policy.file.routing;
     let (slots, busy) = match policy.queue(queue_name) {
         Some(queue) => {
             let agents = app.store.agents().await?;
             let loads = app.store.agent_loads().await?;
-            let load = |a: &Agent| loads.iter().find(|(id, _)| id == a.id.as_str()).map_or(0, |(_, n)| *n);
+            let load = |a: &Agent| {
+                loads
+                    .iter()
+                    .find(|(id, _)| id == a.id.as_str())
+                    .map_or(0, |(_, n)| *n)
+            };
             agents
                 .iter()
                 .filter(|a| a.status == AgentStatus::Online && a.has_skills(&queue.skills))
-                .fold((0u32, 0u32), |(s, b), a| (s + a.capacity, b + load(a).min(a.capacity)))
+                .fold((0u32, 0u32), |(s, b), a| {
+                    (s + a.capacity, b + load(a).min(a.capacity))
+                })
         }
         None => (0, 0),
     };
     let (observed, n) = app.store.handle_time(queue_name).await?;
     // Observed handle times replace the configured default once 5 conversations have resolved.
-    let handle = observed.filter(|_| n >= 5).unwrap_or(routing.default_handle_seconds);
-    Ok(Some((pos, estimate_wait(pos, slots, busy, handle, routing.wait_padding, routing.wait_rounding_seconds))))
+    let handle = observed
+        .filter(|_| n >= 5)
+        .unwrap_or(routing.default_handle_seconds);
+    Ok(Some((
+        pos,
+        estimate_wait(
+            pos,
+            slots,
+            busy,
+            handle,
+            routing.wait_padding,
+            routing.wait_rounding_seconds,
+        ),
+    )))
 }
 
 fn outcome_json(session: &Session, o: &TurnOutcome) -> Value {
@@ -183,7 +242,11 @@ fn outcome_json(session: &Session, o: &TurnOutcome) -> Value {
     body
 }
 
-pub async fn post_turn(State(app): St, Path(id): Path<String>, ApiJson(turn): ApiJson<Turn>) -> AppResult<Json<Value>> {
+pub async fn post_turn(
+    State(app): St,
+    Path(id): Path<String>,
+    ApiJson(turn): ApiJson<Turn>,
+) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
@@ -283,7 +346,11 @@ async fn agent_by_id(app: &AppState, agent_id: &str) -> AppResult<Agent> {
         .await?
         .into_iter()
         .find(|a| a.id.as_str() == agent_id)
-        .ok_or_else(|| ApiError::NotFound(format!("no agent `{agent_id}`: add it with POST /v1/agents")))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no agent `{agent_id}`: add it with POST /v1/agents"
+            ))
+        })
 }
 
 fn require_owner(session: &Session, agent_id: &str) -> AppResult<()> {
@@ -292,7 +359,10 @@ fn require_owner(session: &Session, agent_id: &str) -> AppResult<()> {
     } else {
         Err(ApiError::conflict(
             "not_owner",
-            format!("agent `{agent_id}` does not own this conversation (state `{}`): claim it first", session.state),
+            format!(
+                "agent `{agent_id}` does not own this conversation (state `{}`): claim it first",
+                session.state
+            ),
         ))
     }
 }
@@ -313,7 +383,16 @@ async fn agent_step(
     if to == HandoffState::Assigned {
         next.agent = Some(agent_id.to_owned());
     }
-    let stored = app.store.apply(session.id.as_str(), before, None, &events(&[t]), &update_of(&next, disposition, false)).await?;
+    let stored = app
+        .store
+        .apply(
+            session.id.as_str(),
+            before,
+            None,
+            &events(&[t]),
+            &update_of(&next, disposition, false),
+        )
+        .await?;
     if !stored {
         return Err(ApiError::conflict("already_claimed", "the conversation changed meanwhile (another agent may have claimed it): reload the queue"));
     }
@@ -321,7 +400,11 @@ async fn agent_step(
     Ok(())
 }
 
-pub async fn claim(State(app): St, Path(id): Path<String>, ApiJson(req): ApiJson<AgentAction>) -> AppResult<Json<Value>> {
+pub async fn claim(
+    State(app): St,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AgentAction>,
+) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
     let agent = agent_by_id(&app, &req.agent_id).await?;
     let _claims = app.claims.lock().await;
@@ -354,7 +437,11 @@ pub async fn claim(State(app): St, Path(id): Path<String>, ApiJson(req): ApiJson
     .await
 }
 
-pub async fn reply(State(app): St, Path(id): Path<String>, ApiJson(req): ApiJson<AgentAction>) -> AppResult<Json<Value>> {
+pub async fn reply(
+    State(app): St,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AgentAction>,
+) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
     let text = req.text.clone().unwrap_or_default();
     let mut turn = Turn::new(Role::Agent, text).map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -376,28 +463,63 @@ pub async fn reply(State(app): St, Path(id): Path<String>, ApiJson(req): ApiJson
     .await
 }
 
-pub async fn note(State(app): St, Path(id): Path<String>, ApiJson(req): ApiJson<AgentAction>) -> AppResult<Json<Value>> {
+pub async fn note(
+    State(app): St,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AgentAction>,
+) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
-    let text = req.text.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| ApiError::invalid("a note needs `text`"))?;
+    let text = req
+        .text
+        .clone()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid("a note needs `text`"))?;
     agent_by_id(&app, &req.agent_id).await?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
-        let event = NewEvent { kind: "note", from: None, to: None, actor: format!("agent:{}", req.agent_id), reason: text };
-        if !app2.store.apply(session.id.as_str(), session.state, None, &[event], &update_of(session, None, false)).await? {
-            return Err(ApiError::conflict("state_changed", "the conversation changed meanwhile: reload it"));
+        let event = NewEvent {
+            kind: "note",
+            from: None,
+            to: None,
+            actor: format!("agent:{}", req.agent_id),
+            reason: text,
+        };
+        if !app2
+            .store
+            .apply(
+                session.id.as_str(),
+                session.state,
+                None,
+                &[event],
+                &update_of(session, None, false),
+            )
+            .await?
+        {
+            return Err(ApiError::conflict(
+                "state_changed",
+                "the conversation changed meanwhile: reload it",
+            ));
         }
         Ok(Json(json!({"conversation_id": session.id, "noted": true})))
     })
     .await
 }
 
-pub async fn resolve(State(app): St, Path(id): Path<String>, ApiJson(req): ApiJson<AgentAction>) -> AppResult<Json<Value>> {
+pub async fn resolve(
+    State(app): St,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AgentAction>,
+) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
     let disposition = req
         .disposition
         .clone()
         .filter(|d| !d.trim().is_empty())
-        .ok_or_else(|| ApiError::invalid("resolving needs a `disposition` (the resolution category, e.g. `refund_issued`)"))?;
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "resolving needs a `disposition` (the resolution category, e.g. `refund_issued`)",
+            )
+        })?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
         require_owner(session, &req.agent_id)?;
@@ -407,13 +529,28 @@ pub async fn resolve(State(app): St, Path(id): Path<String>, ApiJson(req): ApiJs
     .await
 }
 
-pub async fn handback(State(app): St, Path(id): Path<String>, ApiJson(req): ApiJson<AgentAction>) -> AppResult<Json<Value>> {
+pub async fn handback(
+    State(app): St,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AgentAction>,
+) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
         require_owner(session, &req.agent_id)?;
-        let why = req.text.clone().unwrap_or_else(|| "handed back to the AI".to_owned());
-        agent_step(&app2, session, HandoffState::ReturnedToAi, &req.agent_id, &why, None).await?;
+        let why = req
+            .text
+            .clone()
+            .unwrap_or_else(|| "handed back to the AI".to_owned());
+        agent_step(
+            &app2,
+            session,
+            HandoffState::ReturnedToAi,
+            &req.agent_id,
+            &why,
+            None,
+        )
+        .await?;
         Ok(Json(json!({
             "conversation_id": session.id,
             "state": session.state,
@@ -436,11 +573,11 @@ pub async fn list_queues(State(app): St) -> AppResult<Json<Value>> {
 }
 
 pub async fn get_queue(State(app): St, Path(name): Path<String>) -> AppResult<Json<Value>> {
-    let queue = app
-        .engine
-        .policy()
-        .queue(&name)
-        .ok_or_else(|| ApiError::NotFound(format!("no queue `{name}`: the policy's queues are listed at GET /v1/queues")))?;
+    let queue = app.engine.policy().queue(&name).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no queue `{name}`: the policy's queues are listed at GET /v1/queues"
+        ))
+    })?;
     let mut waiting = app.store.waiting(&name).await?;
     waiting.sort_by(queue_order);
     let now = now_ms();
@@ -460,15 +597,22 @@ pub async fn get_queue(State(app): St, Path(name): Path<String>) -> AppResult<Js
             "reasons": brief.as_ref().map(|b| b.reasons.iter().map(|r| r.code).collect::<Vec<_>>()),
         }));
     }
-    Ok(Json(json!({"name": queue.name, "sla_seconds": queue.sla_seconds, "skills": queue.skills, "waiting": items})))
+    Ok(Json(
+        json!({"name": queue.name, "sla_seconds": queue.sla_seconds, "skills": queue.skills, "waiting": items}),
+    ))
 }
 
-pub async fn upsert_agent(State(app): St, ApiJson(agent): ApiJson<Agent>) -> AppResult<impl IntoResponse> {
+pub async fn upsert_agent(
+    State(app): St,
+    ApiJson(agent): ApiJson<Agent>,
+) -> AppResult<impl IntoResponse> {
     if agent.capacity == 0 {
         return Err(ApiError::invalid("`capacity` is 0: give the number of conversations the agent can hold at once, at least 1"));
     }
     if agent.name.trim().is_empty() {
-        return Err(ApiError::invalid("`name` is empty: give the agent's display name"));
+        return Err(ApiError::invalid(
+            "`name` is empty: give the agent's display name",
+        ));
     }
     app.store.upsert_agent(&agent).await?;
     Ok((StatusCode::OK, Json(json!(agent))))
@@ -480,7 +624,10 @@ pub async fn list_agents(State(app): St) -> AppResult<Json<Value>> {
     let items: Vec<Value> = agents
         .iter()
         .map(|a| {
-            let load = loads.iter().find(|(id, _)| id == a.id.as_str()).map_or(0, |(_, n)| *n);
+            let load = loads
+                .iter()
+                .find(|(id, _)| id == a.id.as_str())
+                .map_or(0, |(_, n)| *n);
             let mut v = json!(a);
             v["assigned"] = json!(load);
             v

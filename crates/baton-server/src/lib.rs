@@ -58,7 +58,10 @@ impl AppState {
     }
 
     fn slot(&self, id: &str) -> Slot {
-        let mut map = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(id.to_owned()).or_default().clone()
     }
 }
@@ -94,10 +97,12 @@ pub async fn serve(args: ServeArgs, policy: Policy) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open database `{}`", args.database_url))?;
     let state = AppState::new(Engine::new(policy), store.clone());
-    let addr: SocketAddr = args
-        .listen
-        .parse()
-        .with_context(|| format!("`{}` is not an address: use HOST:PORT, e.g. 127.0.0.1:8080", args.listen))?;
+    let addr: SocketAddr = args.listen.parse().with_context(|| {
+        format!(
+            "`{}` is not an address: use HOST:PORT, e.g. 127.0.0.1:8080",
+            args.listen
+        )
+    })?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -117,7 +122,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -183,7 +183,12 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the id is taken.
-    pub async fn create_conversation(&self, id: &str, customer: &Customer, channel: Option<&str>) -> Result<()> {
+    pub async fn create_conversation(
+        &self,
+        id: &str,
+        customer: &Customer,
+        channel: Option<&str>,
+    ) -> Result<()> {
         let now = now_ms();
         let result = sqlx::query(
             "INSERT INTO conversations (id, customer, channel, state, created_at, updated_at)
@@ -226,7 +231,10 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let parse = |col: &str| -> Result<Option<serde_json::Value>> {
-                    r.get::<Option<String>, _>(col).map(|s| serde_json::from_str(&s)).transpose().map_err(Into::into)
+                    r.get::<Option<String>, _>(col)
+                        .map(|s| serde_json::from_str(&s))
+                        .transpose()
+                        .map_err(Into::into)
                 };
                 Ok(TurnRecord {
                     seq: r.get("seq"),
@@ -265,16 +273,24 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] on database failure or unreadable data.
-    pub async fn turn_response(&self, id: &str, client_turn_id: &str) -> Result<Option<serde_json::Value>> {
-        let row = sqlx::query("SELECT response FROM turns WHERE conversation_id = ? AND client_turn_id = ?")
-            .bind(id)
-            .bind(client_turn_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row.and_then(|r| r.get::<Option<String>, _>("response")) {
-            Some(text) => Some(serde_json::from_str(&text)?),
-            None => None,
-        })
+    pub async fn turn_response(
+        &self,
+        id: &str,
+        client_turn_id: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query(
+            "SELECT response FROM turns WHERE conversation_id = ? AND client_turn_id = ?",
+        )
+        .bind(id)
+        .bind(client_turn_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(
+            match row.and_then(|r| r.get::<Option<String>, _>("response")) {
+                Some(text) => Some(serde_json::from_str(&text)?),
+                None => None,
+            },
+        )
     }
 
     /// Applies a change to a conversation in one transaction: an optional new turn, the events,
@@ -407,11 +423,14 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(Agent {
-                    id: AgentId::parse(r.get::<String, _>("id")).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?,
+                    id: AgentId::parse(r.get::<String, _>("id"))
+                        .map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?,
                     name: r.get("name"),
                     skills: serde_json::from_str(&r.get::<String, _>("skills"))?,
                     capacity: u32::try_from(r.get::<i64, _>("capacity")).unwrap_or(1),
-                    status: serde_json::from_value::<AgentStatus>(serde_json::Value::String(r.get("status")))?,
+                    status: serde_json::from_value::<AgentStatus>(serde_json::Value::String(
+                        r.get("status"),
+                    ))?,
                 })
             })
             .collect()
@@ -427,7 +446,12 @@ impl Store {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.get("agent_id"), u32::try_from(r.get::<i64, _>("n")).unwrap_or(u32::MAX)))
+            .map(|r| {
+                (
+                    r.get("agent_id"),
+                    u32::try_from(r.get::<i64, _>("n")).unwrap_or(u32::MAX),
+                )
+            })
             .collect())
     }
 
@@ -446,7 +470,10 @@ impl Store {
         .bind(queue)
         .fetch_one(&self.pool)
         .await?;
-        Ok((row.get::<Option<f64>, _>("mean_ms").map(|ms| ms / 1000.0), row.get("n")))
+        Ok((
+            row.get::<Option<f64>, _>("mean_ms").map(|ms| ms / 1000.0),
+            row.get("n"),
+        ))
     }
 
     /// Closes the pool, waiting for connections to finish.
@@ -466,7 +493,10 @@ fn conversation_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ConversationReco
         priority: r.get("priority"),
         queued_at: r.get("queued_at"),
         agent_id: r.get("agent_id"),
-        brief: r.get::<Option<String>, _>("brief").map(|b| serde_json::from_str(&b)).transpose()?,
+        brief: r
+            .get::<Option<String>, _>("brief")
+            .map(|b| serde_json::from_str(&b))
+            .transpose()?,
         disposition: r.get("disposition"),
         created_at: r.get("created_at"),
     })
@@ -484,23 +514,69 @@ mod tests {
     }
 
     fn update(state: HandoffState) -> ConversationUpdate {
-        ConversationUpdate { state, queue: Some("billing".into()), priority: 5, agent_id: None, brief: None, disposition: None }
+        ConversationUpdate {
+            state,
+            queue: Some("billing".into()),
+            priority: 5,
+            agent_id: None,
+            brief: None,
+            disposition: None,
+        }
     }
 
     #[tokio::test]
     async fn a_turn_and_its_transition_are_stored_together_and_stale_writes_are_refused() {
         let (s, _dir) = store().await;
-        s.create_conversation("c1", &Customer::default(), None).await.expect("create");
-        assert!(matches!(s.create_conversation("c1", &Customer::default(), None).await, Err(StoreError::Conflict(_))));
+        s.create_conversation("c1", &Customer::default(), None)
+            .await
+            .expect("create");
+        assert!(matches!(
+            s.create_conversation("c1", &Customer::default(), None)
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
         let mut turn = Turn::new(Role::Customer, "refund please").expect("turn");
         turn.client_turn_id = Some("t-1".into());
-        let new = NewTurn { seq: 0, turn: &turn, decision: serde_json::json!({}), signals: serde_json::json!([]), response: serde_json::json!({"ok": 1}) };
-        let event = NewEvent { kind: "transition", from: Some(HandoffState::AiActive), to: Some(HandoffState::Queued), actor: "policy".into(), reason: "test".into() };
-        assert!(s.apply("c1", HandoffState::AiActive, Some(new.clone()), &[event], &update(HandoffState::Queued)).await.expect("apply"));
+        let new = NewTurn {
+            seq: 0,
+            turn: &turn,
+            decision: serde_json::json!({}),
+            signals: serde_json::json!([]),
+            response: serde_json::json!({"ok": 1}),
+        };
+        let event = NewEvent {
+            kind: "transition",
+            from: Some(HandoffState::AiActive),
+            to: Some(HandoffState::Queued),
+            actor: "policy".into(),
+            reason: "test".into(),
+        };
+        assert!(s
+            .apply(
+                "c1",
+                HandoffState::AiActive,
+                Some(new.clone()),
+                &[event],
+                &update(HandoffState::Queued)
+            )
+            .await
+            .expect("apply"));
         // The same expected state again is stale: refused, nothing written.
-        assert!(!s.apply("c1", HandoffState::AiActive, Some(new), &[], &update(HandoffState::Queued)).await.expect("apply"));
+        assert!(!s
+            .apply(
+                "c1",
+                HandoffState::AiActive,
+                Some(new),
+                &[],
+                &update(HandoffState::Queued)
+            )
+            .await
+            .expect("apply"));
         assert_eq!(s.turns("c1").await.expect("turns").len(), 1);
-        assert_eq!(s.turn_response("c1", "t-1").await.expect("lookup"), Some(serde_json::json!({"ok": 1})));
+        assert_eq!(
+            s.turn_response("c1", "t-1").await.expect("lookup"),
+            Some(serde_json::json!({"ok": 1}))
+        );
         let c = s.conversation("c1").await.expect("load").expect("exists");
         assert_eq!(c.state, HandoffState::Queued);
         assert!(c.queued_at.is_some());
@@ -511,17 +587,34 @@ mod tests {
     #[tokio::test]
     async fn agents_round_trip_and_loads_count_assignments() {
         let (s, _dir) = store().await;
-        let agent = Agent { id: AgentId::parse("a1").expect("id"), name: "Ana".into(), skills: vec!["billing".into()], capacity: 2, status: AgentStatus::Online };
+        let agent = Agent {
+            id: AgentId::parse("a1").expect("id"),
+            name: "Ana".into(),
+            skills: vec!["billing".into()],
+            capacity: 2,
+            status: AgentStatus::Online,
+        };
         s.upsert_agent(&agent).await.expect("upsert");
         assert_eq!(s.agents().await.expect("agents"), vec![agent]);
-        s.create_conversation("c1", &Customer::default(), None).await.expect("create");
+        s.create_conversation("c1", &Customer::default(), None)
+            .await
+            .expect("create");
         let mut u = update(HandoffState::HandoffRequested);
-        s.apply("c1", HandoffState::AiActive, None, &[], &u).await.expect("apply");
+        s.apply("c1", HandoffState::AiActive, None, &[], &u)
+            .await
+            .expect("apply");
         u.state = HandoffState::Queued;
-        s.apply("c1", HandoffState::HandoffRequested, None, &[], &u).await.expect("apply");
+        s.apply("c1", HandoffState::HandoffRequested, None, &[], &u)
+            .await
+            .expect("apply");
         u.state = HandoffState::Assigned;
         u.agent_id = Some("a1".into());
-        s.apply("c1", HandoffState::Queued, None, &[], &u).await.expect("apply");
-        assert_eq!(s.agent_loads().await.expect("loads"), vec![("a1".to_owned(), 1)]);
+        s.apply("c1", HandoffState::Queued, None, &[], &u)
+            .await
+            .expect("apply");
+        assert_eq!(
+            s.agent_loads().await.expect("loads"),
+            vec![("a1".to_owned(), 1)]
+        );
     }
 }

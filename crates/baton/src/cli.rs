@@ -62,7 +62,10 @@ pub fn run(args: Args) -> Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(baton_server::serve(serve, policy))
         }
-        Command::Check { policy, print_default } => {
+        Command::Check {
+            policy,
+            print_default,
+        } => {
             if print_default {
                 print!("{}", baton_policy::DEFAULT_POLICY_YAML);
                 return Ok(());
@@ -79,17 +82,28 @@ pub fn run(args: Args) -> Result<()> {
             );
             Ok(())
         }
-        Command::Detect { policy, input } => detect(&Engine::new(load_policy(policy.as_deref())?), &input),
-        Command::Replay { policy, markdown, input } => {
-            replay(&Engine::new(load_policy(policy.as_deref())?), &input, markdown)
+        Command::Detect { policy, input } => {
+            detect(&Engine::new(load_policy(policy.as_deref())?), &input)
         }
+        Command::Replay {
+            policy,
+            markdown,
+            input,
+        } => replay(
+            &Engine::new(load_policy(policy.as_deref())?),
+            &input,
+            markdown,
+        ),
     }
 }
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Loads a policy file, or the built-in one.
@@ -107,7 +121,10 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
 /// Reads JSON Lines, calling `each(line_number, value)` for every non-blank line. A line that
 /// does not parse stops the run with its line number and what to fix; lines already written
 /// stay written.
-fn for_each_line<T: for<'de> Deserialize<'de>>(input: &Path, mut each: impl FnMut(usize, T) -> Result<()>) -> Result<()> {
+fn for_each_line<T: for<'de> Deserialize<'de>>(
+    input: &Path,
+    mut each: impl FnMut(usize, T) -> Result<()>,
+) -> Result<()> {
     let reader: Box<dyn BufRead> = if input == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
@@ -116,12 +133,17 @@ fn for_each_line<T: for<'de> Deserialize<'de>>(input: &Path, mut each: impl FnMu
         Box::new(std::io::BufReader::new(file))
     };
     for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("{}:{}: cannot read line", input.display(), i + 1))?;
+        let line =
+            line.with_context(|| format!("{}:{}: cannot read line", input.display(), i + 1))?;
         if line.trim().is_empty() {
             continue;
         }
         let value: T = serde_json::from_str(&line).map_err(|e| {
-            anyhow::anyhow!("{}:{}: {e}: each line must be one JSON object in the format of CONTRACTS.md", input.display(), i + 1)
+            anyhow::anyhow!(
+                "{}:{}: {e}: each line must be one JSON object in the format of CONTRACTS.md",
+                input.display(),
+                i + 1
+            )
         })?;
         each(i + 1, value)?;
     }

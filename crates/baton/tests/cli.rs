@@ -6,22 +6,36 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn baton(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_baton")).args(args).output().expect("run baton")
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .output()
+        .expect("run baton")
 }
 
 fn examples(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name).display().to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
 }
 
 #[test]
 fn detect_writes_one_line_per_input_line_in_order() {
     let input = examples("bitext_utterances.jsonl");
     let out = baton(&["detect", &input]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let expected: Vec<Value> = std::fs::read_to_string(&input)
         .expect("read")
         .lines()
@@ -31,8 +45,16 @@ fn detect_writes_one_line_per_input_line_in_order() {
     assert_eq!(got.len(), expected.len());
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(g["id"], e["id"]);
-        let keys: Vec<&str> = g.as_object().expect("object").keys().map(String::as_str).collect();
-        assert_eq!(keys, vec!["escalate", "id", "mode", "reasons", "score", "signals"]);
+        let keys: Vec<&str> = g
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            vec!["escalate", "id", "mode", "reasons", "score", "signals"]
+        );
         let score = g["score"].as_f64().expect("score");
         assert!((0.0..=1.0).contains(&score));
         for s in g["signals"].as_array().expect("signals") {
@@ -47,7 +69,11 @@ fn detect_writes_one_line_per_input_line_in_order() {
     let missed: Vec<&Value> = got
         .iter()
         .zip(&expected)
-        .filter(|(_, e)| e["labels"].as_array().is_some_and(|l| l.contains(&Value::from("human_requested"))))
+        .filter(|(_, e)| {
+            e["labels"]
+                .as_array()
+                .is_some_and(|l| l.contains(&Value::from("human_requested")))
+        })
         .filter(|(g, _)| g["escalate"] != true)
         .map(|(_, e)| &e["text"])
         .collect();
@@ -58,7 +84,11 @@ fn detect_writes_one_line_per_input_line_in_order() {
 fn detect_accepts_the_contract_example_and_customer_attributes() {
     let mut file = tempfile::NamedTempFile::new().expect("temp");
     writeln!(file, r#"{{"id": "u-17", "text": "I want to speak to a real person", "labels": ["human_requested"]}}"#).expect("write");
-    writeln!(file, r#"{{"id": 18, "text": "hello there", "customer": {{"tier": "vip"}}}}"#).expect("write");
+    writeln!(
+        file,
+        r#"{{"id": 18, "text": "hello there", "customer": {{"tier": "vip"}}}}"#
+    )
+    .expect("write");
     let out = baton(&["detect", file.path().to_str().expect("path")]);
     let got = lines(&out);
     assert_eq!(got[0]["id"], "u-17");
@@ -74,13 +104,20 @@ fn detect_accepts_the_contract_example_and_customer_attributes() {
 fn replay_writes_one_line_per_turn_with_a_brief_where_the_handoff_starts() {
     let input = examples("conversations.jsonl");
     let out = baton(&["replay", &input]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let conversations: Vec<Value> = std::fs::read_to_string(&input)
         .expect("read")
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
-    let total_turns: usize = conversations.iter().map(|c| c["turns"].as_array().expect("turns").len()).sum();
+    let total_turns: usize = conversations
+        .iter()
+        .map(|c| c["turns"].as_array().expect("turns").len())
+        .sum();
     let got = lines(&out);
     assert_eq!(got.len(), total_turns);
     let mut i = 0;
@@ -99,7 +136,10 @@ fn replay_writes_one_line_per_turn_with_a_brief_where_the_handoff_starts() {
                 assert!(line["queue"].is_string());
                 assert_eq!(line["brief"]["schema_version"], "1.0");
             } else if escalated {
-                assert_ne!(line["state"], "ai_active", "after a handoff the state stays in the handoff states");
+                assert_ne!(
+                    line["state"], "ai_active",
+                    "after a handoff the state stays in the handoff states"
+                );
             }
         }
     }
@@ -119,7 +159,11 @@ fn exit_codes_follow_the_contract() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(":2:"), "names the line: {stderr}");
-    assert_eq!(lines(&out).len(), 1, "the good line before the bad one is still written");
+    assert_eq!(
+        lines(&out).len(),
+        1,
+        "the good line before the bad one is still written"
+    );
 
     let out = baton(&["detect", "/no/such/file.jsonl"]);
     assert_eq!(out.status.code(), Some(1));
@@ -133,9 +177,15 @@ fn check_reports_every_policy_error_with_position_and_hint() {
     let mut good = tempfile::NamedTempFile::new().expect("temp");
     good.write_all(text.as_bytes()).expect("write");
     let out = baton(&["check", good.path().to_str().expect("path")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let broken = text.replace("  anger: 0.5", "  angr: 0.5").replace("threshold: 0.6", "threshold: 6");
+    let broken = text
+        .replace("  anger: 0.5", "  angr: 0.5")
+        .replace("threshold: 0.6", "threshold: 6");
     let mut bad = tempfile::NamedTempFile::new().expect("temp");
     bad.write_all(broken.as_bytes()).expect("write");
     let out = baton(&["check", bad.path().to_str().expect("path")]);
@@ -144,6 +194,10 @@ fn check_reports_every_policy_error_with_position_and_hint() {
     assert!(stderr.contains("did you mean `anger`?"), "{stderr}");
     assert!(stderr.contains("6 is outside [0, 1]"), "{stderr}");
     assert!(stderr.contains("2 errors in policy"), "{stderr}");
-    let line = broken.lines().position(|l| l.contains("angr")).expect("line") + 1;
+    let line = broken
+        .lines()
+        .position(|l| l.contains("angr"))
+        .expect("line")
+        + 1;
     assert!(stderr.contains(&format!(":{line}:3:")), "{stderr}");
 }

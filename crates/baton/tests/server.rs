@@ -1,9 +1,65 @@
 //! The real server on port 0 with a fresh SQLite file, driven over HTTP.
 
-mod common;
-
-use common::Server;
 use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `baton serve` on a free port.
+struct Server {
+    /// The process.
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    base: String,
+}
+
+impl Server {
+    /// Starts `baton serve` on port 0 against the SQLite file at `db`, and waits for its
+    /// "listening on" line.
+    fn start(db: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+            .arg(format!("sqlite://{}", db.display()))
+            .env("BATON_LOG", "warn")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn baton serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let started = Instant::now();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("server printed its address")
+                .expect("read stderr");
+            if let Some(addr) = line.strip_prefix("baton: listening on ") {
+                break addr.trim().to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, base }
+    }
+
+    /// Kills the process with SIGKILL (no shutdown path runs) and waits for it.
+    fn kill9(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
     let r = client.post(url).json(&body).send().await.expect("request");
@@ -20,22 +76,56 @@ async fn from_ai_turns_to_escalation_queue_claim_reply_and_resolve() {
 
     let health = c.get(format!("{b}/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), 200);
-    let spec: Value = c.get(format!("{b}/openapi.json")).send().await.expect("spec").json().await.expect("json");
+    let spec: Value = c
+        .get(format!("{b}/openapi.json"))
+        .send()
+        .await
+        .expect("spec")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(spec["openapi"], "3.1.0");
 
-    let (s, created) = post(&c, format!("{b}/v1/conversations"), json!({"id": "c-1", "customer": {"name": "Dana", "tier": "standard"}})).await;
+    let (s, created) = post(
+        &c,
+        format!("{b}/v1/conversations"),
+        json!({"id": "c-1", "customer": {"name": "Dana", "tier": "standard"}}),
+    )
+    .await;
     assert_eq!(s, 201, "{created}");
-    let (s, _) = post(&c, format!("{b}/v1/agents"), json!({"id": "ana", "name": "Ana", "skills": ["billing"], "capacity": 1})).await;
+    let (s, _) = post(
+        &c,
+        format!("{b}/v1/agents"),
+        json!({"id": "ana", "name": "Ana", "skills": ["billing"], "capacity": 1}),
+    )
+    .await;
     assert_eq!(s, 200);
-    let (s, _) = post(&c, format!("{b}/v1/agents"), json!({"id": "bo", "name": "Bo", "skills": ["billing"], "capacity": 1})).await;
+    let (s, _) = post(
+        &c,
+        format!("{b}/v1/agents"),
+        json!({"id": "bo", "name": "Bo", "skills": ["billing"], "capacity": 1}),
+    )
+    .await;
     assert_eq!(s, 200);
 
     let turns = format!("{b}/v1/conversations/c-1/turns");
-    let (_, first) = post(&c, turns.clone(), json!({"role": "customer", "text": "hi, I have a question about my bill"})).await;
+    let (_, first) = post(
+        &c,
+        turns.clone(),
+        json!({"role": "customer", "text": "hi, I have a question about my bill"}),
+    )
+    .await;
     assert_eq!(first["state"], "ai_active");
     assert_eq!(first["ai_may_reply"], true);
     let (_, ai) = post(&c, turns.clone(), json!({"role": "ai", "text": "Sure! Bills are sent on the 1st of each month.", "ai_confidence": 0.35, "kb_similarity": 0.3})).await;
-    assert!(ai["signals"].as_array().expect("signals").iter().any(|s| s["code"] == "low_confidence"), "{ai}");
+    assert!(
+        ai["signals"]
+            .as_array()
+            .expect("signals")
+            .iter()
+            .any(|s| s["code"] == "low_confidence"),
+        "{ai}"
+    );
     let (_, esc) = post(&c, turns.clone(), json!({"role": "customer", "text": "that's not what I asked. I was charged twice for order 8812!!", "client_turn_id": "t-3"})).await;
     assert_eq!(esc["escalate"], true, "{esc}");
     assert_eq!(esc["mode"], "escalate");
@@ -44,39 +134,95 @@ async fn from_ai_turns_to_escalation_queue_claim_reply_and_resolve() {
     assert_eq!(esc["position"], 1);
     assert!(esc["estimated_wait_seconds"].as_u64().expect("wait") >= 60);
     let message = esc["customer_message"].as_str().expect("message");
-    assert!(message.contains("number 1") && message.contains("whole conversation"), "{message}");
+    assert!(
+        message.contains("number 1") && message.contains("whole conversation"),
+        "{message}"
+    );
     assert_eq!(esc["brief"]["entities"][0]["value"], "8812");
-    assert!(esc["reasons"].as_array().expect("reasons").contains(&json!("billing_dispute")));
+    assert!(esc["reasons"]
+        .as_array()
+        .expect("reasons")
+        .contains(&json!("billing_dispute")));
 
     // A retry with the same client_turn_id returns the same answer and adds no turn.
     let (_, retry) = post(&c, turns.clone(), json!({"role": "customer", "text": "that's not what I asked. I was charged twice for order 8812!!", "client_turn_id": "t-3"})).await;
     assert_eq!(retry, esc);
 
-    let queue: Value = c.get(format!("{b}/v1/queues/billing")).send().await.expect("queue").json().await.expect("json");
+    let queue: Value = c
+        .get(format!("{b}/v1/queues/billing"))
+        .send()
+        .await
+        .expect("queue")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(queue["waiting"][0]["conversation_id"], "c-1");
     assert_eq!(queue["waiting"][0]["intent"], "billing_dispute");
 
-    let (s, claimed) = post(&c, format!("{b}/v1/conversations/c-1/claim"), json!({"agent_id": "ana"})).await;
+    let (s, claimed) = post(
+        &c,
+        format!("{b}/v1/conversations/c-1/claim"),
+        json!({"agent_id": "ana"}),
+    )
+    .await;
     assert_eq!(s, 200, "{claimed}");
     assert_eq!(claimed["state"], "assigned");
-    let (s, second) = post(&c, format!("{b}/v1/conversations/c-1/claim"), json!({"agent_id": "bo"})).await;
+    let (s, second) = post(
+        &c,
+        format!("{b}/v1/conversations/c-1/claim"),
+        json!({"agent_id": "bo"}),
+    )
+    .await;
     assert_eq!(s, 409, "{second}");
-    let (s, locked) = post(&c, turns.clone(), json!({"role": "ai", "text": "Can I help?"})).await;
-    assert_eq!((s, locked["error"]["code"].as_str()), (409, Some("ai_locked_out")));
+    let (s, locked) = post(
+        &c,
+        turns.clone(),
+        json!({"role": "ai", "text": "Can I help?"}),
+    )
+    .await;
+    assert_eq!(
+        (s, locked["error"]["code"].as_str()),
+        (409, Some("ai_locked_out"))
+    );
 
     let (s, reply) = post(&c, format!("{b}/v1/conversations/c-1/reply"), json!({"agent_id": "ana", "text": "Hi Dana, I can see the double charge on order 8812. Refunding it now."})).await;
     assert_eq!(s, 200, "{reply}");
-    let (s, _) = post(&c, format!("{b}/v1/conversations/c-1/reply"), json!({"agent_id": "bo", "text": "hello"})).await;
+    let (s, _) = post(
+        &c,
+        format!("{b}/v1/conversations/c-1/reply"),
+        json!({"agent_id": "bo", "text": "hello"}),
+    )
+    .await;
     assert_eq!(s, 409);
-    let (s, resolved) = post(&c, format!("{b}/v1/conversations/c-1/resolve"), json!({"agent_id": "ana", "disposition": "refund_issued"})).await;
+    let (s, resolved) = post(
+        &c,
+        format!("{b}/v1/conversations/c-1/resolve"),
+        json!({"agent_id": "ana", "disposition": "refund_issued"}),
+    )
+    .await;
     assert_eq!(s, 200, "{resolved}");
 
-    let conv: Value = c.get(format!("{b}/v1/conversations/c-1")).send().await.expect("get").json().await.expect("json");
+    let conv: Value = c
+        .get(format!("{b}/v1/conversations/c-1"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(conv["state"], "resolved");
     assert_eq!(conv["disposition"], "refund_issued");
     assert_eq!(conv["turns"].as_array().expect("turns").len(), 4);
-    let path: Vec<&str> = conv["events"].as_array().expect("events").iter().filter_map(|e| e["to_state"].as_str()).collect();
-    assert_eq!(path, vec!["handoff_requested", "queued", "assigned", "resolved"]);
+    let path: Vec<&str> = conv["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["to_state"].as_str())
+        .collect();
+    assert_eq!(
+        path,
+        vec!["handoff_requested", "queued", "assigned", "resolved"]
+    );
 }
 
 #[tokio::test]
@@ -88,29 +234,85 @@ async fn bad_input_gets_a_4xx_that_says_what_to_fix() {
     post(&c, format!("{b}/v1/conversations"), json!({"id": "c-2"})).await;
     let turns = format!("{b}/v1/conversations/c-2/turns");
 
-    let r = c.post(&turns).header("content-type", "application/json").body("{not json").send().await.expect("send");
+    let r = c
+        .post(&turns)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "invalid_json");
 
     let cases = [
-        (format!("{b}/v1/conversations/nope/turns"), json!({"role": "customer", "text": "hi"}), 404, "no conversation `nope`"),
-        (turns.clone(), json!({"role": "customer", "text": "   "}), 422, "turn text is empty"),
-        (turns.clone(), json!({"role": "customer", "text": "x".repeat(20_000)}), 422, "over the limit"),
-        (turns.clone(), json!({"role": "robot", "text": "hi"}), 422, "unknown variant `robot`"),
-        (turns.clone(), json!({"role": "ai", "text": "hi", "ai_confidence": 7}), 422, "outside [0, 1]"),
-        (format!("{b}/v1/conversations/c-2/resolve"), json!({"agent_id": "x", "disposition": "done"}), 409, "does not own"),
-        (format!("{b}/v1/conversations"), json!({"id": "c-2"}), 409, "already exists"),
-        (format!("{b}/v1/conversations"), json!({"id": "bad id!"}), 400, "holds ` `"),
+        (
+            format!("{b}/v1/conversations/nope/turns"),
+            json!({"role": "customer", "text": "hi"}),
+            404,
+            "no conversation `nope`",
+        ),
+        (
+            turns.clone(),
+            json!({"role": "customer", "text": "   "}),
+            422,
+            "turn text is empty",
+        ),
+        (
+            turns.clone(),
+            json!({"role": "customer", "text": "x".repeat(20_000)}),
+            422,
+            "over the limit",
+        ),
+        (
+            turns.clone(),
+            json!({"role": "robot", "text": "hi"}),
+            422,
+            "unknown variant `robot`",
+        ),
+        (
+            turns.clone(),
+            json!({"role": "ai", "text": "hi", "ai_confidence": 7}),
+            422,
+            "outside [0, 1]",
+        ),
+        (
+            format!("{b}/v1/conversations/c-2/resolve"),
+            json!({"agent_id": "x", "disposition": "done"}),
+            409,
+            "does not own",
+        ),
+        (
+            format!("{b}/v1/conversations"),
+            json!({"id": "c-2"}),
+            409,
+            "already exists",
+        ),
+        (
+            format!("{b}/v1/conversations"),
+            json!({"id": "bad id!"}),
+            400,
+            "holds ` `",
+        ),
     ];
     for (url, body, status, needle) in cases {
         let (s, err) = post(&c, url.clone(), body).await;
         assert_eq!(s, status, "{url}: {err}");
         let message = err["error"]["message"].as_str().expect("message");
-        assert!(message.contains(needle), "{url}: `{message}` lacks `{needle}`");
+        assert!(
+            message.contains(needle),
+            "{url}: `{message}` lacks `{needle}`"
+        );
     }
     // Nothing bad was stored, and the server still serves.
-    let conv: Value = c.get(format!("{b}/v1/conversations/c-2")).send().await.expect("get").json().await.expect("json");
+    let conv: Value = c
+        .get(format!("{b}/v1/conversations/c-2"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(conv["turns"].as_array().expect("turns").len(), 0);
 }
 
@@ -129,9 +331,18 @@ async fn every_acknowledged_turn_survives_kill_9() {
         let c = reqwest::Client::new();
         let mut acknowledged = Vec::new();
         for i in 0..400 {
-            let text = if i % 2 == 0 { format!("customer message {i}") } else { format!("ai answer {i}") };
+            let text = if i % 2 == 0 {
+                format!("customer message {i}")
+            } else {
+                format!("ai answer {i}")
+            };
             let role = if i % 2 == 0 { "customer" } else { "ai" };
-            match c.post(&url).json(&json!({"role": role, "text": text, "client_turn_id": format!("t{i}")})).send().await {
+            match c
+                .post(&url)
+                .json(&json!({"role": role, "text": text, "client_turn_id": format!("t{i}")}))
+                .send()
+                .await
+            {
                 Ok(r) if r.status() == 200 => acknowledged.push(text),
                 _ => break,
             }
@@ -141,8 +352,14 @@ async fn every_acknowledged_turn_survives_kill_9() {
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     server.kill9();
     let acknowledged = sender.await.expect("sender");
-    assert!(!acknowledged.is_empty(), "no turn was acknowledged before the kill");
-    assert!(acknowledged.len() < 400, "the kill came after the stream ended; the test proves nothing");
+    assert!(
+        !acknowledged.is_empty(),
+        "no turn was acknowledged before the kill"
+    );
+    assert!(
+        acknowledged.len() < 400,
+        "the kill came after the stream ended; the test proves nothing"
+    );
 
     let restarted = Server::start(&db);
     let conv: Value = c
@@ -153,12 +370,25 @@ async fn every_acknowledged_turn_survives_kill_9() {
         .json()
         .await
         .expect("json");
-    let stored: Vec<&str> = conv["turns"].as_array().expect("turns").iter().filter_map(|t| t["text"].as_str()).collect();
+    let stored: Vec<&str> = conv["turns"]
+        .as_array()
+        .expect("turns")
+        .iter()
+        .filter_map(|t| t["text"].as_str())
+        .collect();
     for text in &acknowledged {
-        assert!(stored.contains(&text.as_str()), "acknowledged turn `{text}` was lost");
+        assert!(
+            stored.contains(&text.as_str()),
+            "acknowledged turn `{text}` was lost"
+        );
     }
     // The restarted server keeps working on the same conversation, after the stored turns.
-    let (s, next) = post(&c, format!("{}/v1/conversations/c-9/turns", restarted.base), json!({"role": "customer", "text": "I want a human"})).await;
+    let (s, next) = post(
+        &c,
+        format!("{}/v1/conversations/c-9/turns", restarted.base),
+        json!({"role": "customer", "text": "I want a human"}),
+    )
+    .await;
     assert_eq!(s, 200, "{next}");
     assert_eq!(next["turn"].as_u64(), Some(stored.len() as u64));
     assert_eq!(next["state"], "queued");
