@@ -187,9 +187,19 @@ fn problem_statement(input: &BriefInput<'_>, intent: Option<ReasonCode>) -> Opti
     };
     intent
         .and_then(|code| {
-            customer_turns()
-                .find(|(_, s)| s.iter().any(|s| s.code == code))
-                .map(|(t, _)| first_sentence(&t.text))
+            customer_turns().find_map(|(t, signals)| {
+                let evidence = signals
+                    .iter()
+                    .find(|s| s.code == code)?
+                    .evidence
+                    .to_lowercase();
+                // The sentence that holds the evidence, not just the turn's first sentence.
+                let sentence = sentences(&t.text)
+                    .into_iter()
+                    .find(|s| s.to_lowercase().contains(&evidence))
+                    .map_or_else(|| first_sentence(&t.text), clip);
+                Some(sentence)
+            })
         })
         .or_else(|| {
             customer_turns()

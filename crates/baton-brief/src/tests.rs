@@ -81,6 +81,50 @@ fn the_brief_carries_the_context() {
 }
 
 #[test]
+fn the_warm_introduction_quotes_the_sentence_with_the_problem() {
+    let conversation: baton_domain::Conversation = serde_json::from_str(
+        r#"{"id": "c-2", "turns": [{"role": "customer", "text": "that is not what I asked. I was charged twice for order 8812!!"}]}"#,
+    )
+    .expect("valid");
+    let signals = vec![vec![Signal::new(
+        ReasonCode::BillingDispute,
+        0.9,
+        "charged twice",
+    )]];
+    let decision = Decision {
+        mode: Mode::Escalate,
+        escalate: true,
+        score: 0.9,
+        threshold: 0.6,
+        reasons: vec![ReasonCode::BillingDispute],
+        contributions: Vec::new(),
+        rules_fired: vec![],
+        skipped_rules: vec![],
+        shadow: false,
+    };
+    let b = build(
+        &BriefInput {
+            conversation_id: "c-2",
+            turns: &conversation.turns,
+            turn_signals: &signals,
+            decision: &decision,
+            customer: &conversation.customer,
+            compounds: &[-0.3],
+            rejected_ai_turns: &[],
+            topics: &[ReasonCode::BillingDispute],
+            language: None,
+        },
+        &entities::Extractor::new(),
+    );
+    assert!(
+        b.warm_introduction
+            .contains("\"I was charged twice for order 8812\""),
+        "{}",
+        b.warm_introduction
+    );
+}
+
+#[test]
 fn markdown_snapshot() {
     insta::assert_snapshot!(render_markdown(&example()));
 }
