@@ -117,6 +117,29 @@ async fn with_session<T>(
     }
 }
 
+/// Persists a change (see `Store::apply`); a conversation that moved on meanwhile is a 409.
+async fn commit(
+    app: &AppState,
+    session: &Session,
+    expected: HandoffState,
+    turn: Option<NewTurn<'_>>,
+    events: &[NewEvent],
+    update: &ConversationUpdate,
+) -> AppResult<()> {
+    if app
+        .store
+        .apply(session.id.as_str(), expected, turn, events, update)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "state_changed",
+            "the conversation changed meanwhile (another agent may have acted on it): reload it and try again",
+        ))
+    }
+}
+
 fn events(transitions: &[Transition]) -> Vec<NewEvent> {
     transitions
         .iter()
@@ -284,13 +307,8 @@ pub async fn post_turn(
             signals: json!(outcome.signals),
             response: body.clone(),
         };
-        let stored = app2
-            .store
-            .apply(session.id.as_str(), before, Some(new_turn), &events(&outcome.transitions), &update_of(&next, None, outcome.brief.is_some()))
-            .await?;
-        if !stored {
-            return Err(ApiError::conflict("state_changed", "the conversation changed while this turn was processed: send the turn again"));
-        }
+        let update = update_of(&next, None, outcome.brief.is_some());
+        commit(&app2, session, before, Some(new_turn), &events(&outcome.transitions), &update).await?;
         *session = next;
         Ok(Json(body))
     })
@@ -383,19 +401,15 @@ async fn agent_step(
     if to == HandoffState::Assigned {
         next.agent = Some(agent_id.to_owned());
     }
-    let stored = app
-        .store
-        .apply(
-            session.id.as_str(),
-            before,
-            None,
-            &events(&[t]),
-            &update_of(&next, disposition, false),
-        )
-        .await?;
-    if !stored {
-        return Err(ApiError::conflict("already_claimed", "the conversation changed meanwhile (another agent may have claimed it): reload the queue"));
-    }
+    commit(
+        app,
+        session,
+        before,
+        None,
+        &events(&[t]),
+        &update_of(&next, disposition, false),
+    )
+    .await?;
     *session = next;
     Ok(())
 }
@@ -454,9 +468,7 @@ pub async fn reply(
         let outcome = app2.engine.process(&mut next, turn.clone());
         let body = json!({"conversation_id": next.id, "turn": outcome.turn, "role": "agent", "state": next.state, "ai_may_reply": next.state.ai_may_reply()});
         let new_turn = NewTurn { seq: outcome.turn, turn: &turn, decision: json!(outcome.decision), signals: json!(outcome.signals), response: body.clone() };
-        if !app2.store.apply(next.id.as_str(), before, Some(new_turn), &[], &update_of(&next, None, false)).await? {
-            return Err(ApiError::conflict("state_changed", "the conversation changed meanwhile: reload it"));
-        }
+        commit(&app2, session, before, Some(new_turn), &[], &update_of(&next, None, false)).await?;
         *session = next;
         Ok(Json(body))
     })
@@ -484,22 +496,15 @@ pub async fn note(
             actor: format!("agent:{}", req.agent_id),
             reason: text,
         };
-        if !app2
-            .store
-            .apply(
-                session.id.as_str(),
-                session.state,
-                None,
-                &[event],
-                &update_of(session, None, false),
-            )
-            .await?
-        {
-            return Err(ApiError::conflict(
-                "state_changed",
-                "the conversation changed meanwhile: reload it",
-            ));
-        }
+        commit(
+            &app2,
+            session,
+            session.state,
+            None,
+            &[event],
+            &update_of(session, None, false),
+        )
+        .await?;
         Ok(Json(json!({"conversation_id": session.id, "noted": true})))
     })
     .await

@@ -150,6 +150,26 @@ fn for_each_line<T: for<'de> Deserialize<'de>>(
     Ok(())
 }
 
+/// JSON Lines on stdout, buffered; flushed at the end of a run.
+struct JsonLines(BufWriter<std::io::StdoutLock<'static>>);
+
+impl JsonLines {
+    fn stdout() -> Self {
+        JsonLines(BufWriter::new(std::io::stdout().lock()))
+    }
+
+    fn write<T: Serialize>(&mut self, value: &T) -> Result<()> {
+        serde_json::to_writer(&mut self.0, value)?;
+        self.0.write_all(b"\n")?;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.0.flush()?;
+        Ok(())
+    }
+}
+
 /// A labelled utterance (CONTRACTS.md).
 #[derive(Deserialize)]
 struct Utterance {
@@ -170,30 +190,23 @@ struct DetectLine<'a> {
 }
 
 fn detect(engine: &Engine, input: &Path) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = JsonLines::stdout();
     let id = ConversationId::parse("detect").context("internal id")?;
     for_each_line(input, |line, u: Utterance| {
         let turn = Turn::new(Role::Customer, u.text)
             .map_err(|e| anyhow::anyhow!("{}:{line}: {e}", input.display()))?;
         let mut session = engine.start(id.clone(), u.customer, None);
         let o = engine.process(&mut session, turn);
-        serde_json::to_writer(
-            &mut out,
-            &DetectLine {
-                id: &u.id,
-                escalate: o.decision.escalate,
-                mode: o.decision.mode,
-                score: o.decision.score,
-                reasons: &o.decision.reasons,
-                signals: &o.signals,
-            },
-        )?;
-        out.write_all(b"\n")?;
-        Ok(())
+        out.write(&DetectLine {
+            id: &u.id,
+            escalate: o.decision.escalate,
+            mode: o.decision.mode,
+            score: o.decision.score,
+            reasons: &o.decision.reasons,
+            signals: &o.signals,
+        })
     })?;
-    out.flush()?;
-    Ok(())
+    out.finish()
 }
 
 #[derive(Serialize)]
@@ -214,8 +227,7 @@ struct ReplayLine<'a> {
 }
 
 fn replay(engine: &Engine, input: &Path, markdown: bool) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = JsonLines::stdout();
     for_each_line(input, |_, c: Conversation| {
         let mut session = engine.start(c.id.clone(), c.customer, c.channel);
         for turn in c.turns {
@@ -225,26 +237,21 @@ fn replay(engine: &Engine, input: &Path, markdown: bool) -> Result<()> {
                     eprintln!("{}", baton_brief::render_markdown(b));
                 }
             }
-            serde_json::to_writer(
-                &mut out,
-                &ReplayLine {
-                    conversation_id: c.id.as_str(),
-                    turn: o.turn,
-                    role: o.role,
-                    escalate: o.decision.escalate,
-                    mode: o.decision.mode,
-                    score: o.decision.score,
-                    reasons: &o.decision.reasons,
-                    state: o.state,
-                    queue: session.queue.as_deref(),
-                    signals: &o.signals,
-                    brief: o.brief.as_ref(),
-                },
-            )?;
-            out.write_all(b"\n")?;
+            out.write(&ReplayLine {
+                conversation_id: c.id.as_str(),
+                turn: o.turn,
+                role: o.role,
+                escalate: o.decision.escalate,
+                mode: o.decision.mode,
+                score: o.decision.score,
+                reasons: &o.decision.reasons,
+                state: o.state,
+                queue: session.queue.as_deref(),
+                signals: &o.signals,
+                brief: o.brief.as_ref(),
+            })?;
         }
         Ok(())
     })?;
-    out.flush()?;
-    Ok(())
+    out.finish()
 }

@@ -61,6 +61,11 @@ impl Drop for Server {
     }
 }
 
+async fn get(client: &reqwest::Client, url: String) -> Value {
+    let r = client.get(url).send().await.expect("request");
+    r.json().await.expect("json body")
+}
+
 async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
     let r = client.post(url).json(&body).send().await.expect("request");
     let status = r.status().as_u16();
@@ -76,14 +81,7 @@ async fn from_ai_turns_to_escalation_queue_claim_reply_and_resolve() {
 
     let health = c.get(format!("{b}/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), 200);
-    let spec: Value = c
-        .get(format!("{b}/openapi.json"))
-        .send()
-        .await
-        .expect("spec")
-        .json()
-        .await
-        .expect("json");
+    let spec: Value = get(&c, format!("{b}/openapi.json")).await;
     assert_eq!(spec["openapi"], "3.1.0");
 
     let (s, created) = post(
@@ -148,14 +146,7 @@ async fn from_ai_turns_to_escalation_queue_claim_reply_and_resolve() {
     let (_, retry) = post(&c, turns.clone(), json!({"role": "customer", "text": "that's not what I asked. I was charged twice for order 8812!!", "client_turn_id": "t-3"})).await;
     assert_eq!(retry, esc);
 
-    let queue: Value = c
-        .get(format!("{b}/v1/queues/billing"))
-        .send()
-        .await
-        .expect("queue")
-        .json()
-        .await
-        .expect("json");
+    let queue: Value = get(&c, format!("{b}/v1/queues/billing")).await;
     assert_eq!(queue["waiting"][0]["conversation_id"], "c-1");
     assert_eq!(queue["waiting"][0]["intent"], "billing_dispute");
 
@@ -202,14 +193,7 @@ async fn from_ai_turns_to_escalation_queue_claim_reply_and_resolve() {
     .await;
     assert_eq!(s, 200, "{resolved}");
 
-    let conv: Value = c
-        .get(format!("{b}/v1/conversations/c-1"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let conv: Value = get(&c, format!("{b}/v1/conversations/c-1")).await;
     assert_eq!(conv["state"], "resolved");
     assert_eq!(conv["disposition"], "refund_issued");
     assert_eq!(conv["turns"].as_array().expect("turns").len(), 4);
@@ -305,14 +289,7 @@ async fn bad_input_gets_a_4xx_that_says_what_to_fix() {
         );
     }
     // Nothing bad was stored, and the server still serves.
-    let conv: Value = c
-        .get(format!("{b}/v1/conversations/c-2"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let conv: Value = get(&c, format!("{b}/v1/conversations/c-2")).await;
     assert_eq!(conv["turns"].as_array().expect("turns").len(), 0);
 }
 
@@ -362,14 +339,7 @@ async fn every_acknowledged_turn_survives_kill_9() {
     );
 
     let restarted = Server::start(&db);
-    let conv: Value = c
-        .get(format!("{}/v1/conversations/c-9", restarted.base))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let conv: Value = get(&c, format!("{}/v1/conversations/c-9", restarted.base)).await;
     let stored: Vec<&str> = conv["turns"]
         .as_array()
         .expect("turns")
