@@ -46,7 +46,7 @@ fn json_to_cel(v: &serde_json::Value) -> cel::Value {
 
 impl Policy {
     fn cel_context(&self, facts: &Facts<'_>) -> cel::Context<'static, 'static> {
-        let mut ctx = cel::Context::default();
+        let mut ctx = cel::Context::with_env(self.cel_env.clone());
         let customer = serde_json::to_value(facts.customer).unwrap_or_default();
         ctx.add_variable_from_value("customer", json_to_cel(&customer));
         let mut signals: HashMap<String, cel::Value> = ReasonCode::ALL

@@ -123,6 +123,8 @@ pub struct Policy {
     pub(crate) weights: BTreeMap<ReasonCode, f64>,
     pub(crate) lowers: BTreeMap<ReasonCode, f64>,
     pub(crate) rules: Vec<Rule>,
+    /// The CEL standard library, built once (building it per decision dominated the cost).
+    pub(crate) cel_env: std::sync::Arc<cel::Env>,
 }
 
 impl fmt::Debug for Policy {
@@ -442,6 +444,7 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
         weights,
         lowers,
         rules,
+        cel_env: std::sync::Arc::new(cel::Env::stdlib()),
     }
 }
 
