@@ -32,37 +32,81 @@ pub struct ServeArgs {
     /// Policy file; the built-in default when absent.
     #[arg(long, env = "BATON_POLICY")]
     pub policy: Option<PathBuf>,
+    /// Conversations kept in memory between turns; idle ones beyond this are dropped, least
+    /// recently used first, and reloaded from the database when they speak again.
+    #[arg(long, env = "BATON_SESSION_CACHE", default_value_t = 10_000)]
+    pub session_cache: usize,
 }
 
 /// A conversation's slot: its lock, and its session once loaded.
 type Slot = Arc<tokio::sync::Mutex<Option<Session>>>;
 
+/// Cached sessions: slot and last use (a tick).
+#[derive(Default)]
+struct Sessions {
+    slots: HashMap<String, (Slot, u64)>,
+    tick: u64,
+}
+
 /// Shared state of the API.
 pub struct AppState {
     engine: Engine,
     store: Store,
-    sessions: Mutex<HashMap<String, Slot>>,
+    sessions: Mutex<Sessions>,
+    session_cache: usize,
     /// Serialises claims so capacity checks and assignment are atomic on one node.
     claims: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
-    /// State over an engine and a store.
-    pub fn new(engine: Engine, store: Store) -> Arc<Self> {
+    /// State over an engine and a store, caching at most `session_cache` idle conversations.
+    pub fn new(engine: Engine, store: Store, session_cache: usize) -> Arc<Self> {
         Arc::new(Self {
             engine,
             store,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
+            session_cache: session_cache.max(1),
             claims: tokio::sync::Mutex::new(()),
         })
     }
 
+    /// The slot of conversation `id`, created empty if absent. When the cache is over its size,
+    /// the least recently used idle slots are dropped first (a slot someone holds is never
+    /// dropped, so two slots never exist for one conversation).
     fn slot(&self, id: &str) -> Slot {
-        let mut map = self
+        let mut sessions = self
             .sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.entry(id.to_owned()).or_default().clone()
+        sessions.tick += 1;
+        let tick = sessions.tick;
+        let entry = sessions.slots.entry(id.to_owned()).or_default();
+        entry.1 = tick;
+        let slot = entry.0.clone();
+        if sessions.slots.len() > self.session_cache {
+            let keep = self.session_cache - self.session_cache / 4;
+            let mut idle: Vec<(u64, String)> = sessions
+                .slots
+                .iter()
+                .filter(|(_, (s, _))| Arc::strong_count(s) == 1)
+                .map(|(k, (_, used))| (*used, k.clone()))
+                .collect();
+            idle.sort_unstable();
+            let excess = sessions.slots.len().saturating_sub(keep);
+            for (_, key) in idle.into_iter().take(excess) {
+                sessions.slots.remove(&key);
+            }
+        }
+        slot
+    }
+
+    #[cfg(test)]
+    fn cached_sessions(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .slots
+            .len()
     }
 }
 
@@ -96,7 +140,7 @@ pub async fn serve(args: ServeArgs, policy: Policy) -> anyhow::Result<()> {
     let store = Store::connect(&args.database_url)
         .await
         .with_context(|| format!("cannot open database `{}`", args.database_url))?;
-    let state = AppState::new(Engine::new(policy), store.clone());
+    let state = AppState::new(Engine::new(policy), store.clone(), args.session_cache);
     let addr: SocketAddr = args.listen.parse().with_context(|| {
         format!(
             "`{}` is not an address: use HOST:PORT, e.g. 127.0.0.1:8080",
@@ -132,5 +176,33 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_session_cache_drops_idle_slots_least_recently_used_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        let policy = Policy::builtin().expect("policy");
+        let state = AppState::new(Engine::new(policy), store, 4);
+        let held = state.slot("held");
+        for i in 0..10 {
+            drop(state.slot(&format!("c{i}")));
+        }
+        assert!(state.cached_sessions() <= 4, "{}", state.cached_sessions());
+        // The slot someone holds is never dropped: asking again returns the same one.
+        assert!(Arc::ptr_eq(&held, &state.slot("held")));
+        // The most recent idle slot survived.
+        assert!(state
+            .sessions
+            .lock()
+            .expect("lock")
+            .slots
+            .contains_key("c9"));
     }
 }

@@ -363,3 +363,73 @@ async fn every_acknowledged_turn_survives_kill_9() {
     assert_eq!(next["turn"].as_u64(), Some(stored.len() as u64));
     assert_eq!(next["state"], "queued");
 }
+
+#[tokio::test]
+async fn concurrent_claims_assign_once_and_concurrent_turns_keep_their_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("baton.db"));
+    let c = reqwest::Client::new();
+    let b = &server.base;
+    for agent in ["ana", "bo", "cy", "di"] {
+        post(
+            &c,
+            format!("{b}/v1/agents"),
+            json!({"id": agent, "name": agent, "skills": [], "capacity": 5}),
+        )
+        .await;
+    }
+
+    // Twenty conversations ask for a person; four agents race to claim each one.
+    for round in 0..20 {
+        let id = format!("race-{round}");
+        post(&c, format!("{b}/v1/conversations"), json!({"id": id})).await;
+        let (_, esc) = post(
+            &c,
+            format!("{b}/v1/conversations/{id}/turns"),
+            json!({"role": "customer", "text": "", "action": "request_human"}),
+        )
+        .await;
+        assert_eq!(esc["state"], "queued", "{esc}");
+        let claims = ["ana", "bo", "cy", "di"].map(|agent| {
+            let c = c.clone();
+            let url = format!("{b}/v1/conversations/{id}/claim");
+            tokio::spawn(async move { post(&c, url, json!({"agent_id": agent})).await.0 })
+        });
+        let mut statuses = Vec::new();
+        for claim in claims {
+            statuses.push(claim.await.expect("join"));
+        }
+        statuses.sort_unstable();
+        assert_eq!(statuses, vec![200, 409, 409, 409], "round {round}");
+    }
+    // Capacity holds: five each at most, twenty in all.
+    let agents = get(&c, format!("{b}/v1/agents")).await;
+    let loads: Vec<u64> = agents["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|a| a["assigned"].as_u64().expect("load"))
+        .collect();
+    assert!(loads.iter().all(|l| *l <= 5), "{loads:?}");
+    assert_eq!(loads.iter().sum::<u64>(), 20);
+
+    // Thirty turns sent at once to one conversation: each stored once, numbered 0..30.
+    post(&c, format!("{b}/v1/conversations"), json!({"id": "busy"})).await;
+    let sends: Vec<_> = (0..30)
+        .map(|i| {
+            let c = c.clone();
+            let url = format!("{b}/v1/conversations/busy/turns");
+            tokio::spawn(async move { post(&c, url, json!({"role": "ai", "text": format!("note {i}"), "client_turn_id": format!("n{i}")})).await })
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    for s in sends {
+        let (status, body) = s.await.expect("join");
+        assert_eq!(status, 200, "{body}");
+        numbers.push(body["turn"].as_u64().expect("turn"));
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..30).collect::<Vec<u64>>());
+    let conv = get(&c, format!("{b}/v1/conversations/busy")).await;
+    assert_eq!(conv["turns"].as_array().expect("turns").len(), 30);
+}
