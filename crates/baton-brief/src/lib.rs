@@ -418,6 +418,11 @@ fn warm_introduction(
     format!("{hello}{context}{tried} I'll take it from here.")
 }
 
+/// The JSON Schema of the brief (draft 2020-12), published as `schemas/brief.schema.json`.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Brief)).unwrap_or_default()
+}
+
 /// The brief as pretty-printed JSON.
 pub fn render_json(brief: &Brief) -> String {
     serde_json::to_string_pretty(brief).unwrap_or_default()

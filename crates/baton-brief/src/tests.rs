@@ -135,3 +135,19 @@ fn json_round_trips() {
     let back: Brief = serde_json::from_str(&render_json(&b)).expect("parses");
     assert_eq!(back, b);
 }
+
+#[test]
+fn the_published_schema_is_current() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../schemas/brief.schema.json"
+    );
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schemas/brief.schema.json"))
+            .expect("valid JSON");
+    assert_eq!(
+        committed,
+        json_schema(),
+        "regenerate with `baton check --schema brief > schemas/brief.schema.json`"
+    );
+}

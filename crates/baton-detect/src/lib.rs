@@ -31,7 +31,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 /// Lines the customer-state and confidence detectors draw. Defaults are the field's standard
 /// triggers as DESIGN.md section 2 lists them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     /// Tiers that count as VIP (compared case-insensitively). Default `vip`, `enterprise`.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const BRIEF_SCHEMA_VERSION: &str = "1.0";
 
 /// One line of the transcript.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TranscriptLine {
     /// 0-based turn index in the conversation.
     pub turn: usize,
@@ -19,7 +19,7 @@ pub struct TranscriptLine {
 }
 
 /// An escalation reason with its human text and the evidence behind it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BriefReason {
     /// The code.
     pub code: ReasonCode,
@@ -32,7 +32,7 @@ pub struct BriefReason {
 }
 
 /// Sentiment at handoff and how it moved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SentimentSummary {
     /// VADER compound of the last customer turn, in `[-1, 1]`.
     pub at_handoff: f64,
@@ -43,7 +43,7 @@ pub struct SentimentSummary {
 }
 
 /// Kinds of entity the extractor finds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKind {
     /// An order number.
@@ -63,7 +63,7 @@ pub enum EntityKind {
 }
 
 /// An entity found in the customer's turns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Entity {
     /// What kind of entity.
     pub kind: EntityKind,
@@ -77,11 +77,11 @@ pub struct Entity {
 }
 
 /// Something the AI already suggested or tried, so the agent does not repeat it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttemptedSolution {
     /// The AI turn it came from.
     pub turn: usize,
-    /// The gist of the AI's answer (its first sentence).
+    /// The gist of the AI's answer: its first sentence that is not a pleasantry.
     pub summary: String,
     /// Knowledge-base articles the AI used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -91,7 +91,7 @@ pub struct AttemptedSolution {
 }
 
 /// Who the customer is, as far as Baton knows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CustomerContext {
     /// Customer id.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,7 +120,7 @@ pub struct CustomerContext {
 }
 
 /// The handoff brief, versioned by [`BRIEF_SCHEMA_VERSION`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Brief {
     /// [`BRIEF_SCHEMA_VERSION`].
     pub schema_version: String,

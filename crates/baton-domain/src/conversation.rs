@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_TURN_TEXT_BYTES: usize = 16 * 1024;
 
 /// Who wrote a turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The customer.

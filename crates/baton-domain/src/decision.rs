@@ -4,7 +4,7 @@ use crate::ReasonCode;
 use serde::{Deserialize, Serialize};
 
 /// How the AI and humans share a conversation (DESIGN.md section 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Routine and low risk: the AI handles it alone.

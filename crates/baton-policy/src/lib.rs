@@ -35,7 +35,7 @@ pub const DEFAULT_POLICY_YAML: &str = include_str!("default.yaml");
 pub const CEL_VARIABLES: &[&str] = &["customer", "signals", "conversation"];
 
 /// A rule: a CEL condition and what happens when it holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Unique name, reported in decisions.
@@ -54,7 +54,7 @@ pub struct RuleConfig {
 }
 
 /// Customer-facing message templates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Messages {
     /// Said at escalation. Placeholders: `{name}`, `{queue}`, `{position}`, `{wait}`.
@@ -64,7 +64,7 @@ pub struct Messages {
 }
 
 /// The policy file as written (stage 2). See `default.yaml` for every field, documented.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
     /// Format version; only 1 exists.
@@ -486,6 +486,12 @@ fn validate_queues(file: &PolicyFile, c: &mut Checker<'_>) {
             );
         }
     }
+}
+
+/// The JSON Schema of the policy file (draft 2020-12), published as
+/// `schemas/policy.schema.json`, so editors can complete and check policy YAML.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(PolicyFile)).unwrap_or_default()
 }
 
 /// `{word}` placeholders in a template.

@@ -156,3 +156,19 @@ fn structural_errors_point_at_the_key() {
     let errors = Policy::parse("queues: [", "p.yaml").expect_err("bad yaml");
     assert!(errors.0[0].message.starts_with("invalid YAML"));
 }
+
+#[test]
+fn the_published_schema_is_current() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../schemas/policy.schema.json"
+    );
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schemas/policy.schema.json"))
+            .expect("valid JSON");
+    assert_eq!(
+        committed,
+        json_schema(),
+        "regenerate with `baton check --schema policy > schemas/policy.schema.json`"
+    );
+}

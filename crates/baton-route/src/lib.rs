@@ -10,7 +10,7 @@ use baton_domain::{Agent, AgentStatus, ReasonCode};
 use serde::{Deserialize, Serialize};
 
 /// One queue, as the policy declares it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     /// The queue's name (`A-Z a-z 0-9 - _ . :`).
@@ -40,7 +40,7 @@ fn default_sla() -> u64 {
 }
 
 /// Priority and wait-estimate settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingConfig {
     /// Priority added per customer tier, e.g. `{vip: 30, enterprise: 20}`.

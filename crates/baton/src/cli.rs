@@ -25,11 +25,14 @@ enum Command {
     /// Validate a policy file and report every error with line, column and a hint.
     Check {
         /// The policy file (YAML).
-        #[arg(required_unless_present = "print_default")]
+        #[arg(required_unless_present_any = ["print_default", "schema"])]
         policy: Option<PathBuf>,
         /// Print the built-in default policy instead, as a starting point.
         #[arg(long)]
         print_default: bool,
+        /// Print a JSON Schema instead: `policy` (the policy file) or `brief` (the handoff brief).
+        #[arg(long, value_parser = ["policy", "brief"])]
+        schema: Option<String>,
     },
     /// Decide on each line of a JSON Lines file of utterances, each as the first customer turn
     /// of a new conversation; one JSON line out per line in.
@@ -65,7 +68,17 @@ pub fn run(args: Args) -> Result<()> {
         Command::Check {
             policy,
             print_default,
+            schema,
         } => {
+            if let Some(which) = schema {
+                let schema = if which == "brief" {
+                    baton_brief::json_schema()
+                } else {
+                    baton_policy::json_schema()
+                };
+                println!("{}", serde_json::to_string_pretty(&schema)?);
+                return Ok(());
+            }
             if print_default {
                 print!("{}", baton_policy::DEFAULT_POLICY_YAML);
                 return Ok(());
