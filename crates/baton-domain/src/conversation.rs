@@ -43,7 +43,8 @@ pub enum TurnAction {
 /// Why a turn was rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TurnError {
-    /// `text` was empty or only whitespace, and no `action` came with it.
+    /// `text` was empty or only white space, and no `action` came with it (refused by the API;
+    /// a recorded conversation may hold such turns, e.g. attachments).
     #[error("turn text is empty: send the customer's, AI's or agent's words in `text`")]
     EmptyText,
     /// `text` was longer than [`MAX_TURN_TEXT_BYTES`].
@@ -96,7 +97,8 @@ struct RawTurn {
 pub struct Turn {
     /// Who wrote the turn.
     pub role: Role,
-    /// What was written; non-empty unless `action` is set, at most [`MAX_TURN_TEXT_BYTES`].
+    /// What was written, at most [`MAX_TURN_TEXT_BYTES`]; may be empty in a recorded
+    /// conversation (the API requires words or an `action`, see [`Turn::require_content`]).
     pub text: String,
     /// The AI's confidence in this answer, in `[0, 1]`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,9 +133,6 @@ impl TryFrom<RawTurn> for Turn {
     type Error = TurnError;
 
     fn try_from(raw: RawTurn) -> Result<Self, TurnError> {
-        if raw.text.trim().is_empty() && raw.action.is_none() {
-            return Err(TurnError::EmptyText);
-        }
         if raw.text.len() > MAX_TURN_TEXT_BYTES {
             return Err(TurnError::TextTooLong(raw.text.len()));
         }
@@ -164,10 +163,22 @@ impl TryFrom<RawTurn> for Turn {
 }
 
 impl Turn {
+    /// Whether the turn says something: words, or a button. The API refuses turns that do not.
+    ///
+    /// # Errors
+    /// [`TurnError::EmptyText`] when `text` is only white space and no `action` came with it.
+    pub fn require_content(&self) -> Result<(), TurnError> {
+        if self.text.trim().is_empty() && self.action.is_none() {
+            Err(TurnError::EmptyText)
+        } else {
+            Ok(())
+        }
+    }
+
     /// A plain turn with only a role and text, validated like any other.
     ///
     /// # Errors
-    /// [`TurnError`] when the text is empty or too long.
+    /// [`TurnError::TextTooLong`] when the text is over [`MAX_TURN_TEXT_BYTES`].
     pub fn new(role: Role, text: impl Into<String>) -> Result<Self, TurnError> {
         Turn::try_from(RawTurn {
             role,
@@ -257,11 +268,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_turns_with_a_reason() {
-        let empty = serde_json::from_str::<Turn>(r#"{"role":"customer","text":"  "}"#);
-        assert!(empty
-            .expect_err("empty text")
-            .to_string()
-            .contains("turn text is empty"));
+        let empty: Turn = serde_json::from_str(r#"{"role":"customer","text":"  "}"#)
+            .expect("a recorded empty turn parses");
+        assert_eq!(empty.require_content(), Err(TurnError::EmptyText));
         let role = serde_json::from_str::<Turn>(r#"{"role":"bot","text":"hi"}"#);
         assert!(role
             .expect_err("bad role")
@@ -277,6 +286,6 @@ mod tests {
         let button = serde_json::from_str::<Turn>(
             r#"{"role":"customer","text":"","action":"request_human"}"#,
         );
-        assert!(button.is_ok());
+        assert_eq!(button.expect("button").require_content(), Ok(()));
     }
 }

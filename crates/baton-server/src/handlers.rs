@@ -40,6 +40,15 @@ pub async fn not_found() -> ApiError {
     )
 }
 
+/// A turn that parsed but cannot be accepted (422, like any other invalid field).
+fn unprocessable(e: baton_domain::TurnError) -> ApiError {
+    ApiError::BadRequest {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: "invalid_turn",
+        message: e.to_string(),
+    }
+}
+
 fn parse_id(id: &str) -> AppResult<ConversationId> {
     ConversationId::parse(id.to_owned()).map_err(|e| ApiError::invalid(e.to_string()))
 }
@@ -271,6 +280,7 @@ pub async fn post_turn(
     ApiJson(turn): ApiJson<Turn>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
+    turn.require_content().map_err(unprocessable)?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
         if let Some(client_id) = &turn.client_turn_id {
@@ -458,7 +468,8 @@ pub async fn reply(
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
     let text = req.text.clone().unwrap_or_default();
-    let mut turn = Turn::new(Role::Agent, text).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let mut turn = Turn::new(Role::Agent, text).map_err(unprocessable)?;
+    turn.require_content().map_err(unprocessable)?;
     turn.agent_id = Some(req.agent_id.clone());
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {

@@ -1,7 +1,7 @@
 //! Subcommands.
 
 use anyhow::{Context, Result};
-use baton_domain::{Conversation, ConversationId, Customer, Role, Turn};
+use baton_domain::{ConversationId, Customer, Role, Turn};
 use baton_engine::{Engine, TurnOutcome};
 use baton_policy::Policy;
 use clap::{Parser, Subcommand};
@@ -222,9 +222,20 @@ fn detect(engine: &Engine, input: &Path) -> Result<()> {
     out.finish()
 }
 
+/// A conversation (CONTRACTS.md); the id is echoed as given, string or number.
+#[derive(Deserialize)]
+struct ReplayConversation {
+    id: serde_json::Value,
+    #[serde(default)]
+    customer: Customer,
+    #[serde(default)]
+    channel: Option<String>,
+    turns: Vec<Turn>,
+}
+
 #[derive(Serialize)]
 struct ReplayLine<'a> {
-    conversation_id: &'a str,
+    conversation_id: &'a serde_json::Value,
     turn: usize,
     role: Role,
     escalate: bool,
@@ -241,8 +252,18 @@ struct ReplayLine<'a> {
 
 fn replay(engine: &Engine, input: &Path, markdown: bool) -> Result<()> {
     let mut out = JsonLines::stdout();
-    for_each_line(input, |_, c: Conversation| {
-        let mut session = engine.start(c.id.clone(), c.customer, c.channel);
+    for_each_line(input, |line, c: ReplayConversation| {
+        let id = match &c.id {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            other => anyhow::bail!(
+                "{}:{line}: conversation `id` is {other}: give a string or a number",
+                input.display()
+            ),
+        };
+        let id = ConversationId::parse(id)
+            .map_err(|e| anyhow::anyhow!("{}:{line}: {e}", input.display()))?;
+        let mut session = engine.start(id, c.customer, c.channel);
         for turn in c.turns {
             let o: TurnOutcome = engine.process(&mut session, turn);
             if markdown {
@@ -251,7 +272,7 @@ fn replay(engine: &Engine, input: &Path, markdown: bool) -> Result<()> {
                 }
             }
             out.write(&ReplayLine {
-                conversation_id: c.id.as_str(),
+                conversation_id: &c.id,
                 turn: o.turn,
                 role: o.role,
                 escalate: o.decision.escalate,

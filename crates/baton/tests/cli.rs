@@ -201,3 +201,23 @@ fn check_reports_every_policy_error_with_position_and_hint() {
         + 1;
     assert!(stderr.contains(&format!(":{line}:3:")), "{stderr}");
 }
+
+#[test]
+fn replay_accepts_any_contract_shaped_input() {
+    let mut file = tempfile::NamedTempFile::new().expect("temp");
+    writeln!(file, r#"{{"id": 17, "turns": [{{"role": "customer", "text": "hi"}}, {{"role": "customer", "text": ""}}]}}"#).expect("write");
+    writeln!(file, r#"{{"id": "tenant/conv 18", "turns": [{{"role": "agent", "text": "hello"}}, {{"role": "ai", "text": "ok", "extra": true}}]}}"#).expect("write");
+    writeln!(file, r#"{{"id": "empty", "turns": []}}"#).expect("write");
+    let out = baton(&["replay", file.path().to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines(&out);
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0]["conversation_id"], 17);
+    assert_eq!(got[1]["turn"], 1);
+    assert_eq!(got[1]["escalate"], false);
+    assert_eq!(got[2]["conversation_id"], "tenant/conv 18");
+}

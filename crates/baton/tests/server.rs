@@ -274,9 +274,9 @@ async fn bad_input_gets_a_4xx_that_says_what_to_fix() {
         ),
         (
             format!("{b}/v1/conversations"),
-            json!({"id": "bad id!"}),
+            json!({"id": "bad\u{7}id"}),
             400,
-            "holds ` `",
+            "control characters",
         ),
     ];
     for (url, body, status, needle) in cases {
