@@ -368,7 +368,6 @@ impl Detectors {
             }
         }
         signals.extend(self.customer_state(customer));
-        self.language(state, customer, text);
         dedupe(&mut signals);
         state.last_was_ai = false;
         TurnSignals {
@@ -505,7 +504,13 @@ impl Detectors {
         out
     }
 
-    fn language(&self, state: &mut ConversationState, customer: &Customer, text: &str) {
+    /// Language detection on one customer turn, for policies whose conditions read
+    /// `conversation.language` on every turn: the customer's own `language` wins; otherwise
+    /// turns of 20 bytes or more are tried, at most [`LANGUAGE_ATTEMPTS`] times.
+    ///
+    /// Detection costs more than every other detector together (about 30 us a turn), so
+    /// [`Detectors::observe`] leaves it out; see also [`Detectors::settle_language`].
+    pub fn observe_language(&self, state: &mut ConversationState, customer: &Customer, text: &str) {
         if let Some(lang) = &customer.language {
             state.language = Some(lang.clone());
             return;
@@ -517,13 +522,31 @@ impl Detectors {
             return;
         }
         state.language_attempts += 1;
-        if let Some(info) = self.language.detect(text) {
-            // `is_reliable` asks for a wide margin over the runner-up that short chat turns rarely
-            // reach; a confidence of 0.5 is right on short texts far more often than not.
-            if info.confidence() >= 0.5 {
-                state.language = Some(iso639_1(info.lang()).to_owned());
-            }
+        state.language = self.language_of(text);
+    }
+
+    /// Settles the language once, when it is needed (at a handoff): the customer's own
+    /// `language`, else detection over all the customer's text so far (`customer_text`).
+    pub fn settle_language<'t>(
+        &self,
+        state: &mut ConversationState,
+        customer: &Customer,
+        customer_text: impl Iterator<Item = &'t str>,
+    ) {
+        if let Some(lang) = &customer.language {
+            state.language = Some(lang.clone());
+        } else if state.language.is_none() {
+            let text: Vec<&str> = customer_text.collect();
+            state.language = self.language_of(&text.join(" "));
         }
+    }
+
+    /// The ISO 639-1 code of `text`'s language, when detection is confident enough.
+    fn language_of(&self, text: &str) -> Option<String> {
+        let info = self.language.detect(text)?;
+        // `is_reliable` asks for a wide margin over the runner-up that short chat turns rarely
+        // reach; a confidence of 0.5 is right on short texts far more often than not.
+        (info.confidence() >= 0.5).then(|| iso639_1(info.lang()).to_owned())
     }
 }
 

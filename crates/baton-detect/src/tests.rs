@@ -169,5 +169,24 @@ fn language_is_detected_when_not_given() {
     )
     .expect("valid");
     d.observe(&mut state, &turn, &Customer::default(), false);
+    assert_eq!(
+        state.language, None,
+        "observe leaves the costly detection out"
+    );
+    d.observe_language(&mut state, &Customer::default(), &turn.text);
     assert_eq!(state.language.as_deref(), Some("es"));
+    let mut settled = ConversationState::default();
+    d.settle_language(
+        &mut settled,
+        &Customer::default(),
+        [
+            "Hola, quiero cancelar mi pedido",
+            "porque llegó roto y nadie me responde",
+        ]
+        .into_iter(),
+    );
+    assert_eq!(settled.language.as_deref(), Some("es"));
+    let given: Customer = serde_json::from_str(r#"{"language": "pt"}"#).expect("valid");
+    d.settle_language(&mut settled, &given, std::iter::empty());
+    assert_eq!(settled.language.as_deref(), Some("pt"));
 }

@@ -98,6 +98,8 @@ pub struct Engine {
     policy: Policy,
     detectors: Detectors,
     extractor: Extractor,
+    /// Whether the policy reads the language on every turn (else it is settled at handoff).
+    reads_language: bool,
 }
 
 impl Engine {
@@ -105,6 +107,7 @@ impl Engine {
     pub fn new(policy: Policy) -> Self {
         let detectors = Detectors::new(policy.file.detectors.clone());
         Self {
+            reads_language: policy.reads_language(),
             policy,
             detectors,
             extractor: Extractor::new(),
@@ -209,6 +212,10 @@ impl Engine {
             .detectors
             .observe(&mut session.detect, &turn, &session.customer, in_handoff)
             .signals;
+        if self.reads_language && turn.role == Role::Customer {
+            self.detectors
+                .observe_language(&mut session.detect, &session.customer, &turn.text);
+        }
         let customer_turns = session
             .turns
             .iter()
@@ -253,6 +260,13 @@ impl Engine {
                 &format!("escalated: {why}"),
                 &mut transitions,
             );
+            let customer_text = session
+                .turns
+                .iter()
+                .filter(|t| t.role == Role::Customer)
+                .map(|t| t.text.as_str());
+            self.detectors
+                .settle_language(&mut session.detect, &session.customer, customer_text);
             let r = self.route(session, &decision.reasons, None);
             self.step(
                 session,

@@ -129,3 +129,50 @@ fn the_escalation_message_names_queue_position_and_wait() {
     assert!(msg.contains("see this whole conversation"), "{msg}");
     assert_eq!(human_duration(5400), "1 hour 30 minutes");
 }
+
+#[test]
+fn the_language_is_settled_at_handoff_and_read_per_turn_only_when_a_rule_needs_it() {
+    let e = engine();
+    let mut s = e.start(
+        ConversationId::parse("c-6").expect("id"),
+        Customer::default(),
+        None,
+    );
+    let hola = turn(
+        r#"{"role":"customer","text":"Hola, quiero cancelar mi pedido porque llegó roto y nadie me responde"}"#,
+    );
+    let mut quiet = s.clone();
+    e.process(
+        &mut quiet,
+        turn(r#"{"role":"customer","text":"hola, buenas tardes a todos"}"#),
+    );
+    assert_eq!(
+        quiet.detect.language, None,
+        "the default policy does not read the language per turn"
+    );
+    let mut button = hola.clone();
+    button.action = Some(baton_domain::TurnAction::RequestHuman);
+    let o = e.process(&mut s, button);
+    assert_eq!(
+        o.brief.expect("brief").customer.language.as_deref(),
+        Some("es")
+    );
+
+    let yaml = baton_policy::DEFAULT_POLICY_YAML.replace(
+        "rules:\n",
+        "rules:\n  - name: spanish\n    when: conversation.language == \"es\"\n    mode: ai_assisted\n",
+    );
+    let e = Engine::new(Policy::parse(&yaml, "p.yaml").expect("valid"));
+    let mut s = e.start(
+        ConversationId::parse("c-7").expect("id"),
+        Customer::default(),
+        None,
+    );
+    let o = e.process(&mut s, hola);
+    assert_eq!(s.detect.language.as_deref(), Some("es"));
+    assert!(
+        o.decision.rules_fired.contains(&"spanish".to_owned()),
+        "{:?}",
+        o.decision
+    );
+}

@@ -296,6 +296,12 @@ impl Policy {
         &self.file.queues
     }
 
+    /// Whether a rule's condition reads `conversation.language`, so the language must be known
+    /// on every turn rather than only at a handoff.
+    pub fn reads_language(&self) -> bool {
+        self.file.rules.iter().any(|r| r.when.contains("language"))
+    }
+
     /// The queue named `name`.
     pub fn queue(&self, name: &str) -> Option<&QueueConfig> {
         self.file.queues.iter().find(|q| q.name == name)
