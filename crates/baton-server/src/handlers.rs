@@ -284,8 +284,15 @@ pub async fn post_turn(
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
         if let Some(client_id) = &turn.client_turn_id {
-            if let Some(previous) = app2.store.turn_response(session.id.as_str(), client_id).await? {
-                return Ok(Json(previous));
+            if let Some((earlier, answer)) = app2.store.turn_by_client_id(session.id.as_str(), client_id).await? {
+                // A retry gets the first answer; a different turn under the same id is a client bug.
+                if earlier != turn {
+                    return Err(ApiError::conflict(
+                        "client_turn_id_reused",
+                        format!("`client_turn_id` `{client_id}` was already used for a different turn in this conversation: give every new turn its own id, and resend a retry unchanged"),
+                    ));
+                }
+                return Ok(Json(answer));
             }
         }
         app2.engine.check(session, &turn).map_err(|e| ApiError::conflict("ai_locked_out", e.to_string()))?;

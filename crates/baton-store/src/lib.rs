@@ -269,28 +269,29 @@ impl Store {
             .collect())
     }
 
-    /// The stored answer to an earlier turn with the same `client_turn_id`.
+    /// The earlier turn with the same `client_turn_id`, and the answer it got.
     ///
     /// # Errors
     /// [`StoreError`] on database failure or unreadable data.
-    pub async fn turn_response(
+    pub async fn turn_by_client_id(
         &self,
         id: &str,
         client_turn_id: &str,
-    ) -> Result<Option<serde_json::Value>> {
+    ) -> Result<Option<(Turn, serde_json::Value)>> {
         let row = sqlx::query(
-            "SELECT response FROM turns WHERE conversation_id = ? AND client_turn_id = ?",
+            "SELECT body, response FROM turns WHERE conversation_id = ? AND client_turn_id = ?",
         )
         .bind(id)
         .bind(client_turn_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(
-            match row.and_then(|r| r.get::<Option<String>, _>("response")) {
-                Some(text) => Some(serde_json::from_str(&text)?),
-                None => None,
-            },
-        )
+        let Some(row) = row else { return Ok(None) };
+        let turn: Turn = serde_json::from_str(&row.get::<String, _>("body"))?;
+        let response = match row.get::<Option<String>, _>("response") {
+            Some(text) => serde_json::from_str(&text)?,
+            None => serde_json::Value::Null,
+        };
+        Ok(Some((turn, response)))
     }
 
     /// Applies a change to a conversation in one transaction: an optional new turn, the events,
@@ -573,10 +574,13 @@ mod tests {
             .await
             .expect("apply"));
         assert_eq!(s.turns("c1").await.expect("turns").len(), 1);
-        assert_eq!(
-            s.turn_response("c1", "t-1").await.expect("lookup"),
-            Some(serde_json::json!({"ok": 1}))
-        );
+        let (stored, answer) = s
+            .turn_by_client_id("c1", "t-1")
+            .await
+            .expect("lookup")
+            .expect("found");
+        assert_eq!(stored, turn);
+        assert_eq!(answer, serde_json::json!({"ok": 1}));
         let c = s.conversation("c1").await.expect("load").expect("exists");
         assert_eq!(c.state, HandoffState::Queued);
         assert!(c.queued_at.is_some());

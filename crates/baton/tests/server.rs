@@ -145,6 +145,16 @@ async fn from_ai_turns_to_escalation_queue_claim_reply_and_resolve() {
     // A retry with the same client_turn_id returns the same answer and adds no turn.
     let (_, retry) = post(&c, turns.clone(), json!({"role": "customer", "text": "that's not what I asked. I was charged twice for order 8812!!", "client_turn_id": "t-3"})).await;
     assert_eq!(retry, esc);
+    let (s, reused) = post(
+        &c,
+        turns.clone(),
+        json!({"role": "customer", "text": "something else", "client_turn_id": "t-3"}),
+    )
+    .await;
+    assert_eq!(
+        (s, reused["error"]["code"].as_str()),
+        (409, Some("client_turn_id_reused"))
+    );
 
     let queue: Value = get(&c, format!("{b}/v1/queues/billing")).await;
     assert_eq!(queue["waiting"][0]["conversation_id"], "c-1");
@@ -432,4 +442,91 @@ async fn concurrent_claims_assign_once_and_concurrent_turns_keep_their_order() {
     assert_eq!(numbers, (0..30).collect::<Vec<u64>>());
     let conv = get(&c, format!("{b}/v1/conversations/busy")).await;
     assert_eq!(conv["turns"].as_array().expect("turns").len(), 30);
+}
+
+#[tokio::test]
+async fn ownership_brief_and_lockout_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    let server = Server::start(&db);
+    let c = reqwest::Client::new();
+    let b = server.base.clone();
+    post(
+        &c,
+        format!("{b}/v1/agents"),
+        json!({"id": "ana", "name": "Ana", "skills": ["security"], "capacity": 1}),
+    )
+    .await;
+    post(
+        &c,
+        format!("{b}/v1/conversations"),
+        json!({"id": "r-1", "customer": {"name": "Lee"}}),
+    )
+    .await;
+    let (_, esc) = post(
+        &c,
+        format!("{b}/v1/conversations/r-1/turns"),
+        json!({"role": "customer", "text": "someone hacked my account and changed my email"}),
+    )
+    .await;
+    assert_eq!(esc["queue"], "security", "{esc}");
+    let (s, _) = post(
+        &c,
+        format!("{b}/v1/conversations/r-1/claim"),
+        json!({"agent_id": "ana"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    server.kill9();
+
+    let restarted = Server::start(&db);
+    let b = restarted.base.clone();
+    let (s, locked) = post(
+        &c,
+        format!("{b}/v1/conversations/r-1/turns"),
+        json!({"role": "ai", "text": "Can I help?"}),
+    )
+    .await;
+    assert_eq!(
+        (s, locked["error"]["code"].as_str()),
+        (409, Some("ai_locked_out")),
+        "{locked}"
+    );
+    let conv = get(&c, format!("{b}/v1/conversations/r-1")).await;
+    assert_eq!(conv["agent_id"], "ana");
+    assert_eq!(conv["brief"]["intent"], "account_security");
+    // Capacity is still counted after the restart: Ana is full.
+    post(&c, format!("{b}/v1/conversations"), json!({"id": "r-2"})).await;
+    post(
+        &c,
+        format!("{b}/v1/conversations/r-2/turns"),
+        json!({"role": "customer", "text": "my card was stolen"}),
+    )
+    .await;
+    let (s, full) = post(
+        &c,
+        format!("{b}/v1/conversations/r-2/claim"),
+        json!({"agent_id": "ana"}),
+    )
+    .await;
+    assert_eq!(
+        (s, full["error"]["code"].as_str()),
+        (409, Some("not_eligible")),
+        "{full}"
+    );
+    let (s, back) = post(
+        &c,
+        format!("{b}/v1/conversations/r-1/handback"),
+        json!({"agent_id": "ana"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{back}");
+    assert_eq!(back["ai_may_reply"], true);
+    let (s, _) = post(
+        &c,
+        format!("{b}/v1/conversations/r-2/claim"),
+        json!({"agent_id": "ana"}),
+    )
+    .await;
+    assert_eq!(s, 200, "capacity freed by the hand back");
 }
