@@ -31,6 +31,6 @@ pub use conversation::{
 };
 pub use decision::{Contribution, Decision, Mode, SkippedRule};
 pub use handoff::{HandoffState, TransitionError};
-pub use ids::{AgentId, ConversationId, IdError, QueueName};
+pub use ids::{AgentId, ConversationId, IdError, QueueName, MAX_ID_BYTES};
 pub use reason::{ReasonCode, UnknownReasonCode};
 pub use signal::Signal;

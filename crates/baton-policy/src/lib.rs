@@ -11,7 +11,7 @@
 //!    checked; **every** problem is collected, each with line, column and a hint
 //!    ([`PolicyErrors`]).
 //!
-//! [`Policy::decide`] then turns a turn's signals into a [`Decision`]: deterministic triggers
+//! [`Policy::decide`] then turns a turn's signals into a [`Decision`](baton_domain::Decision): deterministic triggers
 //! first, then CEL rules, then the weighted score against a threshold that signals may lower.
 //! A rule that fails to evaluate is skipped and reported in the decision, never silently ignored.
 #![forbid(unsafe_code)]
