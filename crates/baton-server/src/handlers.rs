@@ -367,6 +367,45 @@ pub async fn get_conversation(State(app): St, Path(id): Path<String>) -> AppResu
 }
 
 #[derive(Deserialize)]
+pub struct BriefQuery {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The latest handoff brief: JSON, or Markdown with `?format=markdown`.
+pub async fn get_brief(
+    State(app): St,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<BriefQuery>,
+) -> AppResult<axum::response::Response> {
+    let id = parse_id(&id)?;
+    let record = app
+        .store
+        .conversation(id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation `{id}`")))?;
+    let brief = record.brief.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "conversation `{id}` has no brief yet: a brief is made when it escalates"
+        ))
+    })?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(brief).into_response()),
+        Some("markdown" | "md") => Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8",
+            )],
+            baton_brief::render_markdown(&brief),
+        )
+            .into_response()),
+        Some(other) => Err(ApiError::invalid(format!(
+            "unknown format `{other}`: use `json` or `markdown`"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
 pub struct AgentAction {
     agent_id: String,
     #[serde(default)]

@@ -119,6 +119,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/conversations", post(create_conversation))
         .route("/v1/conversations/{id}", get(get_conversation))
         .route("/v1/conversations/{id}/turns", post(post_turn))
+        .route("/v1/conversations/{id}/brief", get(get_brief))
         .route("/v1/conversations/{id}/claim", post(claim))
         .route("/v1/conversations/{id}/reply", post(reply))
         .route("/v1/conversations/{id}/notes", post(note))

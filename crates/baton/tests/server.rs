@@ -156,6 +156,21 @@ async fn from_ai_turns_to_escalation_queue_claim_reply_and_resolve() {
         (409, Some("client_turn_id_reused"))
     );
 
+    let brief = get(&c, format!("{b}/v1/conversations/c-1/brief")).await;
+    assert_eq!(brief, esc["brief"]);
+    let markdown = c
+        .get(format!("{b}/v1/conversations/c-1/brief?format=markdown"))
+        .send()
+        .await
+        .expect("markdown");
+    assert_eq!(
+        markdown.headers()["content-type"],
+        "text/markdown; charset=utf-8"
+    );
+    let markdown = markdown.text().await.expect("text");
+    assert!(markdown.starts_with("# Handoff: Dana (c-1)"), "{markdown}");
+    assert!(markdown.contains("- order id: 8812"), "{markdown}");
+
     let queue: Value = get(&c, format!("{b}/v1/queues/billing")).await;
     assert_eq!(queue["waiting"][0]["conversation_id"], "c-1");
     assert_eq!(queue["waiting"][0]["intent"], "billing_dispute");
