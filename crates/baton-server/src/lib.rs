@@ -255,4 +255,87 @@ mod tests {
             }
         }
     }
+
+    /// Whatever arrives, the API answers with a JSON body and never a 5xx (CONTRACTS.md).
+    #[test]
+    fn no_input_gets_a_server_error() {
+        use proptest::prelude::*;
+        use tower::ServiceExt;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = runtime.block_on(async {
+            let url = format!("sqlite://{}", dir.path().join("t.db").display());
+            let store = Store::connect(&url).await.expect("store");
+            store
+                .create_conversation("p", &baton_domain::Customer::default(), None)
+                .await
+                .expect("create");
+            router(AppState::new(
+                Engine::new(Policy::builtin().expect("policy")),
+                store,
+                64,
+            ))
+        });
+        let field = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            any::<i64>().prop_map(serde_json::Value::from),
+            ".{0,40}".prop_map(serde_json::Value::from),
+        ];
+        let turn = (
+            prop_oneof![Just("customer"), Just("ai"), Just("agent"), Just("bot")],
+            ".{0,200}",
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("ai_confidence"),
+                    Just("kb_similarity"),
+                    Just("client_turn_id"),
+                    Just("action"),
+                    Just("agent_id"),
+                    Just("kb_articles")
+                ],
+                field,
+                0..4,
+            ),
+        )
+            .prop_map(|(role, text, extra)| {
+                let mut v = serde_json::json!({"role": role, "text": text});
+                for (k, x) in extra {
+                    v[k] = x;
+                }
+                v.to_string().into_bytes()
+            });
+        let body = prop_oneof![proptest::collection::vec(any::<u8>(), 0..300), turn];
+        let paths = prop_oneof![
+            Just("/v1/conversations/p/turns"),
+            Just("/v1/conversations/p/claim"),
+            Just("/v1/conversations/p/resolve"),
+            Just("/v1/conversations"),
+            Just("/v1/agents"),
+        ];
+        let config = ProptestConfig {
+            cases: 200,
+            ..ProptestConfig::default()
+        };
+        proptest!(config, |(path in paths, body in body)| {
+            let request = axum::http::Request::builder()
+                .method("POST")
+                .uri(path)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .expect("request");
+            let (status, bytes) = runtime.block_on(async {
+                let response = app.clone().oneshot(request).await.expect("response");
+                let status = response.status();
+                (status, axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body"))
+            });
+            prop_assert!(!status.is_server_error(), "{path}: {status}");
+            let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&bytes);
+            prop_assert!(parsed.is_ok(), "{path}: {status} body is not JSON");
+        });
+    }
 }
