@@ -122,15 +122,6 @@ pub struct Detectors {
     language: whatlang::Detector,
 }
 
-/// The result of observing one turn.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TurnSignals {
-    /// Every signal above zero, strongest first.
-    pub signals: Vec<Signal>,
-    /// VADER compound of this turn when it was a customer turn.
-    pub compound: Option<f64>,
-}
-
 impl Detectors {
     /// Builds the detectors (parses the VADER lexicon and compiles the phrase families: a few
     /// milliseconds; build once).
@@ -198,17 +189,13 @@ impl Detectors {
         }
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &DetectConfig {
-        &self.config
-    }
-
     /// VADER scores of a text, as `vaderSentiment` 3.3.2 computes them.
     pub fn vader(&self, text: &str) -> vader_parity::SentimentScores {
         self.sentiment.scores(text)
     }
 
-    /// Observes one turn: returns its signals and updates `state`.
+    /// Observes one turn: returns every signal above zero, strongest first, and updates
+    /// `state` (a customer turn's VADER compound is appended to `state.compounds`).
     ///
     /// `in_handoff` says whether a handoff is under way (it switches on the context-repetition
     /// measurement). Never fails: a turn with nothing to say yields no signals.
@@ -218,7 +205,7 @@ impl Detectors {
         turn: &Turn,
         customer: &Customer,
         in_handoff: bool,
-    ) -> TurnSignals {
+    ) -> Vec<Signal> {
         let index = state.turns_seen;
         state.turns_seen += 1;
         let mut out = match turn.role {
@@ -226,14 +213,11 @@ impl Detectors {
             Role::Ai => self.observe_ai(state, turn, index),
             Role::Agent => {
                 state.last_was_ai = false;
-                TurnSignals {
-                    signals: Vec::new(),
-                    compound: None,
-                }
+                Vec::new()
             }
         };
-        out.signals.retain(|s| s.score > 0.0);
-        out.signals.sort_by(|a, b| {
+        out.retain(|s| s.score > 0.0);
+        out.sort_by(|a, b| {
             b.score
                 .total_cmp(&a.score)
                 .then_with(|| a.code.cmp(&b.code))
@@ -241,7 +225,7 @@ impl Detectors {
         out
     }
 
-    fn observe_ai(&self, state: &mut ConversationState, turn: &Turn, index: usize) -> TurnSignals {
+    fn observe_ai(&self, state: &mut ConversationState, turn: &Turn, index: usize) -> Vec<Signal> {
         state.last_ai_turn = Some(index);
         state.last_was_ai = true;
         let mut signals = Vec::new();
@@ -269,10 +253,7 @@ impl Detectors {
         let low = self.low_confidence(turn);
         state.pending_low_confidence = low.clone();
         signals.extend(low);
-        TurnSignals {
-            signals,
-            compound: None,
-        }
+        signals
     }
 
     /// `low_confidence` for an AI turn: below the line, the score rises linearly from 0.4 at the
@@ -319,7 +300,7 @@ impl Detectors {
         turn: &Turn,
         customer: &Customer,
         in_handoff: bool,
-    ) -> TurnSignals {
+    ) -> Vec<Signal> {
         let text = turn.text.as_str();
         let mut signals = Vec::new();
 
@@ -370,10 +351,7 @@ impl Detectors {
         signals.extend(self.customer_state(customer));
         dedupe(&mut signals);
         state.last_was_ai = false;
-        TurnSignals {
-            signals,
-            compound: Some(compound),
-        }
+        signals
     }
 
     /// Anger shown by form: a shouted message (70%+ of at least 10 letters in capitals) or

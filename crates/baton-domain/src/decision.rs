@@ -15,17 +15,6 @@ pub enum Mode {
     Escalate,
 }
 
-impl Mode {
-    /// The mode as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::AiOnly => "ai_only",
-            Mode::AiAssisted => "ai_assisted",
-            Mode::Escalate => "escalate",
-        }
-    }
-}
-
 /// How much one signal added to a decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contribution {

@@ -89,8 +89,6 @@ pub struct TurnOutcome {
     pub route: Option<Route>,
     /// The brief, when this turn started a handoff.
     pub brief: Option<Brief>,
-    /// Whether the AI may reply now.
-    pub ai_may_reply: bool,
 }
 
 /// The pipeline: policy, detectors and brief extractors, built once and shared.
@@ -119,11 +117,6 @@ impl Engine {
         &self.policy
     }
 
-    /// The detectors.
-    pub fn detectors(&self) -> &Detectors {
-        &self.detectors
-    }
-
     /// A new conversation in state `ai_active`.
     pub fn start(
         &self,
@@ -146,19 +139,29 @@ impl Engine {
         }
     }
 
-    /// Rebuilds a session from stored turns and state, replaying the turns through the
-    /// detectors only (no decisions are taken again).
+    /// Rebuilds a session from stored turns and state, replaying the turns through the same
+    /// detection step as [`Engine::process`] (no decisions are taken again).
     pub fn restore(&self, mut session: Session, turns: Vec<Turn>) -> Session {
         for turn in turns {
-            let in_handoff = session.state.in_handoff();
-            let signals = self
-                .detectors
-                .observe(&mut session.detect, &turn, &session.customer, in_handoff)
-                .signals;
+            let signals = self.observe(&mut session, &turn);
             session.turns.push(turn);
             session.turn_signals.push(signals);
         }
         session
+    }
+
+    /// Detection for one turn: the detectors, plus the language when a policy rule reads it on
+    /// every turn. The one place both live turns and restored ones go through.
+    fn observe(&self, session: &mut Session, turn: &Turn) -> Vec<Signal> {
+        let in_handoff = session.state.in_handoff();
+        let signals =
+            self.detectors
+                .observe(&mut session.detect, turn, &session.customer, in_handoff);
+        if self.reads_language && turn.role == Role::Customer {
+            self.detectors
+                .observe_language(&mut session.detect, &session.customer, &turn.text);
+        }
+        signals
     }
 
     /// Checks that `turn` may be applied now (the API refuses it otherwise).
@@ -183,7 +186,11 @@ impl Engine {
         let index = session.turns.len();
         let mut transitions = Vec::new();
 
-        if turn.role == Role::Customer && turn.action == Some(TurnAction::CancelHandoff) {
+        // Cancelling only means something while the customer waits for a person.
+        if turn.role == Role::Customer
+            && turn.action == Some(TurnAction::CancelHandoff)
+            && session.state.is_waiting()
+        {
             self.step(
                 session,
                 HandoffState::ReturnedToAi,
@@ -207,15 +214,7 @@ impl Engine {
             session.agent = turn.agent_id.clone();
         }
 
-        let in_handoff = session.state.in_handoff();
-        let signals = self
-            .detectors
-            .observe(&mut session.detect, &turn, &session.customer, in_handoff)
-            .signals;
-        if self.reads_language && turn.role == Role::Customer {
-            self.detectors
-                .observe_language(&mut session.detect, &session.customer, &turn.text);
-        }
+        let signals = self.observe(session, &turn);
         let customer_turns = session
             .turns
             .iter()
@@ -267,7 +266,7 @@ impl Engine {
                 .map(|t| t.text.as_str());
             self.detectors
                 .settle_language(&mut session.detect, &session.customer, customer_text);
-            let r = self.route(session, &decision.reasons, None);
+            let r = self.route(session, &decision.reasons);
             self.step(
                 session,
                 HandoffState::Queued,
@@ -291,22 +290,17 @@ impl Engine {
             state: session.state,
             route,
             brief,
-            ai_may_reply: session.state.ai_may_reply(),
         }
     }
 
-    /// Routes the conversation: the queue the bot asked for, or the policy's choice.
-    pub fn route(
-        &self,
-        session: &Session,
-        reasons: &[ReasonCode],
-        requested: Option<&str>,
-    ) -> Route {
+    /// Routes the conversation by the policy's queues. A validated policy always has a default
+    /// queue, so the fallback below only guards against a policy built some other way.
+    fn route(&self, session: &Session, reasons: &[ReasonCode]) -> Route {
         let req = RouteRequest {
             topics: &session.detect.topics,
             reasons,
             tier: session.customer.tier.as_deref(),
-            requested_queue: requested,
+            requested_queue: None,
         };
         select_queue(self.policy.queues(), &self.policy.file.routing, &req).unwrap_or_else(|| {
             Route {
@@ -318,7 +312,7 @@ impl Engine {
     }
 
     /// Builds the brief from the session as it stands.
-    pub fn brief(&self, session: &Session, decision: &Decision) -> Brief {
+    fn brief(&self, session: &Session, decision: &Decision) -> Brief {
         baton_brief::build(
             &BriefInput {
                 conversation_id: session.id.as_str(),
@@ -345,8 +339,9 @@ impl Engine {
         reason: &str,
         log: &mut Vec<Transition>,
     ) {
-        if let Ok(t) = transition(session, to, actor, reason) {
-            log.push(t);
+        match transition(session, to, actor, reason) {
+            Ok(t) => log.push(t),
+            Err(e) => debug_assert!(false, "the engine took an illegal step: {e}"),
         }
     }
 

@@ -36,7 +36,7 @@ fn the_contract_conversation_escalates_to_billing_with_a_brief() {
         turn(r#"{"role":"agent","text":"Hi Dana","agent_id":"a1"}"#),
     );
     assert_eq!(agent.state, HandoffState::Assigned);
-    assert!(!agent.ai_may_reply);
+    assert!(!agent.state.ai_may_reply());
     let ai = turn(r#"{"role":"ai","text":"Can I help?"}"#);
     assert!(matches!(
         e.check(&s, &ai),
@@ -59,7 +59,7 @@ fn a_routine_question_stays_with_the_ai() {
     assert!(!o.decision.escalate);
     assert_eq!(o.decision.mode, Mode::AiOnly);
     assert_eq!(o.state, HandoffState::AiActive);
-    assert!(o.ai_may_reply);
+    assert!(o.state.ai_may_reply());
 }
 
 #[test]
@@ -175,4 +175,38 @@ fn the_language_is_settled_at_handoff_and_read_per_turn_only_when_a_rule_needs_i
         "{:?}",
         o.decision
     );
+}
+
+#[test]
+fn a_cancel_with_nothing_waiting_changes_nothing() {
+    let e = engine();
+    let mut s = e.start(
+        ConversationId::parse("c-8").expect("id"),
+        Customer::default(),
+        None,
+    );
+    let o = e.process(
+        &mut s,
+        turn(r#"{"role":"customer","text":"ok","action":"cancel_handoff"}"#),
+    );
+    assert!(o.transitions.is_empty());
+    assert_eq!(o.state, HandoffState::AiActive);
+}
+
+#[test]
+fn a_restored_session_reads_the_language_like_a_live_one() {
+    let yaml = baton_policy::DEFAULT_POLICY_YAML.replace(
+        "rules:\n",
+        "rules:\n  - name: spanish\n    when: conversation.language == \"es\"\n    mode: ai_assisted\n",
+    );
+    let e = Engine::new(Policy::parse(&yaml, "p.yaml").expect("valid"));
+    let id = ConversationId::parse("c-9").expect("id");
+    let hola = turn(
+        r#"{"role":"customer","text":"Hola, quiero cancelar mi pedido porque llegó roto y nadie me responde"}"#,
+    );
+    let mut live = e.start(id.clone(), Customer::default(), None);
+    e.process(&mut live, hola.clone());
+    let restored = e.restore(e.start(id, Customer::default(), None), vec![hola]);
+    assert_eq!(live.detect.language.as_deref(), Some("es"));
+    assert_eq!(restored.detect, live.detect);
 }

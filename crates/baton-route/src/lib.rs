@@ -252,6 +252,18 @@ pub fn estimate_wait(
     }
 }
 
+/// Staffing of `queue` as the wait estimate needs it: `(slots, busy)`, the total capacity of
+/// online agents with the queue's skills and how much of it their current conversations use
+/// (`load` gives each agent's count, capped at its capacity).
+pub fn staffing(queue: &QueueConfig, agents: &[Agent], load: impl Fn(&Agent) -> u32) -> (u32, u32) {
+    agents
+        .iter()
+        .filter(|a| a.status == AgentStatus::Online && a.has_skills(&queue.skills))
+        .fold((0, 0), |(slots, busy), a| {
+            (slots + a.capacity, busy + load(a).min(a.capacity))
+        })
+}
+
 /// Agents who may take a conversation from `queue` now: online, with its skills, and below
 /// capacity. `load` gives each agent's current number of assigned conversations. Sorted by the
 /// least-busy strategy: lowest load share first, then id.

@@ -126,6 +126,9 @@ fn eligible_agents_need_skills_presence_and_free_capacity() {
     assert_eq!(ids, vec!["a4", "a1"]);
     let full = |a: &Agent| a.capacity;
     assert!(eligible_agents(billing, &agents, full).is_empty());
+    // Staffing counts online, skilled agents only: a1 (2 slots, 1 busy) and a4 (4 slots).
+    assert_eq!(staffing(billing, &agents, load), (6, 1));
+    assert_eq!(staffing(billing, &agents, full), (6, 6));
 }
 
 proptest! {

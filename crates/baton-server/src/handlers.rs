@@ -7,12 +7,13 @@ use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use baton_domain::{Agent, AgentStatus, ConversationId, Customer, HandoffState, Role, Turn};
+use baton_domain::{Agent, ConversationId, Customer, HandoffState, Role, Turn};
 use baton_engine::{transition, Session, Transition, TurnOutcome};
-use baton_route::{eligible_agents, estimate_wait, position, queue_order, WaitEstimate};
+use baton_route::{eligible_agents, estimate_wait, position, queue_order, staffing, WaitEstimate};
 use baton_store::{now_ms, ConversationUpdate, NewEvent, NewTurn};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 type AppResult<T> = Result<T, ApiError>;
@@ -181,7 +182,8 @@ fn update_of(
     }
 }
 
-/// Position and wait for a waiting conversation; `extra` is a conversation not yet stored.
+/// Position and wait for a waiting conversation. `queued_now`: it joined the queue on this
+/// request and is not stored yet, so it is counted in as arriving now.
 async fn place_in_queue(
     app: &AppState,
     session: &Session,
@@ -209,20 +211,8 @@ async fn place_in_queue(
     let routing = &policy.file.routing;
     let (slots, busy) = match policy.queue(queue_name) {
         Some(queue) => {
-            let agents = app.store.agents().await?;
             let loads = app.store.agent_loads().await?;
-            let load = |a: &Agent| {
-                loads
-                    .iter()
-                    .find(|(id, _)| id == a.id.as_str())
-                    .map_or(0, |(_, n)| *n)
-            };
-            agents
-                .iter()
-                .filter(|a| a.status == AgentStatus::Online && a.has_skills(&queue.skills))
-                .fold((0u32, 0u32), |(s, b), a| {
-                    (s + a.capacity, b + load(a).min(a.capacity))
-                })
+            staffing(queue, &app.store.agents().await?, load_in(&loads))
         }
         None => (0, 0),
     };
@@ -244,6 +234,11 @@ async fn place_in_queue(
     )))
 }
 
+/// An agent's current number of conversations, from [`Store::agent_loads`](baton_store::Store::agent_loads).
+fn load_in(loads: &HashMap<String, u32>) -> impl Fn(&Agent) -> u32 + '_ {
+    |a| loads.get(a.id.as_str()).copied().unwrap_or(0)
+}
+
 fn outcome_json(session: &Session, o: &TurnOutcome) -> Value {
     let d = &o.decision;
     let mut body = json!({
@@ -260,7 +255,7 @@ fn outcome_json(session: &Session, o: &TurnOutcome) -> Value {
         "signals": o.signals,
         "contributions": d.contributions,
         "rules_fired": d.rules_fired,
-        "ai_may_reply": o.ai_may_reply,
+        "ai_may_reply": o.state.ai_may_reply(),
     });
     if !d.skipped_rules.is_empty() {
         body["skipped_rules"] = json!(d.skipped_rules);
@@ -297,13 +292,7 @@ pub async fn post_turn(
         }
         app2.engine.check(session, &turn).map_err(|e| ApiError::conflict("ai_locked_out", e.to_string()))?;
         if turn.role == Role::Agent {
-            let owner = session.agent.as_deref();
-            if session.state != HandoffState::Assigned || owner.is_none() || turn.agent_id.as_deref() != owner {
-                return Err(ApiError::conflict(
-                    "not_owner",
-                    "agent turns need the conversation assigned to that agent: claim it first (POST /v1/conversations/{id}/claim), then send `agent_id` with the turn or use /reply",
-                ));
-            }
+            require_owner(session, turn.agent_id.as_deref().unwrap_or_default())?;
         }
         let before = session.state;
         let mut next = session.clone();
@@ -353,7 +342,7 @@ pub async fn get_conversation(State(app): St, Path(id): Path<String>) -> AppResu
         "disposition": record.disposition,
         "brief": record.brief,
         "ai_may_reply": ai_may_reply,
-        "turns": turns.iter().map(|t| json!({"turn": t.seq, "role": t.turn.role, "text": t.turn.text, "body": t.turn, "decision": t.decision, "at_ms": t.created_at})).collect::<Vec<_>>(),
+        "turns": turns.iter().map(|t| json!({"turn": t.seq, "role": t.turn.role, "text": t.turn.text, "body": t.turn, "signals": t.signals, "decision": t.decision, "at_ms": t.created_at})).collect::<Vec<_>>(),
         "decisions": turns.iter().filter_map(|t| t.decision.clone()).collect::<Vec<_>>(),
         "events": events,
     });
@@ -415,16 +404,11 @@ pub struct AgentAction {
 }
 
 async fn agent_by_id(app: &AppState, agent_id: &str) -> AppResult<Agent> {
-    app.store
-        .agents()
-        .await?
-        .into_iter()
-        .find(|a| a.id.as_str() == agent_id)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no agent `{agent_id}`: add it with POST /v1/agents"
-            ))
-        })
+    app.store.agent(agent_id).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no agent `{agent_id}`: add it with POST /v1/agents"
+        ))
+    })
 }
 
 fn require_owner(session: &Session, agent_id: &str) -> AppResult<()> {
@@ -434,7 +418,7 @@ fn require_owner(session: &Session, agent_id: &str) -> AppResult<()> {
         Err(ApiError::conflict(
             "not_owner",
             format!(
-                "agent `{agent_id}` does not own this conversation (state `{}`): claim it first",
+                "agent `{agent_id}` does not own this conversation (state `{}`): claim it first (POST /v1/conversations/{{id}}/claim) and send its `agent_id`",
                 session.state
             ),
         ))
@@ -489,9 +473,9 @@ pub async fn claim(
         let policy = app2.engine.policy();
         let queue = session.queue.as_deref().and_then(|q| policy.queue(q));
         let loads = app2.store.agent_loads().await?;
-        let load = |a: &Agent| loads.iter().find(|(id, _)| id == a.id.as_str()).map_or(0, |(_, n)| *n);
+        let load = load_in(&loads);
         if let Some(queue) = queue {
-            if eligible_agents(queue, std::slice::from_ref(&agent), load).is_empty() {
+            if eligible_agents(queue, std::slice::from_ref(&agent), &load).is_empty() {
                 return Err(ApiError::conflict(
                     "not_eligible",
                     format!(
@@ -640,25 +624,26 @@ pub async fn get_queue(State(app): St, Path(name): Path<String>) -> AppResult<Js
             "no queue `{name}`: the policy's queues are listed at GET /v1/queues"
         ))
     })?;
-    let mut waiting = app.store.waiting(&name).await?;
-    waiting.sort_by(queue_order);
+    let mut waiting = app.store.waiting_records(&name).await?;
+    waiting.sort_by(|a, b| queue_order(&a.waiting(), &b.waiting()));
     let now = now_ms();
-    let mut items = Vec::new();
-    for (i, w) in waiting.iter().enumerate() {
-        let record = app.store.conversation(&w.conversation_id).await?;
-        let waited = (now - w.queued_at) / 1000;
-        let (customer, brief) = record.map(|r| (r.customer, r.brief)).unwrap_or_default();
-        items.push(json!({
-            "position": i + 1,
-            "conversation_id": w.conversation_id,
-            "priority": w.priority,
-            "waiting_seconds": waited,
-            "sla_remaining_seconds": i64::try_from(queue.sla_seconds).unwrap_or(i64::MAX) - waited,
-            "customer": {"name": customer.name, "tier": customer.tier},
-            "intent": brief.as_ref().map(|b| b.intent.clone()),
-            "reasons": brief.as_ref().map(|b| b.reasons.iter().map(|r| r.code).collect::<Vec<_>>()),
-        }));
-    }
+    let items: Vec<Value> = waiting
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let waited = (now - r.queued_at.unwrap_or(now)) / 1000;
+            json!({
+                "position": i + 1,
+                "conversation_id": r.id,
+                "priority": r.priority,
+                "waiting_seconds": waited,
+                "sla_remaining_seconds": i64::try_from(queue.sla_seconds).unwrap_or(i64::MAX) - waited,
+                "customer": {"name": r.customer.name, "tier": r.customer.tier},
+                "intent": r.brief.as_ref().map(|b| b.intent.clone()),
+                "reasons": r.brief.as_ref().map(|b| b.reasons.iter().map(|x| x.code).collect::<Vec<_>>()),
+            })
+        })
+        .collect();
     Ok(Json(
         json!({"name": queue.name, "sla_seconds": queue.sla_seconds, "skills": queue.skills, "waiting": items}),
     ))
@@ -686,12 +671,8 @@ pub async fn list_agents(State(app): St) -> AppResult<Json<Value>> {
     let items: Vec<Value> = agents
         .iter()
         .map(|a| {
-            let load = loads
-                .iter()
-                .find(|(id, _)| id == a.id.as_str())
-                .map_or(0, |(_, n)| *n);
             let mut v = json!(a);
-            v["assigned"] = json!(load);
+            v["assigned"] = json!(load_in(&loads)(a));
             v
         })
         .collect();

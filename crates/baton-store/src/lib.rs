@@ -12,6 +12,7 @@ use baton_route::Waiting;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -75,6 +76,17 @@ pub struct ConversationRecord {
     pub disposition: Option<String>,
     /// Created (ms).
     pub created_at: i64,
+}
+
+impl ConversationRecord {
+    /// The conversation as routing sees a waiting one.
+    pub fn waiting(&self) -> Waiting {
+        Waiting {
+            conversation_id: self.id.clone(),
+            priority: self.priority,
+            queued_at: self.queued_at.unwrap_or(0),
+        }
+    }
 }
 
 /// A stored turn with its decision.
@@ -378,18 +390,26 @@ impl Store {
     /// # Errors
     /// [`StoreError`] on database failure.
     pub async fn waiting(&self, queue: &str) -> Result<Vec<Waiting>> {
-        let rows = sqlx::query("SELECT id, priority, queued_at FROM conversations WHERE queue = ? AND state IN ('queued', 'offered')")
-            .bind(queue)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
+        Ok(self
+            .waiting_records(queue)
+            .await?
             .iter()
-            .map(|r| Waiting {
-                conversation_id: r.get("id"),
-                priority: r.get("priority"),
-                queued_at: r.get::<Option<i64>, _>("queued_at").unwrap_or(0),
-            })
+            .map(ConversationRecord::waiting)
             .collect())
+    }
+
+    /// The full records of the conversations waiting in `queue`, in one query.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure or unreadable data.
+    pub async fn waiting_records(&self, queue: &str) -> Result<Vec<ConversationRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM conversations WHERE queue = ? AND state IN ('queued', 'offered')",
+        )
+        .bind(queue)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(conversation_from_row).collect()
     }
 
     /// Adds or updates an agent.
@@ -421,27 +441,27 @@ impl Store {
         let rows = sqlx::query("SELECT id, name, skills, capacity, status FROM agents ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Agent {
-                    id: AgentId::parse(r.get::<String, _>("id"))
-                        .map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?,
-                    name: r.get("name"),
-                    skills: serde_json::from_str(&r.get::<String, _>("skills"))?,
-                    capacity: u32::try_from(r.get::<i64, _>("capacity")).unwrap_or(1),
-                    status: serde_json::from_value::<AgentStatus>(serde_json::Value::String(
-                        r.get("status"),
-                    ))?,
-                })
-            })
-            .collect()
+        rows.iter().map(agent_from_row).collect()
     }
 
-    /// Conversations each agent holds (state `assigned`), as `(agent_id, count)`.
+    /// The agent `id`, if there is one.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure or unreadable data.
+    pub async fn agent(&self, id: &str) -> Result<Option<Agent>> {
+        let row = sqlx::query("SELECT id, name, skills, capacity, status FROM agents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(agent_from_row).transpose()
+    }
+
+    /// How many conversations each agent holds (state `assigned`), by agent id; agents holding
+    /// none are absent.
     ///
     /// # Errors
     /// [`StoreError`] on database failure.
-    pub async fn agent_loads(&self) -> Result<Vec<(String, u32)>> {
+    pub async fn agent_loads(&self) -> Result<HashMap<String, u32>> {
         let rows = sqlx::query("SELECT agent_id, COUNT(*) AS n FROM conversations WHERE state = 'assigned' AND agent_id IS NOT NULL GROUP BY agent_id")
             .fetch_all(&self.pool)
             .await?;
@@ -481,6 +501,17 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+fn agent_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Agent> {
+    Ok(Agent {
+        id: AgentId::parse(r.get::<String, _>("id"))
+            .map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?,
+        name: r.get("name"),
+        skills: serde_json::from_str(&r.get::<String, _>("skills"))?,
+        capacity: u32::try_from(r.get::<i64, _>("capacity")).unwrap_or(1),
+        status: serde_json::from_value::<AgentStatus>(serde_json::Value::String(r.get("status")))?,
+    })
 }
 
 fn conversation_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ConversationRecord> {
@@ -616,9 +647,11 @@ mod tests {
         s.apply("c1", HandoffState::Queued, None, &[], &u)
             .await
             .expect("apply");
+        assert_eq!(s.agent_loads().await.expect("loads").get("a1"), Some(&1));
         assert_eq!(
-            s.agent_loads().await.expect("loads"),
-            vec![("a1".to_owned(), 1)]
+            s.agent("a1").await.expect("agent").map(|a| a.capacity),
+            Some(2)
         );
+        assert_eq!(s.agent("nobody").await.expect("agent"), None);
     }
 }

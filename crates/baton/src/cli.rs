@@ -243,7 +243,6 @@ struct ReplayLine<'a> {
     score: f64,
     reasons: &'a [baton_domain::ReasonCode],
     state: baton_domain::HandoffState,
-    #[serde(skip_serializing_if = "Option::is_none")]
     queue: Option<&'a str>,
     signals: &'a [baton_domain::Signal],
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -78,6 +78,18 @@ fn detect_writes_one_line_per_input_line_in_order() {
         .map(|(_, e)| &e["text"])
         .collect();
     assert!(missed.is_empty(), "missed: {missed:?}");
+    let requests = expected
+        .iter()
+        .filter(|e| {
+            e["labels"]
+                .as_array()
+                .is_some_and(|l| l.contains(&Value::from("human_requested")))
+        })
+        .count();
+    assert!(
+        requests >= 8,
+        "the sample holds {requests} labelled requests"
+    );
 }
 
 #[test]
@@ -121,6 +133,7 @@ fn replay_writes_one_line_per_turn_with_a_brief_where_the_handoff_starts() {
     let got = lines(&out);
     assert_eq!(got.len(), total_turns);
     let mut i = 0;
+    let mut briefs = 0;
     for c in &conversations {
         let mut escalated = false;
         for (n, _) in c["turns"].as_array().expect("turns").iter().enumerate() {
@@ -130,8 +143,13 @@ fn replay_writes_one_line_per_turn_with_a_brief_where_the_handoff_starts() {
             assert_eq!(line["turn"], n);
             let has_brief = line.get("brief").is_some();
             assert_eq!(has_brief, line["escalate"] == true && !escalated, "{line}");
+            assert!(
+                line.get("queue").is_some(),
+                "`queue` is always written: {line}"
+            );
             if has_brief {
                 escalated = true;
+                briefs += 1;
                 assert_eq!(line["state"], "queued");
                 assert!(line["queue"].is_string());
                 assert_eq!(line["brief"]["schema_version"], "1.0");
@@ -143,6 +161,10 @@ fn replay_writes_one_line_per_turn_with_a_brief_where_the_handoff_starts() {
             }
         }
     }
+    assert!(
+        briefs >= 5,
+        "only {briefs} handoffs in the shipped conversations"
+    );
 }
 
 #[test]

@@ -222,6 +222,11 @@ async fn from_ai_turns_to_escalation_queue_claim_reply_and_resolve() {
     assert_eq!(conv["state"], "resolved");
     assert_eq!(conv["disposition"], "refund_issued");
     assert_eq!(conv["turns"].as_array().expect("turns").len(), 4);
+    assert!(conv["turns"][2]["signals"]
+        .as_array()
+        .expect("signals")
+        .iter()
+        .any(|s| s["code"] == "billing_dispute"));
     let path: Vec<&str> = conv["events"]
         .as_array()
         .expect("events")
