@@ -150,6 +150,45 @@ async fn commit(
     }
 }
 
+/// Persists a processed turn (the engine's `next` session and `outcome`) with the answer
+/// `body`, then makes `next` the live session.
+async fn commit_turn(
+    app: &AppState,
+    session: &mut Session,
+    next: Session,
+    turn: &Turn,
+    outcome: &TurnOutcome,
+    body: Value,
+) -> AppResult<Json<Value>> {
+    let new_turn = NewTurn {
+        seq: outcome.turn,
+        turn,
+        decision: json!(outcome.decision),
+        signals: json!(outcome.signals),
+        response: body.clone(),
+    };
+    let update = update_of(&next, None, outcome.brief.is_some());
+    commit(
+        app,
+        session,
+        session.state,
+        Some(new_turn),
+        &events(&outcome.transitions),
+        &update,
+    )
+    .await?;
+    *session = next;
+    Ok(Json(body))
+}
+
+/// A text field the request must carry, not blank.
+fn required(value: &Option<String>, message: &str) -> AppResult<String> {
+    value
+        .clone()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid(message))
+}
+
 fn events(transitions: &[Transition]) -> Vec<NewEvent> {
     transitions
         .iter()
@@ -294,7 +333,6 @@ pub async fn post_turn(
         if turn.role == Role::Agent {
             require_owner(session, turn.agent_id.as_deref().unwrap_or_default())?;
         }
-        let before = session.state;
         let mut next = session.clone();
         let outcome = app2.engine.process(&mut next, turn.clone());
         let mut body = outcome_json(&next, &outcome);
@@ -306,17 +344,7 @@ pub async fn post_turn(
                 body["customer_message"] = json!(app2.engine.escalation_message(&next, pos, wait.quoted_seconds));
             }
         }
-        let new_turn = NewTurn {
-            seq: outcome.turn,
-            turn: &turn,
-            decision: json!(outcome.decision),
-            signals: json!(outcome.signals),
-            response: body.clone(),
-        };
-        let update = update_of(&next, None, outcome.brief.is_some());
-        commit(&app2, session, before, Some(new_turn), &events(&outcome.transitions), &update).await?;
-        *session = next;
-        Ok(Json(body))
+        commit_turn(&app2, session, next, &turn, &outcome, body).await
     })
     .await
 }
@@ -504,14 +532,10 @@ pub async fn reply(
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
         require_owner(session, &req.agent_id)?;
-        let before = session.state;
         let mut next = session.clone();
         let outcome = app2.engine.process(&mut next, turn.clone());
         let body = json!({"conversation_id": next.id, "turn": outcome.turn, "role": "agent", "state": next.state, "ai_may_reply": next.state.ai_may_reply()});
-        let new_turn = NewTurn { seq: outcome.turn, turn: &turn, decision: json!(outcome.decision), signals: json!(outcome.signals), response: body.clone() };
-        commit(&app2, session, before, Some(new_turn), &[], &update_of(&next, None, false)).await?;
-        *session = next;
-        Ok(Json(body))
+        commit_turn(&app2, session, next, &turn, &outcome, body).await
     })
     .await
 }
@@ -522,11 +546,7 @@ pub async fn note(
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
-    let text = req
-        .text
-        .clone()
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| ApiError::invalid("a note needs `text`"))?;
+    let text = required(&req.text, "a note needs `text`")?;
     agent_by_id(&app, &req.agent_id).await?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
@@ -557,15 +577,10 @@ pub async fn resolve(
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
-    let disposition = req
-        .disposition
-        .clone()
-        .filter(|d| !d.trim().is_empty())
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "resolving needs a `disposition` (the resolution category, e.g. `refund_issued`)",
-            )
-        })?;
+    let disposition = required(
+        &req.disposition,
+        "resolving needs a `disposition` (the resolution category, e.g. `refund_issued`)",
+    )?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
         require_owner(session, &req.agent_id)?;
