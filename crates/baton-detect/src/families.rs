@@ -311,7 +311,7 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
             Family::new(
                 &[
                     r"\b(?:contacted|called|emailed|wrote to|messaged|spoke (?:to|with)|chatted with|reached out to) (?:you|your (?:team|support|company)|support|customer service|someone|the support team)\b(?:\W+\w+){0,4}?\W+(?:before|already|last (?:week|time|month)|yesterday|earlier|several times|multiple times|twice|times)\b",
-                    r"\b(?:ticket|case|reference|complaint) (?:number|#|no\.?|id)\b",
+                    r"\b(?:ticket|case|complaint) (?:number|#|no\.?|id)\b",
                     r"\b(?:second|third|fourth|fifth|\d+(?:nd|rd|th)) time (?:i|i've|i'm|that|contacting|calling|writing|asking)\b",
                     r"\b(?:still )?(?:haven't|hasn't|have not|has not) (?:heard back|been (?:resolved|fixed|sorted)|got a (?:reply|response|answer))\b",
                     r"\b(?:several|multiple|two|three|a few|many) (?:different )?(?:issues|problems|things|questions)\b",

@@ -46,6 +46,8 @@ pub struct Hit {
     pub score: f64,
     /// The matched span, as written.
     pub evidence: String,
+    /// Whether a strong pattern matched (else a weak one).
+    pub strong: bool,
 }
 
 /// A compiled phrase family.
@@ -96,6 +98,7 @@ impl Family {
                 Hit {
                     score: (base + intensity(&text[..m.start()], span)).min(1.0),
                     evidence: span.trim().to_owned(),
+                    strong: base >= STRONG,
                 }
             })
     }

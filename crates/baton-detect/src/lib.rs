@@ -21,13 +21,17 @@
 #![forbid(unsafe_code)]
 
 pub mod families;
+pub mod kb;
 pub mod lexicon;
+pub mod model;
 pub mod sentiment;
 
 use baton_domain::{Customer, ReasonCode, Role, Signal, Turn, TurnAction};
 use lexicon::Family;
+use model::{Extras, Features, LinearModel};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, OnceLock};
 
 /// Lines the customer-state and confidence detectors draw. Defaults are the field's standard
 /// triggers as DESIGN.md section 2 lists them.
@@ -105,14 +109,43 @@ pub const TOPIC_CODES: &[ReasonCode] = &[
 /// detection is the costliest detector, and a language unclear after two turns rarely clears.
 pub const LANGUAGE_ATTEMPTS: u8 = 2;
 
+/// Content words a customer turn needs before the knowledge base judges it ("thanks" is not a
+/// question the base should cover).
+pub const KB_MIN_WORDS: usize = 3;
+
+/// Anger score from which a customer's reply to an AI answer counts as a failed answer.
+pub const UPSET_AT: f64 = 0.8;
+
+/// A topic signal's score from which the topic counts as part of the conversation.
+pub const TOPIC_MIN_SCORE: f64 = 0.5;
+
 /// How many earlier customer turns "the same question again" compares with.
 const QUESTION_MEMORY: usize = 3;
 /// Jaccard overlap of content words from which a turn repeats an earlier one.
 const SAME_QUESTION_JACCARD: f64 = 0.6;
 
+/// An emotion head's score (anger, frustration) from which it is reported as a signal. Request
+/// and topic heads are reported only from [`model::OPERATING_POINT`]: below it their guess is
+/// too weak to weigh, and several weak guesses must not add up to an escalation by noisy-OR.
+pub const MODEL_SIGNAL_FLOOR: f64 = 0.4;
+
+/// The model shipped with Baton (`model/baton-detect.model`, made by `baton train`; see its
+/// model card `model/MODEL_CARD.md`).
+pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../../model/baton-detect.model");
+
+/// The built-in model, parsed once per process.
+pub fn builtin_model() -> Option<Arc<LinearModel>> {
+    static MODEL: OnceLock<Option<Arc<LinearModel>>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| LinearModel::from_bytes(BUILTIN_MODEL).ok().map(Arc::new))
+        .clone()
+}
+
 /// The detectors, built once and shared; [`Detectors::observe`] takes `&self`.
 pub struct Detectors {
     config: DetectConfig,
+    model: Option<Arc<LinearModel>>,
+    knowledge_base: Option<Arc<kb::KnowledgeBase>>,
     sentiment: sentiment::Sentiment,
     families: Vec<(ReasonCode, Family)>,
     rejection: Family,
@@ -123,11 +156,19 @@ pub struct Detectors {
 }
 
 impl Detectors {
-    /// Builds the detectors (parses the VADER lexicon and compiles the phrase families: a few
-    /// milliseconds; build once).
+    /// Builds the detectors with the built-in model (parses the VADER lexicon and compiles the
+    /// phrase families: a few milliseconds; build once).
     pub fn new(config: DetectConfig) -> Self {
+        Self::with_model(config, builtin_model())
+    }
+
+    /// Builds the detectors with the given learned model, or with the lexicons alone (`None`,
+    /// as `baton train` does to compute the model's inputs).
+    pub fn with_model(config: DetectConfig, model: Option<Arc<LinearModel>>) -> Self {
         Self {
             config,
+            model,
+            knowledge_base: None,
             sentiment: sentiment::Sentiment::new(),
             families: families::all(),
             rejection: Family::new(
@@ -142,7 +183,7 @@ impl Detectors {
                     r"\b(?:i said|i told you|i already said|i already told|i just said|read my (?:message|question))\b",
                     r"\b(?:wrong|unhelpful|irrelevant|useless|pointless) (?:answer|response|reply|info\w*)\b",
                     r"\b(?:same|that) (?:answer|thing|response|reply) again\b",
-                    r"^\W*no\b(?:\W+\w+){0,3}\W*(?:not|wrong|that's|didn't|doesn't|isn't)",
+                    r"^\W*no\b(?:\W+\w+){0,3}\W*(?:not|wrong|didn't|doesn't|isn't)\b",
                     r"\bnot helpful\b",
                     r"\bstill (?:not|doesn't|isn't|won't|the same|broken|nothing)\b",
                 ],
@@ -187,6 +228,41 @@ impl Detectors {
                 LANGUAGES.iter().map(|(l, _)| *l).collect(),
             ),
         }
+    }
+
+    /// Uses `kb` to compute `kb_similarity` for customer turns that carry none, so that
+    /// `low_confidence` fires when no article covers the customer's question.
+    pub fn set_knowledge_base(&mut self, kb: Option<Arc<kb::KnowledgeBase>>) {
+        self.knowledge_base = kb;
+    }
+
+    /// The knowledge base's similarity to `text` (best article's cosine), when one is set.
+    pub fn kb_similarity(&self, text: &str) -> Option<f64> {
+        let kb = self.knowledge_base.as_ref()?;
+        Some(kb.best(text).map_or(0.0, |(s, _)| s))
+    }
+
+    /// `low_confidence` for a customer turn from the knowledge base: questions of at least
+    /// [`KB_MIN_WORDS`] content words that no article covers (similarity below
+    /// `kb_similarity_below`), scored like a bot's own low `kb_similarity`.
+    fn kb_low_confidence(&self, turn: &Turn) -> Option<Signal> {
+        let kb = self.knowledge_base.as_ref()?;
+        if turn.kb_similarity.is_some() || content_words(&turn.text).len() < KB_MIN_WORDS {
+            return None;
+        }
+        let (similarity, title) = kb
+            .best(&turn.text)
+            .map_or((0.0, "none"), |(s, a)| (s, a.title.as_str()));
+        let line = self.config.kb_similarity_below;
+        (similarity < line && line > 0.0).then(|| {
+            Signal::new(
+                ReasonCode::LowConfidence,
+                0.4 + 0.6 * (line - similarity) / line,
+                format!(
+                    "kb_similarity {similarity:.2} below {line}: no knowledge-base article covers it (closest: {title})"
+                ),
+            )
+        })
     }
 
     /// VADER scores of a text, as `vaderSentiment` 3.3.2 computes them.
@@ -311,26 +387,70 @@ impl Detectors {
                 "pressed \"talk to a person\"",
             ));
         }
-        for (code, family) in &self.families {
-            if let Some(hit) = family.best(text) {
-                signals.push(Signal::new(*code, hit.score, hit.evidence));
-                if TOPIC_CODES.contains(code) && !state.topics.contains(code) {
-                    state.topics.push(*code);
-                }
+        let hits = self.family_hits(text);
+        let vader = self.sentiment.scores(text);
+        let learned = self.learned(text, &hits, &vader);
+        let has_anger_head = learned.iter().any(|(c, _)| *c == ReasonCode::Anger);
+        for (code, hit) in &hits {
+            if !learned.iter().any(|(c, _)| c == code) {
+                signals.push(Signal::new(*code, hit.score, hit.evidence.clone()));
             }
         }
-        self.anger_from_form(text, &mut signals);
+        for (code, mut score) in learned {
+            if code == ReasonCode::HumanRequested {
+                // An explicit request for a person, in the lexicon's strong forms (negation
+                // already excluded), is never overruled by the model: missing one traps a
+                // customer who said plainly what they want.
+                if let Some((_, hit)) = hits.iter().find(|(c, h)| *c == code && h.strong) {
+                    score = score.max(hit.score);
+                }
+            }
+            let floor = if matches!(code, ReasonCode::Anger | ReasonCode::Frustration) {
+                MODEL_SIGNAL_FLOOR
+            } else {
+                model::OPERATING_POINT
+            };
+            if score < floor {
+                continue;
+            }
+            let evidence = hits
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, hit)| hit.evidence.clone())
+                .or_else(|| self.model_evidence(code, text))
+                .unwrap_or_else(|| "learned model".to_owned());
+            signals.push(Signal::new(code, score, evidence));
+        }
+        for s in &signals {
+            if TOPIC_CODES.contains(&s.code)
+                && s.score >= TOPIC_MIN_SCORE
+                && !state.topics.contains(&s.code)
+            {
+                state.topics.push(s.code);
+            }
+        }
+        if !has_anger_head {
+            // The learned anger head reads capitals and `!` itself.
+            self.anger_from_form(text, &mut signals);
+        }
 
-        let compound = self.sentiment.scores(text).compound;
+        let compound = vader.compound;
         state.compounds.push(compound);
         signals.extend(sentiment::negative_sentiment(&state.compounds));
 
-        if let Some(s) = self.repeated_failure(state, text) {
+        // The customer's reaction to the AI's last answer: clearly angry counts as a failed
+        // answer, like a rejection in words. (Negative sentiment alone does not: it is as often
+        // about the subject, "an ugly film", as about the answer.)
+        let upset = signals
+            .iter()
+            .any(|s| s.code == ReasonCode::Anger && s.score >= UPSET_AT);
+        if let Some(s) = self.repeated_failure(state, text, upset) {
             signals.push(s);
         }
         if let Some(low) = state.pending_low_confidence.take() {
             signals.push(low);
         }
+        signals.extend(self.kb_low_confidence(turn));
         if state.topics.len() >= 2 {
             let names: Vec<&str> = state.topics.iter().map(|c| c.as_str()).collect();
             signals.push(Signal::new(
@@ -352,6 +472,108 @@ impl Detectors {
         dedupe(&mut signals);
         state.last_was_ai = false;
         signals
+    }
+
+    /// Every phrase family that matches `text`, with its best hit.
+    fn family_hits(&self, text: &str) -> Vec<(ReasonCode, lexicon::Hit)> {
+        self.families
+            .iter()
+            .filter_map(|(code, family)| family.best(text).map(|hit| (*code, hit)))
+            .collect()
+    }
+
+    /// The learned model's inputs for `text` (what `baton train` fits on), for a model of
+    /// `2^bits` buckets.
+    pub fn features(&self, bits: u8, text: &str) -> Features {
+        let hits = self.family_hits(text);
+        let vader = self.sentiment.scores(text);
+        let mut out = Features::default();
+        self.featurize(bits, text, &hits, &vader, &mut out);
+        out
+    }
+
+    fn featurize(
+        &self,
+        bits: u8,
+        text: &str,
+        hits: &[(ReasonCode, lexicon::Hit)],
+        vader: &vader_parity::SentimentScores,
+        out: &mut Features,
+    ) {
+        let lexicon: Vec<(ReasonCode, bool, f64)> =
+            hits.iter().map(|(c, h)| (*c, h.strong, h.score)).collect();
+        let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+        let caps = if letters >= 10 {
+            text.chars().filter(|c| c.is_uppercase()).count() as f64 / letters as f64
+        } else {
+            0.0
+        };
+        let extras = Extras {
+            lexicon: &lexicon,
+            vader_neg: vader.neg,
+            vader_compound: vader.compound,
+            caps,
+            exclamations: longest_run(text, |c| c == '!'),
+        };
+        model::featurize(bits, text, &extras, out);
+    }
+
+    /// The learned heads' scores for a customer turn (empty without a model).
+    fn learned(
+        &self,
+        text: &str,
+        hits: &[(ReasonCode, lexicon::Hit)],
+        vader: &vader_parity::SentimentScores,
+    ) -> Vec<(ReasonCode, f64)> {
+        let Some(model) = &self.model else {
+            return Vec::new();
+        };
+        if !text.chars().any(char::is_alphanumeric) {
+            // No words, nothing to read: the heads would answer with their bias alone.
+            return Vec::new();
+        }
+        let mut features = Features::default();
+        self.featurize(model.bits(), text, hits, vader, &mut features);
+        let mut scores = model.scores_blended(&features);
+        // A request is local: in a long message, one sentence may ask for a refund while the
+        // rest tells the story, and the whole text's features dilute it. Each sentence of a
+        // message of several is scored too, with the lexicon hits inside it, and the request
+        // and topic heads keep their highest score (emotion is read from the whole message).
+        let sentences = sentences(text);
+        if sentences.len() > 1 {
+            for sentence in sentences {
+                let inside: Vec<(ReasonCode, lexicon::Hit)> = hits
+                    .iter()
+                    .filter(|(_, h)| sentence.contains(h.evidence.as_str()))
+                    .cloned()
+                    .collect();
+                self.featurize(model.bits(), sentence, &inside, vader, &mut features);
+                for (best, (code, s)) in scores.iter_mut().zip(model.scores_blended(&features)) {
+                    if TOPIC_CODES.contains(&code) || code == ReasonCode::HumanRequested {
+                        best.1 = best.1.max(s);
+                    }
+                }
+            }
+        }
+        scores
+    }
+
+    /// The word or word pair of `text` that most raises the head for `code`, as evidence when
+    /// no phrase family matched.
+    fn model_evidence(&self, code: ReasonCode, text: &str) -> Option<String> {
+        let model = self.model.as_ref()?;
+        let head = model.codes().position(|c| c == code)?;
+        let words = model::words(text);
+        let mut best: Option<(f32, String)> = None;
+        for i in 0..words.len() {
+            for span in [&words[i..=i], &words[i.saturating_sub(1)..=i]] {
+                let w = model.weight(head, model::bucket(model.bits(), span));
+                if w > 0.0 && best.as_ref().is_none_or(|(b, _)| w > *b) {
+                    best = Some((w, span.join(" ")));
+                }
+            }
+        }
+        best.map(|(_, e)| e)
     }
 
     /// Anger shown by form: a shouted message (70%+ of at least 10 letters in capitals) or
@@ -390,15 +612,23 @@ impl Detectors {
         }
     }
 
-    /// `repeated_failure`: a customer turn right after an AI answer that rejects it, or asks the
-    /// same question again. Scores 0.5 for the first failure in a row, 0.85 for the second (the
+    /// `repeated_failure`: a customer turn right after an AI answer that rejects it, is clearly
+    /// upset by it (`upset`), or asks the same question again. Scores 0.4 for the first failure in a row, 0.85 for the second (the
     /// design's "after the second unsuccessful answer, offer a human"), 0.95 from the third.
-    fn repeated_failure(&self, state: &mut ConversationState, text: &str) -> Option<Signal> {
+    fn repeated_failure(
+        &self,
+        state: &mut ConversationState,
+        text: &str,
+        upset: bool,
+    ) -> Option<Signal> {
         let words = content_words(text);
         let mut found = None;
         if state.last_was_ai {
-            if let Some(hit) = self.rejection.best(text) {
+            let accepted = self.acceptance.best(text).is_some();
+            if let Some(hit) = self.rejection.best(text).filter(|_| !accepted) {
                 found = Some(hit.evidence);
+            } else if upset && !accepted {
+                found = Some("upset by the answer".to_owned());
             } else if words.len() >= 3 {
                 let repeat = state
                     .recent_questions
@@ -408,7 +638,8 @@ impl Detectors {
                     found = Some("asked the same question again".to_owned());
                 }
             }
-            if found.is_none() && self.acceptance.best(text).is_some() {
+            if found.is_none() {
+                // The customer moved on or accepted the answer: the run of failures ends.
                 state.failures = 0;
             }
         }
@@ -424,7 +655,7 @@ impl Detectors {
             state.rejected_ai_turns.push(ai);
         }
         let score = match state.failures {
-            1 => 0.5,
+            1 => 0.4,
             2 => 0.85,
             _ => 0.95,
         };
@@ -526,6 +757,26 @@ impl Detectors {
         // reach; a confidence of 0.5 is right on short texts far more often than not.
         (info.confidence() >= 0.5).then(|| iso639_1(info.lang()).to_owned())
     }
+}
+
+/// The sentences of `text` with at least three words: split after `.`, `!`, `?` or `;`
+/// followed by a space, and at line breaks.
+fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let end = b == b'\n'
+            || (matches!(b, b'.' | b'!' | b'?' | b';')
+                && bytes.get(i + 1).is_some_and(|n| n.is_ascii_whitespace()));
+        if end {
+            out.push(&text[start..=i]);
+            start = i + 1;
+        }
+    }
+    out.push(&text[start..]);
+    out.retain(|s| s.split_whitespace().count() >= 3);
+    out
 }
 
 /// Keeps the strongest signal per code.

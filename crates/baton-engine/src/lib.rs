@@ -7,7 +7,7 @@
 //! it and returns a [`TurnOutcome`] with everything that happened. The caller persists it.
 
 use baton_brief::{entities::Extractor, BriefInput};
-use baton_detect::{ConversationState, Detectors};
+use baton_detect::{kb::KnowledgeBase, model::LinearModel, ConversationState, Detectors};
 use baton_domain::{
     Brief, ConversationId, Customer, Decision, HandoffState, Mode, ReasonCode, Role, Signal,
     TransitionError, Turn, TurnAction,
@@ -15,6 +15,7 @@ use baton_domain::{
 use baton_policy::{Facts, Policy};
 use baton_route::{select_queue, Route, RouteRequest};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// One state change, with who and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -101,9 +102,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Builds the engine for a validated policy.
+    /// Builds the engine for a validated policy, with the built-in learned model.
     pub fn new(policy: Policy) -> Self {
-        let detectors = Detectors::new(policy.file.detectors.clone());
+        Self::with_model(policy, baton_detect::builtin_model())
+    }
+
+    /// Builds the engine with the given learned model, or with the lexicons alone (`None`).
+    pub fn with_model(policy: Policy, model: Option<Arc<LinearModel>>) -> Self {
+        let detectors = Detectors::with_model(policy.file.detectors.clone(), model);
         Self {
             reads_language: policy.reads_language(),
             policy,
@@ -115,6 +121,18 @@ impl Engine {
     /// The policy in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Sets the knowledge base whose similarity feeds `low_confidence` on customer turns that
+    /// carry no `kb_similarity` (see [`baton_detect::kb`]).
+    pub fn with_knowledge_base(mut self, kb: Option<Arc<KnowledgeBase>>) -> Self {
+        self.detectors.set_knowledge_base(kb);
+        self
+    }
+
+    /// The detectors (for measurement: knowledge-base similarity, VADER).
+    pub fn detectors(&self) -> &Detectors {
+        &self.detectors
     }
 
     /// A new conversation in state `ai_active`.
@@ -162,6 +180,31 @@ impl Engine {
                 .observe_language(&mut session.detect, &session.customer, &turn.text);
         }
         signals
+    }
+
+    /// Detection and decision for one turn, without acting on it: the detectors update the
+    /// session's detection memory, the policy decides, and nothing else changes (the turn is not
+    /// appended, no handoff starts). This is what `baton detect` and `baton eval` measure;
+    /// [`Engine::process`] builds on it.
+    pub fn assess(&self, session: &mut Session, turn: &Turn) -> (Vec<Signal>, Decision) {
+        let signals = self.observe(session, turn);
+        let customer_turns = session
+            .turns
+            .iter()
+            .filter(|t| t.role == Role::Customer)
+            .count()
+            + usize::from(turn.role == Role::Customer);
+        let decision = self.policy.decide(&Facts {
+            signals: &signals,
+            customer: &session.customer,
+            turns: session.turns.len() + 1,
+            customer_turns,
+            failures: session.detect.failures,
+            topics: &session.detect.topics,
+            language: session.detect.language.as_deref(),
+            channel: session.channel.as_deref(),
+        });
+        (signals, decision)
     }
 
     /// Checks that `turn` may be applied now (the API refuses it otherwise).
@@ -214,23 +257,7 @@ impl Engine {
             session.agent = turn.agent_id.clone();
         }
 
-        let signals = self.observe(session, &turn);
-        let customer_turns = session
-            .turns
-            .iter()
-            .filter(|t| t.role == Role::Customer)
-            .count()
-            + usize::from(turn.role == Role::Customer);
-        let mut decision = self.policy.decide(&Facts {
-            signals: &signals,
-            customer: &session.customer,
-            turns: index + 1,
-            customer_turns,
-            failures: session.detect.failures,
-            topics: &session.detect.topics,
-            language: session.detect.language.as_deref(),
-            channel: session.channel.as_deref(),
-        });
+        let (signals, mut decision) = self.assess(session, &turn);
         if turn.role == Role::Agent {
             // A human is writing: the AI's escalation logic does not apply to their words.
             decision.escalate = false;

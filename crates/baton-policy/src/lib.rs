@@ -234,6 +234,11 @@ impl Checker<'_> {
 }
 
 impl Policy {
+    /// The codes that escalate on their own (the policy's `triggers`).
+    pub fn triggers(&self) -> &[ReasonCode] {
+        &self.triggers
+    }
+
     /// The built-in default policy.
     ///
     /// # Errors

@@ -98,8 +98,8 @@ fn shadow_mode_logs_without_escalating() {
 #[test]
 fn every_error_is_reported_with_line_column_and_hint() {
     let yaml = DEFAULT_POLICY_YAML
-        .replace("  frustration: 0.45", "  frustation: 0.45")
-        .replace("  anger: 0.5", "  anger: 1.5")
+        .replace("  frustration: 0.25", "  frustation: 0.25")
+        .replace("  anger: 0.3", "  anger: 1.5")
         .replace(
             "  - churn_risk\n  - custom_pricing",
             "  - churn\n  - custom_pricing",

@@ -13,7 +13,6 @@ use anyhow::Context;
 use axum::routing::{get, post};
 use axum::Router;
 use baton_engine::{Engine, Session};
-use baton_policy::Policy;
 use baton_store::Store;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +35,11 @@ pub struct ServeArgs {
     /// recently used first, and reloaded from the database when they speak again.
     #[arg(long, env = "BATON_SESSION_CACHE", default_value_t = 10_000)]
     pub session_cache: usize,
+    /// Knowledge base: a folder of Markdown, text or JSON articles. Customer turns that carry no
+    /// `kb_similarity` are compared with it, and `low_confidence` fires when no article covers
+    /// them.
+    #[arg(long, env = "BATON_KB")]
+    pub kb: Option<PathBuf>,
 }
 
 /// A conversation's slot: its lock, and its session once loaded.
@@ -137,11 +141,11 @@ pub fn router(state: Arc<AppState>) -> Router {
 ///
 /// # Errors
 /// When the database cannot be opened or the address cannot be bound.
-pub async fn serve(args: ServeArgs, policy: Policy) -> anyhow::Result<()> {
+pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
     let store = Store::connect(&args.database_url)
         .await
         .with_context(|| format!("cannot open database `{}`", args.database_url))?;
-    let state = AppState::new(Engine::new(policy), store.clone(), args.session_cache);
+    let state = AppState::new(engine, store.clone(), args.session_cache);
     let addr: SocketAddr = args.listen.parse().with_context(|| {
         format!(
             "`{}` is not an address: use HOST:PORT, e.g. 127.0.0.1:8080",
@@ -183,6 +187,7 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baton_policy::Policy;
 
     #[tokio::test]
     async fn the_session_cache_drops_idle_slots_least_recently_used_first() {

@@ -1,6 +1,7 @@
 //! Subcommands.
 
 use anyhow::{Context, Result};
+use baton_detect::{kb::KnowledgeBase, model::LinearModel};
 use baton_domain::{ConversationId, Customer, Role, Turn};
 use baton_engine::{Engine, TurnOutcome};
 use baton_policy::Policy;
@@ -37,23 +38,76 @@ enum Command {
     /// Decide on each line of a JSON Lines file of utterances, each as the first customer turn
     /// of a new conversation; one JSON line out per line in.
     Detect {
-        /// Policy file; the built-in default when absent.
-        #[arg(long, env = "BATON_POLICY")]
-        policy: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
         /// Utterances, JSON Lines: {"id", "text", "labels"?, "customer"?}. `-` reads stdin.
         input: PathBuf,
     },
     /// Run conversations turn by turn through the whole pipeline; one JSON line per turn.
     Replay {
-        /// Policy file; the built-in default when absent.
-        #[arg(long, env = "BATON_POLICY")]
-        policy: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
         /// Print each brief as Markdown to stderr as it is made.
         #[arg(long)]
         markdown: bool,
         /// Conversations, JSON Lines: {"id", "customer"?, "turns": [...]}. `-` reads stdin.
         input: PathBuf,
     },
+    /// Measure detection: per-code precision, recall and F1 and the escalation decision on
+    /// labelled utterances, or escalation timing on conversations with satisfaction labels.
+    Eval(crate::eval::EvalArgs),
+    /// Retrain the learned detection model from the shared datasets and write the model file.
+    Train(crate::eval::TrainArgs),
+}
+
+/// What the engine runs with: policy, knowledge base and learned model.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// Policy file; the built-in default when absent.
+    #[arg(long, env = "BATON_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Knowledge base: a folder of Markdown, text or JSON articles; customer turns without a
+    /// `kb_similarity` are compared with it.
+    #[arg(long, env = "BATON_KB")]
+    pub kb: Option<PathBuf>,
+    /// A model file made by `baton train`, instead of the built-in one.
+    #[arg(long, conflicts_with = "no_model")]
+    pub model: Option<PathBuf>,
+    /// Detect with the lexicons alone, without the learned model (for comparison).
+    #[arg(long)]
+    pub no_model: bool,
+}
+
+impl EngineArgs {
+    /// Builds the engine these options describe.
+    ///
+    /// # Errors
+    /// An unreadable or invalid policy, knowledge base or model file.
+    pub fn engine(&self) -> Result<Engine> {
+        let policy = load_policy(self.policy.as_deref())?;
+        let model = if self.no_model {
+            None
+        } else if let Some(path) = &self.model {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read model file `{}`", path.display()))?;
+            Some(std::sync::Arc::new(
+                LinearModel::from_bytes(&bytes)
+                    .with_context(|| format!("model file `{}`", path.display()))?,
+            ))
+        } else {
+            baton_detect::builtin_model()
+        };
+        let kb = self.kb.as_deref().map(load_kb).transpose()?;
+        Ok(Engine::with_model(policy, model).with_knowledge_base(kb))
+    }
+}
+
+/// Loads and indexes a knowledge-base folder.
+fn load_kb(dir: &Path) -> Result<std::sync::Arc<KnowledgeBase>> {
+    Ok(std::sync::Arc::new(
+        KnowledgeBase::load_dir(dir)
+            .with_context(|| format!("knowledge base `{}`", dir.display()))?,
+    ))
 }
 
 /// Runs a parsed command line.
@@ -61,9 +115,11 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Serve(serve) => {
             let policy = load_policy(serve.policy.as_deref())?;
+            let kb = serve.kb.as_deref().map(load_kb).transpose()?;
+            let engine = Engine::new(policy).with_knowledge_base(kb);
             init_tracing();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(baton_server::serve(serve, policy))
+            runtime.block_on(baton_server::serve(serve, engine))
         }
         Command::Check {
             policy,
@@ -95,18 +151,14 @@ pub fn run(args: Args) -> Result<()> {
             );
             Ok(())
         }
-        Command::Detect { policy, input } => {
-            detect(&Engine::new(load_policy(policy.as_deref())?), &input)
-        }
+        Command::Detect { engine, input } => detect(&engine.engine()?, &input),
         Command::Replay {
-            policy,
+            engine,
             markdown,
             input,
-        } => replay(
-            &Engine::new(load_policy(policy.as_deref())?),
-            &input,
-            markdown,
-        ),
+        } => replay(&engine.engine()?, &input, markdown),
+        Command::Eval(args) => crate::eval::eval(&args),
+        Command::Train(args) => crate::eval::train(&args),
     }
 }
 
@@ -134,7 +186,7 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
 /// Reads JSON Lines, calling `each(line_number, value)` for every non-blank line. A line that
 /// does not parse stops the run with its line number and what to fix; lines already written
 /// stay written.
-fn for_each_line<T: for<'de> Deserialize<'de>>(
+pub(crate) fn for_each_line<T: for<'de> Deserialize<'de>>(
     input: &Path,
     mut each: impl FnMut(usize, T) -> Result<()>,
 ) -> Result<()> {
@@ -209,14 +261,14 @@ fn detect(engine: &Engine, input: &Path) -> Result<()> {
         let turn = Turn::new(Role::Customer, u.text)
             .map_err(|e| anyhow::anyhow!("{}:{line}: {e}", input.display()))?;
         let mut session = engine.start(id.clone(), u.customer, None);
-        let o = engine.process(&mut session, turn);
+        let (signals, decision) = engine.assess(&mut session, &turn);
         out.write(&DetectLine {
             id: &u.id,
-            escalate: o.decision.escalate,
-            mode: o.decision.mode,
-            score: o.decision.score,
-            reasons: &o.decision.reasons,
-            signals: &o.signals,
+            escalate: decision.escalate,
+            mode: decision.mode,
+            score: decision.score,
+            reasons: &decision.reasons,
+            signals: &signals,
         })
     })?;
     out.finish()

@@ -1,10 +1,11 @@
-//! `baton`, the command-line interface: `serve`, `check`, `detect`, `replay`.
+//! `baton`, the command-line interface: `serve`, `check`, `detect`, `replay`, `eval`, `train`.
 //!
 //! Exit status (CONTRACTS.md): 0 success, 1 invalid input or policy (message on stderr),
 //! 2 usage error.
 #![forbid(unsafe_code)]
 
 mod cli;
+mod eval;
 
 use clap::Parser;
 use std::process::ExitCode;

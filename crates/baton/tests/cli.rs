@@ -206,7 +206,7 @@ fn check_reports_every_policy_error_with_position_and_hint() {
     );
 
     let broken = text
-        .replace("  anger: 0.5", "  angr: 0.5")
+        .replace("  anger: 0.3", "  angr: 0.3")
         .replace("threshold: 0.6", "threshold: 6");
     let mut bad = tempfile::NamedTempFile::new().expect("temp");
     bad.write_all(broken.as_bytes()).expect("write");

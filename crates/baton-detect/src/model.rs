@@ -1,0 +1,766 @@
+//! A learned linear model over hashed n-grams and lexicon features, one logistic head per reason
+//! code.
+//!
+//! Why a linear model: it trains in seconds on the shared datasets (`baton train`), scores a turn
+//! in a few microseconds, and its inputs include the lexicon families, so wording the training
+//! data never had still reaches it through the families' stems, synonyms and negation.
+//!
+//! Features (all hashed with xxh3 into `2^bits` buckets, each block L2-normalised):
+//! - word unigrams and bigrams of the lowercased text (apostrophes dropped: "don't" = "dont");
+//! - character 3- to 5-grams inside each word padded with spaces (robust to typos and
+//!   inflection);
+//! - the lexicon: for every phrase family that matched, its code and strength (strong or weak),
+//!   valued at the family's score;
+//! - form: VADER's `neg` and negative compound, shouting (capitals) and `!!`.
+//!
+//! Each head's score is `sigmoid(w . x + bias + offset)`, where `offset` (fixed at training
+//! time on a validation split) puts the head's best-F1 point at [`OPERATING_POINT`], the
+//! default policy's `trigger_min_score`.
+//!
+//! The file format (`.model`): the 8 bytes `BATONLM1`, a little-endian `u32` header length, a
+//! JSON [`ModelHeader`], then `2^bits * heads` signed bytes, interleaved by bucket (all heads of
+//! bucket 0, then bucket 1...), each head's weights scaled by its `scale`.
+
+use baton_domain::ReasonCode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The score at which a head's validation F1 was best (the default `trigger_min_score`).
+pub const OPERATING_POINT: f64 = 0.6;
+
+const MAGIC: &[u8; 8] = b"BATONLM1";
+
+/// Feature namespaces, hashed in so that a word and a character n-gram never share a key.
+const NS_WORD: u8 = 1;
+const NS_BIGRAM: u8 = 2;
+const NS_CHAR: u8 = 3;
+const NS_LEXICON: u8 = 4;
+const NS_FORM: u8 = 5;
+
+/// What the model file says about itself (the JSON header).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelHeader {
+    /// log2 of the number of hash buckets.
+    pub bits: u8,
+    /// The heads, in the order of the interleaved weights.
+    pub heads: Vec<HeadHeader>,
+    /// How the model was made (data, splits, settings), for the model card.
+    #[serde(default)]
+    pub provenance: BTreeMap<String, serde_json::Value>,
+}
+
+/// One head's constants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadHeader {
+    /// The reason code this head scores.
+    pub code: ReasonCode,
+    /// Intercept.
+    pub bias: f32,
+    /// Calibration shift added to the logit (see the module docs).
+    pub offset: f32,
+    /// Weight of a stored byte: weight = byte * scale.
+    pub scale: f32,
+}
+
+/// Why a model file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Not a Baton model file.
+    #[error(
+        "not a Baton model file (it must start with `BATONLM1`): retrain it with `baton train`"
+    )]
+    Magic,
+    /// The file ends early or its sizes disagree.
+    #[error(
+        "the model file is truncated or its sizes disagree ({0}): retrain it with `baton train`"
+    )]
+    Size(String),
+    /// The header is not valid JSON of the expected shape.
+    #[error("the model header is invalid: {0}")]
+    Header(#[from] serde_json::Error),
+}
+
+/// Sparse features of one text: bucket indexes and values.
+#[derive(Debug, Default, Clone)]
+pub struct Features {
+    /// Bucket of each feature.
+    pub index: Vec<u32>,
+    /// Value of each feature.
+    pub value: Vec<f32>,
+    /// How many of the leading features are word unigrams and bigrams.
+    pub words: usize,
+    /// How many of the leading features are n-grams, words and characters (the rest are
+    /// lexicon and form).
+    pub ngrams: usize,
+}
+
+/// What besides the words the model reads from a turn.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// Lexicon hits: code, whether the strong alternation matched, and the score.
+    pub lexicon: &'a [(ReasonCode, bool, f64)],
+    /// VADER `neg`, in `[0, 1]`.
+    pub vader_neg: f64,
+    /// VADER compound, in `[-1, 1]`.
+    pub vader_compound: f64,
+    /// Share of letters in capitals, when the text has 10 letters or more.
+    pub caps: f64,
+    /// Longest run of `!`.
+    pub exclamations: usize,
+}
+
+fn hash(ns: u8, parts: &[&[u8]]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(&[ns]);
+    for p in parts {
+        h.update(p);
+        h.update(&[0xff]);
+    }
+    h.digest()
+}
+
+fn push(out: &mut Features, mask: u64, key: u64, value: f32) {
+    out.index.push((key & mask) as u32);
+    out.value.push(value);
+}
+
+fn normalise(values: &mut [f32]) {
+    let norm = values.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        values.iter_mut().for_each(|v| *v /= norm);
+    }
+}
+
+/// Lowercased words of `text` (letters and digits; apostrophes dropped inside words).
+pub fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            cur.extend(c.to_lowercase());
+        } else if (c == '\'' || c == '’') && !cur.is_empty() {
+            continue;
+        } else if !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The bucket of a word (one-element `span`) or word pair (two elements), as [`featurize`]
+/// hashes them.
+pub fn bucket(bits: u8, span: &[String]) -> u32 {
+    let mask = (1u64 << bits) - 1;
+    let key = match span {
+        [w] => hash(NS_WORD, &[w.as_bytes()]),
+        [a, b] => hash(NS_BIGRAM, &[a.as_bytes(), b.as_bytes()]),
+        _ => 0,
+    };
+    (key & mask) as u32
+}
+
+/// Extracts the features of `text` into `out` (cleared first) for a model of `2^bits` buckets.
+pub fn featurize(bits: u8, text: &str, extras: &Extras<'_>, out: &mut Features) {
+    out.index.clear();
+    out.value.clear();
+    let mask = (1u64 << bits) - 1;
+    let words = words(text);
+
+    let start = out.value.len();
+    for (i, w) in words.iter().enumerate() {
+        push(out, mask, hash(NS_WORD, &[w.as_bytes()]), 1.0);
+        if i > 0 {
+            push(
+                out,
+                mask,
+                hash(NS_BIGRAM, &[words[i - 1].as_bytes(), w.as_bytes()]),
+                1.0,
+            );
+        }
+    }
+    normalise(&mut out.value[start..]);
+    out.words = out.index.len();
+
+    let start = out.value.len();
+    let mut padded = Vec::with_capacity(32);
+    for w in &words {
+        padded.clear();
+        padded.push(b' ');
+        padded.extend_from_slice(w.as_bytes());
+        padded.push(b' ');
+        for n in 3..=5 {
+            for gram in padded.windows(n) {
+                push(out, mask, hash(NS_CHAR, &[gram]), 1.0);
+            }
+        }
+    }
+    normalise(&mut out.value[start..]);
+    out.ngrams = out.index.len();
+
+    for (code, strong, score) in extras.lexicon {
+        let strength: &[u8] = if *strong { b"strong" } else { b"weak" };
+        let key = hash(NS_LEXICON, &[code.as_str().as_bytes(), strength]);
+        push(out, mask, key, *score as f32);
+    }
+    let form: [(&[u8], f64); 5] = [
+        (b"vader_neg", extras.vader_neg),
+        (
+            b"vader_negative_compound",
+            (-extras.vader_compound).max(0.0),
+        ),
+        (b"caps", if extras.caps >= 0.7 { 1.0 } else { 0.0 }),
+        (
+            b"exclamations_2",
+            f64::from(u8::from(extras.exclamations >= 2)),
+        ),
+        (
+            b"exclamations_3",
+            f64::from(u8::from(extras.exclamations >= 3)),
+        ),
+    ];
+    for (name, value) in form {
+        if value > 0.0 {
+            push(out, mask, hash(NS_FORM, &[name]), value as f32);
+        }
+    }
+}
+
+/// A trained model: one logistic head per reason code over shared hashed features.
+#[derive(Debug, Clone)]
+pub struct LinearModel {
+    header: ModelHeader,
+    /// `2^bits * heads`, interleaved by bucket.
+    weights: Vec<f32>,
+    /// One bit per bucket: whether a word unigram or bigram of the training data fell in it.
+    seen: Vec<u8>,
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
+}
+
+impl LinearModel {
+    /// log2 of the bucket count.
+    pub fn bits(&self) -> u8 {
+        self.header.bits
+    }
+
+    /// The header (heads and provenance).
+    pub fn header(&self) -> &ModelHeader {
+        &self.header
+    }
+
+    /// The codes this model scores, in head order.
+    pub fn codes(&self) -> impl Iterator<Item = ReasonCode> + '_ {
+        self.header.heads.iter().map(|h| h.code)
+    }
+
+    /// Scores every head on `features`: `(code, score in [0, 1])`, in head order.
+    pub fn scores(&self, features: &Features) -> Vec<(ReasonCode, f64)> {
+        let n = self.header.heads.len();
+        let mut z: Vec<f64> = self
+            .header
+            .heads
+            .iter()
+            .map(|h| f64::from(h.bias + h.offset))
+            .collect();
+        for (&i, &v) in features.index.iter().zip(&features.value) {
+            let row = &self.weights[i as usize * n..(i as usize + 1) * n];
+            for (acc, w) in z.iter_mut().zip(row) {
+                *acc += f64::from(w * v);
+            }
+        }
+        self.header
+            .heads
+            .iter()
+            .zip(z)
+            .map(|(h, z)| (h.code, sigmoid(z)))
+            .collect()
+    }
+
+    /// The weight of one feature bucket for head `head`.
+    pub fn weight(&self, head: usize, bucket: u32) -> f32 {
+        self.weights[bucket as usize * self.header.heads.len() + head]
+    }
+
+    /// Reads a model file.
+    ///
+    /// # Errors
+    /// [`ModelError`] when the bytes are not a whole model file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        let rest = bytes.strip_prefix(MAGIC).ok_or(ModelError::Magic)?;
+        let (len, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| ModelError::Size("no header length".into()))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(ModelError::Size("header longer than the file".into()));
+        }
+        let (head, body) = rest.split_at(len);
+        let header: ModelHeader = serde_json::from_slice(head)?;
+        if header.bits > 24 || header.heads.is_empty() {
+            return Err(ModelError::Size(format!(
+                "bits {} and {} heads are out of range",
+                header.bits,
+                header.heads.len()
+            )));
+        }
+        let n = header.heads.len();
+        let buckets = 1usize << header.bits;
+        let expected = buckets * n + buckets.div_ceil(8);
+        if body.len() != expected {
+            return Err(ModelError::Size(format!(
+                "{} weight bytes, expected {expected}",
+                body.len()
+            )));
+        }
+        let (body, seen) = body.split_at(buckets * n);
+        let weights = body
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| f32::from(b as i8) * header.heads[i % n].scale)
+            .collect();
+        Ok(Self {
+            header,
+            weights,
+            seen: seen.to_vec(),
+        })
+    }
+
+    /// Writes the model file (weights quantised to signed bytes per head).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let header = serde_json::to_vec(&self.header).unwrap_or_default();
+        let n = self.header.heads.len();
+        let mut out = Vec::with_capacity(12 + header.len() + self.weights.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        for (i, w) in self.weights.iter().enumerate() {
+            let scale = self.header.heads[i % n].scale;
+            let q = if scale > 0.0 {
+                (w / scale).round().clamp(-127.0, 127.0)
+            } else {
+                0.0
+            };
+            out.push(q as i8 as u8);
+        }
+        out.extend_from_slice(&self.seen);
+        out
+    }
+
+    /// The share of the word unigrams and bigrams of `features` that training saw, in
+    /// `[0, 1]` (1 for a text without words).
+    pub fn familiarity(&self, features: &Features) -> f64 {
+        let words = &features.index[..features.words];
+        if words.is_empty() {
+            return 1.0;
+        }
+        let seen = words
+            .iter()
+            .filter(|&&b| self.seen[b as usize / 8] & (1 << (b % 8)) != 0)
+            .count();
+        seen as f64 / words.len() as f64
+    }
+
+    /// Scores every head, leaning on the lexicon where the wording is new: with `m` the full
+    /// score, `l` the score from the lexicon and form features alone (which training teaches
+    /// to stand on their own, see [`TrainConfig::ngram_dropout`]) and `f` the
+    /// [`familiarity`](Self::familiarity) of the words, a head scores `m` when `m >= l`, else
+    /// `f * m + (1 - f) * l`. On wording like the training data's, the n-grams decide (they
+    /// know a refund policy question from a refund request); on wording they never saw, the
+    /// lexicon's stems, synonyms and negation carry the decision.
+    pub fn scores_blended(&self, features: &Features) -> Vec<(ReasonCode, f64)> {
+        let full = self.scores(features);
+        let lexicon_only = Features {
+            index: features.index[features.ngrams..].to_vec(),
+            value: features.value[features.ngrams..].to_vec(),
+            words: 0,
+            ngrams: 0,
+        };
+        let lex = self.scores(&lexicon_only);
+        let f = self.familiarity(features);
+        full.into_iter()
+            .zip(lex)
+            .map(|((code, m), (_, l))| (code, if m >= l { m } else { f * m + (1.0 - f) * l }))
+            .collect()
+    }
+}
+
+/// One training example: features, and per head a label (`None`: this example says nothing
+/// about that head, so the head does not train on it).
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// The features.
+    pub features: Features,
+    /// Label per head, in head order.
+    pub labels: Vec<Option<bool>>,
+    /// Whether the example belongs to the validation split (used to calibrate, never to fit).
+    pub validation: bool,
+    /// The source set: calibration weighs each set that has positives for a head equally.
+    pub group: u16,
+}
+
+/// Training settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainConfig {
+    /// log2 of the bucket count.
+    pub bits: u8,
+    /// Passes over the training examples.
+    pub epochs: usize,
+    /// AdaGrad's base learning rate.
+    pub learning_rate: f64,
+    /// L2 penalty per example.
+    pub l2: f64,
+    /// Seed of the shuffle.
+    pub seed: u64,
+    /// Share of training steps that see only an example's lexicon and form features, so the
+    /// head learns to stand on the lexicon where the wording is new to it (as dropout does).
+    pub ngram_dropout: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            bits: 17,
+            epochs: 30,
+            learning_rate: 0.05,
+            l2: 3e-5,
+            seed: 7,
+            ngram_dropout: 0.3,
+        }
+    }
+}
+
+/// Validation figures of one head after calibration.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadReport {
+    /// The code.
+    pub code: ReasonCode,
+    /// Training examples (positive, all).
+    pub train: (usize, usize),
+    /// Validation examples (positive, all).
+    pub validation: (usize, usize),
+    /// The raw probability chosen as the operating point.
+    pub threshold: f64,
+    /// Validation F1 at that point.
+    pub validation_f1: f64,
+}
+
+/// Trains one logistic head per code with AdaGrad over class-balanced examples, then picks each
+/// head's operating point on the validation examples (the best-F1 threshold, mapped to
+/// [`OPERATING_POINT`]). Deterministic for a given seed.
+pub fn train(
+    codes: &[ReasonCode],
+    examples: &[Example],
+    config: &TrainConfig,
+    provenance: BTreeMap<String, serde_json::Value>,
+) -> (LinearModel, Vec<HeadReport>) {
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    use rand::SeedableRng;
+    let buckets = 1usize << config.bits;
+    let mut heads = Vec::new();
+    let mut weights = vec![0f32; buckets * codes.len()];
+    let mut reports = Vec::new();
+    for (h, &code) in codes.iter().enumerate() {
+        let mut order: Vec<usize> = (0..examples.len())
+            .filter(|&i| !examples[i].validation && examples[i].labels[h].is_some())
+            .collect();
+        let positives = order
+            .iter()
+            .filter(|&&i| examples[i].labels[h] == Some(true))
+            .count();
+        let total = order.len();
+        let class_weight = class_weights(examples, &order, h);
+        // NB-LR (Wang & Manning 2012, "Baselines and bigrams"): each feature is scaled by its
+        // log-count ratio between the classes, so the words that separate them start ahead.
+        let ratio = log_count_ratio(examples, &order, h, buckets);
+        let mut w = vec![0f64; buckets];
+        let mut g2 = vec![1e-8f64; buckets];
+        let (mut bias, mut bias_g2) = (0f64, 1e-8f64);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed + h as u64);
+        for _ in 0..config.epochs {
+            order.shuffle(&mut rng);
+            for &i in &order {
+                let ex = &examples[i];
+                let y = ex.labels[h] == Some(true);
+                let from = if rng.random_bool(config.ngram_dropout) {
+                    ex.features.ngrams
+                } else {
+                    0
+                };
+                let index = &ex.features.index[from..];
+                let value = &ex.features.value[from..];
+                let mut z = bias;
+                for (&j, &v) in index.iter().zip(value) {
+                    z += w[j as usize] * f64::from(v) * ratio[j as usize];
+                }
+                let weight = class_weight[&(ex.group, y)];
+                let g = (sigmoid(z) - f64::from(u8::from(y))) * weight;
+                for (&j, &v) in index.iter().zip(value) {
+                    let j = j as usize;
+                    let grad = g * f64::from(v) * ratio[j] + config.l2 * w[j];
+                    g2[j] += grad * grad;
+                    w[j] -= config.learning_rate * grad / g2[j].sqrt();
+                }
+                bias_g2 += g * g;
+                bias -= config.learning_rate * g / bias_g2.sqrt();
+            }
+        }
+        // Fold the ratios into the weights: the model file stores plain weights.
+        for (x, r) in w.iter_mut().zip(&ratio) {
+            *x *= r;
+        }
+        // Calibrate on validation examples.
+        let mut scored: Vec<(f64, bool, u16)> = examples
+            .iter()
+            .filter(|e| e.validation)
+            .filter_map(|e| {
+                let y = e.labels[h]?;
+                let z = bias
+                    + e.features
+                        .index
+                        .iter()
+                        .zip(&e.features.value)
+                        .map(|(&j, &v)| w[j as usize] * f64::from(v))
+                        .sum::<f64>();
+                Some((sigmoid(z), y, e.group))
+            })
+            .collect();
+        let (threshold, validation_f1) = best_threshold(&mut scored);
+        let max = w.iter().fold(0f64, |m, x| m.max(x.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        for (b, x) in w.iter().enumerate() {
+            weights[b * codes.len() + h] = *x as f32;
+        }
+        heads.push(HeadHeader {
+            code,
+            bias: bias as f32,
+            offset: (logit(OPERATING_POINT) - logit(threshold)) as f32,
+            scale: scale as f32,
+        });
+        reports.push(HeadReport {
+            code,
+            train: (positives, total),
+            validation: (scored.iter().filter(|(_, y, _)| *y).count(), scored.len()),
+            threshold,
+            validation_f1,
+        });
+    }
+    let mut seen = vec![0u8; buckets.div_ceil(8)];
+    for e in examples.iter().filter(|e| !e.validation) {
+        for &b in &e.features.index[..e.features.words] {
+            seen[b as usize / 8] |= 1 << (b % 8);
+        }
+    }
+    let model = LinearModel {
+        seen,
+        header: ModelHeader {
+            bits: config.bits,
+            heads,
+            provenance,
+        },
+        weights,
+    };
+    // Round-trip through the quantised form, so the returned model scores exactly as the file.
+    let model = LinearModel::from_bytes(&model.to_bytes()).unwrap_or(model);
+    (model, reports)
+}
+
+/// Example weights per (group, label). A group (source set) with both classes is balanced
+/// within itself: each class carries half of the group's examples, so the head learns the
+/// distinctions inside a domain (a lost card against a card that will not link) rather than
+/// the domain itself. A group of negatives only weighs [`NEGATIVE_ONLY_WEIGHT`] per example:
+/// it teaches what is not the topic without outvoting the labelled sets.
+fn class_weights(
+    examples: &[Example],
+    order: &[usize],
+    head: usize,
+) -> std::collections::HashMap<(u16, bool), f64> {
+    let mut counts: std::collections::HashMap<u16, (usize, usize)> = Default::default();
+    for &i in order {
+        let e = &examples[i];
+        let c = counts.entry(e.group).or_default();
+        if e.labels[head] == Some(true) {
+            c.0 += 1;
+        } else {
+            c.1 += 1;
+        }
+    }
+    let mut weights = std::collections::HashMap::new();
+    for (g, (pos, neg)) in counts {
+        if pos == 0 {
+            weights.insert((g, false), NEGATIVE_ONLY_WEIGHT);
+        } else {
+            let n = (pos + neg) as f64;
+            weights.insert((g, true), n / (2.0 * pos as f64));
+            weights.insert((g, false), n / (2.0 * neg.max(1) as f64));
+        }
+    }
+    weights
+}
+
+/// Weight of each example of a set that has no positives for a head.
+pub const NEGATIVE_ONLY_WEIGHT: f64 = 0.5;
+
+/// Per bucket, `ln((p / |p|) / (q / |q|))` where `p` and `q` count the positive and negative
+/// training examples in which the bucket occurs, each smoothed by 1: a bucket's evidence for
+/// the head's class. Buckets absent from training get 0.
+fn log_count_ratio(examples: &[Example], order: &[usize], head: usize, buckets: usize) -> Vec<f64> {
+    let mut p = vec![0f64; buckets];
+    let mut q = vec![0f64; buckets];
+    let mut seen = vec![false; buckets];
+    for &i in order {
+        let ex = &examples[i];
+        let counts = if ex.labels[head] == Some(true) {
+            &mut p
+        } else {
+            &mut q
+        };
+        for &j in &ex.features.index {
+            counts[j as usize] += 1.0;
+            seen[j as usize] = true;
+        }
+    }
+    let (sp, sq) = (
+        p.iter().sum::<f64>() + buckets as f64,
+        q.iter().sum::<f64>() + buckets as f64,
+    );
+    p.iter()
+        .zip(&q)
+        .zip(&seen)
+        .map(|((p, q), seen)| {
+            if *seen {
+                ((p + 1.0) / sp / ((q + 1.0) / sq)).ln()
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// The threshold with the best mean F1 over the groups (source sets) that have positives in
+/// `scored` (probability, label, group), and that mean: every set that labels a code counts
+/// equally, whatever its size. Thresholds are tried on a grid of logits from -8 to 8 in steps
+/// of 0.05. With no positives, 0.5.
+pub fn best_threshold(scored: &mut [(f64, bool, u16)]) -> (f64, f64) {
+    let mut groups: Vec<u16> = scored.iter().filter(|s| s.1).map(|s| s.2).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    if groups.is_empty() {
+        return (0.5, 0.0);
+    }
+    // Every grid step's mean F1; the best plateau's middle step wins, so a head that separates
+    // its validation examples perfectly gets the cut halfway between them, not at their edge.
+    let mut means = Vec::with_capacity(321);
+    for step in 0..=320 {
+        let t = sigmoid(-8.0 + 0.05 * f64::from(step));
+        let mut total = 0.0;
+        for g in &groups {
+            let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
+            for (p, y, _) in scored.iter().filter(|s| s.2 == *g) {
+                match (*p >= t, *y) {
+                    (true, true) => tp += 1,
+                    (true, false) => fp += 1,
+                    (false, true) => fn_ += 1,
+                    (false, false) => {}
+                }
+            }
+            total += 2.0 * tp as f64 / (2 * tp + fp + fn_).max(1) as f64;
+        }
+        means.push((t, total / groups.len() as f64));
+    }
+    let top = means.iter().fold(f64::MIN, |m, (_, f)| m.max(*f));
+    let plateau: Vec<&(f64, f64)> = means.iter().filter(|(_, f)| top - f < 1e-9).collect();
+    *plateau[plateau.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_lowercase_and_drop_apostrophes() {
+        assert_eq!(words("I DON'T want it’s"), ["i", "dont", "want", "its"]);
+        assert_eq!(words("  "), Vec::<String>::new());
+    }
+
+    #[test]
+    fn best_threshold_separates_a_separable_set() {
+        let mut s = vec![
+            (0.9, true, 0),
+            (0.8, true, 0),
+            (0.3, false, 0),
+            (0.1, false, 0),
+        ];
+        let (t, f1) = best_threshold(&mut s);
+        assert!((f1 - 1.0).abs() < 1e-12);
+        assert!(t > 0.3 && t < 0.8, "{t}");
+        // Two sets that want different cuts: the mean F1 counts the small one as much.
+        let mut s = vec![
+            (0.9, true, 0),
+            (0.2, false, 0),
+            (0.5, true, 1),
+            (0.4, false, 1),
+        ];
+        let (t, f1) = best_threshold(&mut s);
+        assert!((f1 - 1.0).abs() < 1e-12 && t > 0.4 && t <= 0.5, "{t} {f1}");
+    }
+
+    #[test]
+    fn a_trained_model_learns_a_word_and_survives_its_file_format() {
+        let texts = [
+            ("please refund me", true),
+            ("i want a refund now", true),
+            ("refund my order", true),
+            ("what time is it", false),
+            ("where is my parcel", false),
+            ("hello there", false),
+        ];
+        let mut examples = Vec::new();
+        for round in 0..4 {
+            for (t, y) in texts {
+                let mut f = Features::default();
+                featurize(12, t, &Extras::default(), &mut f);
+                examples.push(Example {
+                    features: f,
+                    labels: vec![Some(y)],
+                    validation: round == 3,
+                    group: 0,
+                });
+            }
+        }
+        let config = TrainConfig {
+            bits: 12,
+            ..TrainConfig::default()
+        };
+        let (model, reports) = train(&[ReasonCode::Refund], &examples, &config, BTreeMap::new());
+        assert_eq!(reports[0].validation, (3, 6));
+        let mut f = Features::default();
+        featurize(12, "can I get a refund", &Extras::default(), &mut f);
+        let yes = model.scores(&f)[0].1;
+        featurize(12, "what time do you open", &Extras::default(), &mut f);
+        let no = model.scores(&f)[0].1;
+        assert!(yes >= OPERATING_POINT && no < OPERATING_POINT, "{yes} {no}");
+        let again = LinearModel::from_bytes(&model.to_bytes()).expect("round trip");
+        assert_eq!(again.scores(&f), model.scores(&f));
+        assert!(matches!(
+            LinearModel::from_bytes(b"nope"),
+            Err(ModelError::Magic)
+        ));
+        let mut cut = model.to_bytes();
+        cut.truncate(cut.len() - 1);
+        assert!(matches!(
+            LinearModel::from_bytes(&cut),
+            Err(ModelError::Size(_))
+        ));
+    }
+}
