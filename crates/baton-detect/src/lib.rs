@@ -165,12 +165,13 @@ impl Detectors {
     /// Builds the detectors with the given learned model, or with the lexicons alone (`None`,
     /// as `baton train` does to compute the model's inputs).
     pub fn with_model(config: DetectConfig, model: Option<Arc<LinearModel>>) -> Self {
+        let families = families::all();
         Self {
             config,
             model,
             knowledge_base: None,
             sentiment: sentiment::Sentiment::new(),
-            families: families::all(),
+            families,
             rejection: Family::new(
                 &[
                     r"\b(?:that's|that is|this is|it's|it is|thats) (?:not|wrong|incorrect|useless|irrelevant)\b",
@@ -476,9 +477,10 @@ impl Detectors {
 
     /// Every phrase family that matches `text`, with its best hit.
     fn family_hits(&self, text: &str) -> Vec<(ReasonCode, lexicon::Hit)> {
+        let lowered = lexicon::Lowered::new(text);
         self.families
             .iter()
-            .filter_map(|(code, family)| family.best(text).map(|hit| (*code, hit)))
+            .filter_map(|(code, family)| family.best_in(&lowered).map(|hit| (*code, hit)))
             .collect()
     }
 

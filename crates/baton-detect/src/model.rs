@@ -109,14 +109,17 @@ pub struct Extras<'a> {
     pub exclamations: usize,
 }
 
-fn hash(ns: u8, parts: &[&[u8]]) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
-    h.update(&[ns]);
-    for p in parts {
-        h.update(p);
-        h.update(&[0xff]);
-    }
-    h.digest()
+fn hash(ns: u8, bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(bytes, u64::from(ns))
+}
+
+/// The key of a word pair: the two words joined by a space (words never contain one).
+fn pair_key(buf: &mut Vec<u8>, a: &str, b: &str) -> u64 {
+    buf.clear();
+    buf.extend_from_slice(a.as_bytes());
+    buf.push(b' ');
+    buf.extend_from_slice(b.as_bytes());
+    hash(NS_BIGRAM, buf)
 }
 
 fn push(out: &mut Features, mask: u64, key: u64, value: f32) {
@@ -133,21 +136,37 @@ fn normalise(values: &mut [f32]) {
 
 /// Lowercased words of `text` (letters and digits; apostrophes dropped inside words).
 pub fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
+    let mut lower = String::new();
+    let mut spans = Vec::new();
+    word_spans(text, &mut lower, &mut spans);
+    spans.iter().map(|&(a, b)| lower[a..b].to_owned()).collect()
+}
+
+/// Writes the lowercased words of `text` into `lower`, one after another, and their byte
+/// ranges into `spans`: no allocation per word.
+fn word_spans(text: &str, lower: &mut String, spans: &mut Vec<(usize, usize)>) {
+    lower.clear();
+    spans.clear();
+    let mut start = None;
     for c in text.chars() {
         if c.is_alphanumeric() {
-            cur.extend(c.to_lowercase());
-        } else if (c == '\'' || c == '’') && !cur.is_empty() {
+            if start.is_none() {
+                start = Some(lower.len());
+            }
+            if c.is_ascii() {
+                lower.push(c.to_ascii_lowercase());
+            } else {
+                lower.extend(c.to_lowercase());
+            }
+        } else if (c == '\'' || c == '’') && start.is_some() {
             continue;
-        } else if !cur.is_empty() {
-            out.push(std::mem::take(&mut cur));
+        } else if let Some(s) = start.take() {
+            spans.push((s, lower.len()));
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
+    if let Some(s) = start {
+        spans.push((s, lower.len()));
     }
-    out
 }
 
 /// The bucket of a word (one-element `span`) or word pair (two elements), as [`featurize`]
@@ -155,8 +174,8 @@ pub fn words(text: &str) -> Vec<String> {
 pub fn bucket(bits: u8, span: &[String]) -> u32 {
     let mask = (1u64 << bits) - 1;
     let key = match span {
-        [w] => hash(NS_WORD, &[w.as_bytes()]),
-        [a, b] => hash(NS_BIGRAM, &[a.as_bytes(), b.as_bytes()]),
+        [w] => hash(NS_WORD, w.as_bytes()),
+        [a, b] => pair_key(&mut Vec::new(), a, b),
         _ => 0,
     };
     (key & mask) as u32
@@ -167,33 +186,30 @@ pub fn featurize(bits: u8, text: &str, extras: &Extras<'_>, out: &mut Features) 
     out.index.clear();
     out.value.clear();
     let mask = (1u64 << bits) - 1;
-    let words = words(text);
+    let mut lower = String::with_capacity(text.len());
+    let mut spans = Vec::with_capacity(16);
+    word_spans(text, &mut lower, &mut spans);
+    let word = |i: usize| &lower[spans[i].0..spans[i].1];
+    let mut buf = Vec::with_capacity(64);
 
-    let start = out.value.len();
-    for (i, w) in words.iter().enumerate() {
-        push(out, mask, hash(NS_WORD, &[w.as_bytes()]), 1.0);
+    for i in 0..spans.len() {
+        push(out, mask, hash(NS_WORD, word(i).as_bytes()), 1.0);
         if i > 0 {
-            push(
-                out,
-                mask,
-                hash(NS_BIGRAM, &[words[i - 1].as_bytes(), w.as_bytes()]),
-                1.0,
-            );
+            push(out, mask, pair_key(&mut buf, word(i - 1), word(i)), 1.0);
         }
     }
-    normalise(&mut out.value[start..]);
+    normalise(&mut out.value);
     out.words = out.index.len();
 
     let start = out.value.len();
-    let mut padded = Vec::with_capacity(32);
-    for w in &words {
-        padded.clear();
-        padded.push(b' ');
-        padded.extend_from_slice(w.as_bytes());
-        padded.push(b' ');
+    for i in 0..spans.len() {
+        buf.clear();
+        buf.push(b' ');
+        buf.extend_from_slice(word(i).as_bytes());
+        buf.push(b' ');
         for n in 3..=5 {
-            for gram in padded.windows(n) {
-                push(out, mask, hash(NS_CHAR, &[gram]), 1.0);
+            for gram in buf.windows(n) {
+                push(out, mask, hash(NS_CHAR, gram), 1.0);
             }
         }
     }
@@ -202,7 +218,10 @@ pub fn featurize(bits: u8, text: &str, extras: &Extras<'_>, out: &mut Features) 
 
     for (code, strong, score) in extras.lexicon {
         let strength: &[u8] = if *strong { b"strong" } else { b"weak" };
-        let key = hash(NS_LEXICON, &[code.as_str().as_bytes(), strength]);
+        let mut key = code.as_str().as_bytes().to_vec();
+        key.push(b' ');
+        key.extend_from_slice(strength);
+        let key = hash(NS_LEXICON, &key);
         push(out, mask, key, *score as f32);
     }
     let form: [(&[u8], f64); 5] = [
@@ -223,7 +242,7 @@ pub fn featurize(bits: u8, text: &str, extras: &Extras<'_>, out: &mut Features) 
     ];
     for (name, value) in form {
         if value > 0.0 {
-            push(out, mask, hash(NS_FORM, &[name]), value as f32);
+            push(out, mask, hash(NS_FORM, name), value as f32);
         }
     }
 }
@@ -265,24 +284,35 @@ impl LinearModel {
 
     /// Scores every head on `features`: `(code, score in [0, 1])`, in head order.
     pub fn scores(&self, features: &Features) -> Vec<(ReasonCode, f64)> {
-        let n = self.header.heads.len();
-        let mut z: Vec<f64> = self
-            .header
-            .heads
-            .iter()
-            .map(|h| f64::from(h.bias + h.offset))
-            .collect();
-        for (&i, &v) in features.index.iter().zip(&features.value) {
+        self.scores_of(&features.index, &features.value)
+    }
+
+    fn scores_of(&self, index: &[u32], value: &[f32]) -> Vec<(ReasonCode, f64)> {
+        let mut z = self.intercepts();
+        self.accumulate(&mut z, index, value);
+        self.finish(&z)
+    }
+
+    fn intercepts(&self) -> Vec<f32> {
+        self.header.heads.iter().map(|h| h.bias + h.offset).collect()
+    }
+
+    fn accumulate(&self, z: &mut [f32], index: &[u32], value: &[f32]) {
+        let n = z.len();
+        for (&i, &v) in index.iter().zip(value) {
             let row = &self.weights[i as usize * n..(i as usize + 1) * n];
             for (acc, w) in z.iter_mut().zip(row) {
-                *acc += f64::from(w * v);
+                *acc += w * v;
             }
         }
+    }
+
+    fn finish(&self, z: &[f32]) -> Vec<(ReasonCode, f64)> {
         self.header
             .heads
             .iter()
             .zip(z)
-            .map(|(h, z)| (h.code, sigmoid(z)))
+            .map(|(h, z)| (h.code, sigmoid(f64::from(*z))))
             .collect()
     }
 
@@ -378,14 +408,21 @@ impl LinearModel {
     /// know a refund policy question from a refund request); on wording they never saw, the
     /// lexicon's stems, synonyms and negation carry the decision.
     pub fn scores_blended(&self, features: &Features) -> Vec<(ReasonCode, f64)> {
-        let full = self.scores(features);
-        let lexicon_only = Features {
-            index: features.index[features.ngrams..].to_vec(),
-            value: features.value[features.ngrams..].to_vec(),
-            words: 0,
-            ngrams: 0,
-        };
-        let lex = self.scores(&lexicon_only);
+        // One pass: the lexicon and form features first (the lexicon-only logits), then the
+        // n-grams on top (the full logits).
+        let mut z = self.intercepts();
+        self.accumulate(
+            &mut z,
+            &features.index[features.ngrams..],
+            &features.value[features.ngrams..],
+        );
+        let lex = self.finish(&z);
+        self.accumulate(
+            &mut z,
+            &features.index[..features.ngrams],
+            &features.value[..features.ngrams],
+        );
+        let full = self.finish(&z);
         let f = self.familiarity(features);
         full.into_iter()
             .zip(lex)

@@ -2,7 +2,9 @@
 //! real conversations shipped in `examples/conversations.jsonl`.
 //!
 //! `cargo bench -p baton-engine` reports the time per conversation replay and per single
-//! first turn; criterion's throughput line gives turns per second.
+//! first turn; criterion's throughput line gives turns per second. The `assess` group measures
+//! what issue 3 targets: every detector plus the policy decision (no brief, no routing) on the
+//! shipped Bitext utterances (all under 300 bytes), one core, and its parts.
 // criterion's macros define undocumented items.
 #![allow(missing_docs)]
 
@@ -22,6 +24,82 @@ fn conversations() -> Vec<Conversation> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("conversation"))
         .collect()
+}
+
+fn utterances() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/bitext_utterances.jsonl"
+    );
+    std::fs::read_to_string(path)
+        .expect("examples/bitext_utterances.jsonl")
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("utterance");
+            v["text"].as_str().expect("text").to_owned()
+        })
+        .collect()
+}
+
+fn assess(c: &mut Criterion) {
+    let engine = Engine::new(Policy::builtin().expect("built-in policy"));
+    let texts = utterances();
+    assert!(texts.iter().all(|t| t.len() <= 300));
+    let turns: Vec<Turn> = texts
+        .iter()
+        .map(|t| Turn::new(Role::Customer, t.clone()).expect("turn"))
+        .collect();
+    let id = ConversationId::parse("bench").expect("id");
+    let mut group = c.benchmark_group("assess");
+    group.throughput(Throughput::Elements(turns.len() as u64));
+    group.bench_function("detectors + decision, first customer turns", |b| {
+        b.iter(|| {
+            for t in &turns {
+                let mut s = engine.start(id.clone(), Customer::default(), None);
+                black_box(engine.assess(&mut s, t));
+            }
+        })
+    });
+    let detectors = engine.detectors();
+    group.bench_function("VADER alone", |b| {
+        b.iter(|| {
+            for t in &texts {
+                black_box(detectors.vader(t));
+            }
+        })
+    });
+    group.bench_function("learned model inputs alone", |b| {
+        b.iter(|| {
+            for t in &texts {
+                black_box(detectors.features(17, t));
+            }
+        })
+    });
+    let facts: Vec<Vec<baton_domain::Signal>> = turns
+        .iter()
+        .map(|t| {
+            let mut s = engine.start(id.clone(), Customer::default(), None);
+            engine.assess(&mut s, t).0
+        })
+        .collect();
+    let customer = Customer::default();
+    group.bench_function("policy decision alone", |b| {
+        b.iter(|| {
+            for signals in &facts {
+                black_box(engine.policy().decide(&baton_policy::Facts {
+                    signals,
+                    customer: &customer,
+                    turns: 1,
+                    customer_turns: 1,
+                    failures: 0,
+                    topics: &[],
+                    language: None,
+                    channel: None,
+                }));
+            }
+        })
+    });
+    group.finish();
 }
 
 fn bench(c: &mut Criterion) {
@@ -64,5 +142,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, assess, bench);
 criterion_main!(benches);

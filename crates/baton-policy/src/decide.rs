@@ -2,6 +2,8 @@
 
 use crate::Policy;
 use baton_domain::{Contribution, Customer, Decision, Mode, ReasonCode, Signal, SkippedRule};
+use cel::common::types::{CelDouble, CelInt, CelList, CelMap, CelMapKey, CelString};
+use cel::common::value::Val;
 use std::collections::{BTreeMap, HashMap};
 
 /// What the policy may look at besides the signals.
@@ -44,28 +46,63 @@ fn json_to_cel(v: &serde_json::Value) -> cel::Value {
     }
 }
 
+/// A CEL map with string keys borrowed from `'v` (no copies of the keys).
+fn cel_map<'v>(
+    entries: impl IntoIterator<Item = (&'v str, Box<dyn Val + 'v>)>,
+) -> Box<dyn Val + 'v> {
+    let map: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = entries
+        .into_iter()
+        .map(|(k, v)| (CelMapKey::String(CelString::from(k)), v))
+        .collect();
+    Box::new(CelMap::from(map))
+}
+
+fn int(n: usize) -> Box<dyn Val + 'static> {
+    Box::new(CelInt::from(i64::try_from(n).unwrap_or(i64::MAX)))
+}
+
 impl Policy {
+    /// The variables rules read, built straight into CEL's own value types with static keys:
+    /// a decision allocates no string for the signal and conversation keys.
     fn cel_context(&self, facts: &Facts<'_>) -> cel::Context<'static, 'static> {
         let mut ctx = cel::Context::with_env(self.cel_env.clone());
         let customer = serde_json::to_value(facts.customer).unwrap_or_default();
         ctx.add_variable_from_value("customer", json_to_cel(&customer));
-        let mut signals: HashMap<String, cel::Value> = ReasonCode::ALL
-            .iter()
-            .map(|c| (c.as_str().to_owned(), cel::Value::Float(0.0)))
-            .collect();
+        let mut scores = [0.0f64; ReasonCode::ALL.len()];
         for s in facts.signals {
-            signals.insert(s.code.as_str().to_owned(), cel::Value::Float(s.score));
+            if let Some(i) = ReasonCode::ALL.iter().position(|c| *c == s.code) {
+                scores[i] = scores[i].max(s.score);
+            }
         }
-        ctx.add_variable_from_value("signals", signals);
-        let conversation = serde_json::json!({
-            "turns": facts.turns,
-            "customer_turns": facts.customer_turns,
-            "failures": facts.failures,
-            "topics": facts.topics.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-            "language": facts.language.unwrap_or(""),
-            "channel": facts.channel.unwrap_or(""),
-        });
-        ctx.add_variable_from_value("conversation", json_to_cel(&conversation));
+        ctx.add_variable_as_val(
+            "signals",
+            cel_map(
+                ReasonCode::ALL
+                    .iter()
+                    .zip(scores)
+                    .map(|(c, v)| (c.as_str(), Box::new(CelDouble::from(v)) as Box<dyn Val>)),
+            ),
+        );
+        let topics: Vec<Box<dyn Val>> = facts
+            .topics
+            .iter()
+            .map(|c| Box::new(CelString::from(c.as_str())) as Box<dyn Val>)
+            .collect();
+        let conversation: [(&'static str, Box<dyn Val>); 6] = [
+            ("turns", int(facts.turns)),
+            ("customer_turns", int(facts.customer_turns)),
+            ("failures", int(facts.failures as usize)),
+            ("topics", Box::new(CelList::from(topics))),
+            (
+                "language",
+                Box::new(CelString::from(facts.language.unwrap_or("").to_owned())),
+            ),
+            (
+                "channel",
+                Box::new(CelString::from(facts.channel.unwrap_or("").to_owned())),
+            ),
+        ];
+        ctx.add_variable_as_val("conversation", cel_map(conversation));
         ctx
     }
 
