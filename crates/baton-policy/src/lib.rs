@@ -125,6 +125,9 @@ pub struct Policy {
     pub(crate) rules: Vec<Rule>,
     /// The CEL standard library, built once (building it per decision dominated the cost).
     pub(crate) cel_env: std::sync::Arc<cel::Env>,
+    /// The signal codes the rules read as `signals.<code>`, or `None` when a rule reads the map
+    /// some other way (`signals["..."]`, a macro over it): then every code is given.
+    pub(crate) read_signals: Option<Vec<ReasonCode>>,
 }
 
 impl fmt::Debug for Policy {
@@ -449,6 +452,7 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
             Some("the defaults are 360 and 1.5".into()),
         );
     }
+    let read_signals = signals_read(file.rules.iter().map(|r| r.when.as_str()));
     Policy {
         file,
         triggers,
@@ -456,7 +460,40 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
         lowers,
         rules,
         cel_env: std::sync::Arc::new(cel::Env::stdlib()),
+        read_signals,
     }
+}
+
+/// The codes that rule conditions read as `signals.<code>`; `None` when some condition uses
+/// `signals` otherwise (indexing, macros, size), so that it must see every code.
+fn signals_read<'a>(conditions: impl Iterator<Item = &'a str>) -> Option<Vec<ReasonCode>> {
+    let mut codes = Vec::new();
+    for when in conditions {
+        let mut rest = when;
+        while let Some(at) = rest.find("signals") {
+            let before_ok = rest[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+            let after = &rest[at + "signals".len()..];
+            rest = after;
+            if !before_ok {
+                continue;
+            }
+            let field = after.strip_prefix('.')?;
+            let name: String = field
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            // An unknown name reads 0 either way; only known codes need a value.
+            if let Ok(code) = name.parse::<ReasonCode>() {
+                if !codes.contains(&code) {
+                    codes.push(code);
+                }
+            }
+        }
+    }
+    Some(codes)
 }
 
 fn validate_queues(file: &PolicyFile, c: &mut Checker<'_>) {

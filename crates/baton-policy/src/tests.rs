@@ -172,3 +172,33 @@ fn the_published_schema_is_current() {
         "regenerate with `baton check --schema policy > schemas/policy.schema.json`"
     );
 }
+
+#[test]
+fn rules_get_the_signals_they_read_and_every_signal_when_they_index_the_map() {
+    use crate::signals_read;
+    let read = signals_read(["signals.anger > 0.5 && customer.tier == 'vip'", "signals.vip_customer > 0 || signals.anger > 0"].into_iter());
+    assert_eq!(read, Some(vec![ReasonCode::Anger, ReasonCode::VipCustomer]));
+    assert_eq!(signals_read(["signals['anger'] > 0.5"].into_iter()), None);
+    assert_eq!(signals_read(["size(signals) > 2"].into_iter()), None);
+    assert_eq!(signals_read(["customer.my_signals > 2"].into_iter()), Some(vec![]));
+
+    // Indexing the map still sees every code, absent ones as 0.
+    let yaml = DEFAULT_POLICY_YAML.replace(
+        "rules:\n",
+        "rules:\n  - name: indexed\n    when: signals['urgency'] == 0.0 && signals['anger'] > 0.5\n    escalate: true\n    reason: anger\n",
+    );
+    let p = Policy::parse(&yaml, "p.yaml").expect("valid");
+    let customer = Customer::default();
+    let signals = [Signal::new(ReasonCode::Anger, 0.9, "x")];
+    let d = p.decide(&Facts {
+        signals: &signals,
+        customer: &customer,
+        turns: 1,
+        customer_turns: 1,
+        failures: 0,
+        topics: &[],
+        language: None,
+        channel: None,
+    });
+    assert!(d.rules_fired.contains(&"indexed".to_owned()), "{:?}", d);
+}
