@@ -294,7 +294,11 @@ impl LinearModel {
     }
 
     fn intercepts(&self) -> Vec<f32> {
-        self.header.heads.iter().map(|h| h.bias + h.offset).collect()
+        self.header
+            .heads
+            .iter()
+            .map(|h| h.bias + h.offset)
+            .collect()
     }
 
     fn accumulate(&self, z: &mut [f32], index: &[u32], value: &[f32]) {

@@ -176,11 +176,20 @@ fn the_published_schema_is_current() {
 #[test]
 fn rules_get_the_signals_they_read_and_every_signal_when_they_index_the_map() {
     use crate::signals_read;
-    let read = signals_read(["signals.anger > 0.5 && customer.tier == 'vip'", "signals.vip_customer > 0 || signals.anger > 0"].into_iter());
+    let read = signals_read(
+        [
+            "signals.anger > 0.5 && customer.tier == 'vip'",
+            "signals.vip_customer > 0 || signals.anger > 0",
+        ]
+        .into_iter(),
+    );
     assert_eq!(read, Some(vec![ReasonCode::Anger, ReasonCode::VipCustomer]));
     assert_eq!(signals_read(["signals['anger'] > 0.5"].into_iter()), None);
     assert_eq!(signals_read(["size(signals) > 2"].into_iter()), None);
-    assert_eq!(signals_read(["customer.my_signals > 2"].into_iter()), Some(vec![]));
+    assert_eq!(
+        signals_read(["customer.my_signals > 2"].into_iter()),
+        Some(vec![])
+    );
 
     // Indexing the map still sees every code, absent ones as 0.
     let yaml = DEFAULT_POLICY_YAML.replace(
