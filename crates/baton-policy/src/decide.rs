@@ -77,10 +77,13 @@ impl Policy {
         let read = self.read_signals.as_deref().unwrap_or(ReasonCode::ALL);
         ctx.add_variable_as_val(
             "signals",
-            cel_map(ReasonCode::ALL.iter().zip(scores).filter_map(|(c, v)| {
-                read.contains(c)
-                    .then(|| (c.as_str(), Box::new(CelDouble::from(v)) as Box<dyn Val>))
-            })),
+            cel_map(
+                ReasonCode::ALL
+                    .iter()
+                    .zip(scores)
+                    .filter(|(c, _)| read.contains(c))
+                    .map(|(c, v)| (c.as_str(), Box::new(CelDouble::from(v)) as Box<dyn Val>)),
+            ),
         );
         let topics: Vec<Box<dyn Val>> = facts
             .topics
