@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// `baton eval` options.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// Labelled utterances ({"id", "text", "labels": [codes]}) or labelled conversations
+    /// Labelled utterances ({"id", "text", "labels": ["code", ...]}) or labelled conversations
     /// ({"id", "turns": [{"role", "text", "satisfaction"?: 1-5}], "rating"?: 1-5}), JSON Lines.
     #[arg(required_unless_present = "dataset", conflicts_with = "dataset")]
     input: Option<PathBuf>,
