@@ -66,8 +66,10 @@ impl Policy {
     /// a decision allocates no string for the signal and conversation keys.
     fn cel_context(&self, facts: &Facts<'_>) -> cel::Context<'static, 'static> {
         let mut ctx = cel::Context::with_env(self.cel_env.clone());
-        let customer = serde_json::to_value(facts.customer).unwrap_or_default();
-        ctx.add_variable_from_value("customer", json_to_cel(&customer));
+        if self.reads("customer") {
+            let customer = serde_json::to_value(facts.customer).unwrap_or_default();
+            ctx.add_variable_from_value("customer", json_to_cel(&customer));
+        }
         let mut scores = [0.0f64; ReasonCode::ALL.len()];
         for s in facts.signals {
             if let Some(i) = ReasonCode::ALL.iter().position(|c| *c == s.code) {
@@ -85,6 +87,9 @@ impl Policy {
                     .map(|(c, v)| (c.as_str(), Box::new(CelDouble::from(v)) as Box<dyn Val>)),
             ),
         );
+        if !self.reads("conversation") {
+            return ctx;
+        }
         let topics: Vec<Box<dyn Val>> = facts
             .topics
             .iter()

@@ -310,6 +310,12 @@ impl Policy {
         self.file.rules.iter().any(|r| r.when.contains("language"))
     }
 
+    /// Whether any rule condition names the variable `name` (`customer`, `conversation`):
+    /// a decision builds only the variables some rule can read.
+    pub(crate) fn reads(&self, name: &str) -> bool {
+        self.file.rules.iter().any(|r| r.when.contains(name))
+    }
+
     /// The queue named `name`.
     pub fn queue(&self, name: &str) -> Option<&QueueConfig> {
         self.file.queues.iter().find(|q| q.name == name)
