@@ -243,3 +243,92 @@ fn replay_accepts_any_contract_shaped_input() {
     assert_eq!(got[1]["escalate"], false);
     assert_eq!(got[2]["conversation_id"], "tenant/conv 18");
 }
+
+#[test]
+fn a_knowledge_base_flags_questions_no_article_covers() {
+    let mut file = tempfile::NamedTempFile::new().expect("temp");
+    writeln!(
+        file,
+        r#"{{"id": 1, "text": "how long does express shipping take"}}"#
+    )
+    .expect("w");
+    writeln!(
+        file,
+        r#"{{"id": 2, "text": "can you book me a table for two at an italian restaurant tonight"}}"#
+    )
+    .expect("w");
+    let path = file.path().to_str().expect("path");
+    let out = baton(&["detect", "--kb", &examples("kb"), path]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines(&out);
+    let low = |line: &Value| {
+        line["signals"]
+            .as_array()
+            .expect("signals")
+            .iter()
+            .any(|s| s["code"] == "low_confidence")
+    };
+    assert!(!low(&got[0]), "{}", got[0]);
+    assert!(low(&got[1]), "{}", got[1]);
+    // Without a knowledge base, nothing is judged against one.
+    let without = lines(&baton(&["detect", path]));
+    assert!(!low(&without[1]), "{}", without[1]);
+
+    let missing = baton(&["detect", "--kb", "/nonexistent/kb", path]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("knowledge base"));
+}
+
+#[test]
+fn eval_reports_per_code_figures_for_a_labelled_file() {
+    let out = baton(&["eval", "--json", &examples("bitext_utterances.jsonl")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["rows"], 216);
+    let human = &report["codes"]["human_requested"];
+    assert_eq!(human["support"], 8);
+    assert!(human["f1"].as_f64().expect("f1") > 0.5, "{human}");
+    assert!(report["escalation"]["support"].as_u64().expect("support") > 0);
+
+    let mut bad = tempfile::NamedTempFile::new().expect("temp");
+    writeln!(bad, r#"{{"id": 1, "text": "hi", "labels": ["refnud"]}}"#).expect("w");
+    let out = baton(&["eval", bad.path().to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":1:") && err.contains("refnud"), "{err}");
+}
+
+#[test]
+fn eval_times_escalations_in_labelled_conversations() {
+    let mut file = tempfile::NamedTempFile::new().expect("temp");
+    writeln!(
+        file,
+        r#"{{"id": "c1", "rating": 1, "turns": [{{"role": "customer", "text": "where is my parcel", "satisfaction": 3}}, {{"role": "ai", "text": "It is on its way."}}, {{"role": "customer", "text": "that is not what I asked", "satisfaction": 2}}, {{"role": "ai", "text": "It is on its way."}}, {{"role": "customer", "text": "I said that is wrong, get me a human", "satisfaction": 1}}]}}"#
+    )
+    .expect("w");
+    writeln!(
+        file,
+        r#"{{"id": "c2", "rating": 5, "turns": [{{"role": "customer", "text": "what time do you open", "satisfaction": 4}}, {{"role": "ai", "text": "At nine."}}, {{"role": "customer", "text": "great, thanks", "satisfaction": 5}}]}}"#
+    )
+    .expect("w");
+    let out = baton(&["eval", "--json", file.path().to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["dialogues"], 2);
+    assert_eq!(r["with_trigger"], 1);
+    assert_eq!(r["at_dissatisfaction"], 1, "{r}");
+    assert_eq!(r["good"], 1);
+    assert_eq!(r["needless"], 0);
+}
