@@ -86,16 +86,11 @@ fn assess(c: &mut Criterion) {
     group.bench_function("policy decision alone", |b| {
         b.iter(|| {
             for signals in &facts {
-                black_box(engine.policy().decide(&baton_policy::Facts {
-                    signals,
-                    customer: &customer,
-                    turns: 1,
-                    customer_turns: 1,
-                    failures: 0,
-                    topics: &[],
-                    language: None,
-                    channel: None,
-                }));
+                black_box(
+                    engine
+                        .policy()
+                        .decide(&baton_policy::Facts::first_turn(signals, &customer)),
+                );
             }
         })
     });

@@ -301,30 +301,61 @@ fn field<'a>(
         .ok_or_else(|| format_error(path, format!("no `{name}` column")))
 }
 
+/// Where a CSV set's rows come from and which columns hold what.
+struct CsvSet<'a> {
+    dataset: Dataset,
+    folder: &'a str,
+    file: &'a str,
+    text: &'a str,
+    label: &'a str,
+}
+
+impl CsvSet<'_> {
+    /// Reads the rows whose index `keep` accepts, labelled through the set's label map.
+    fn load(
+        &self,
+        dir: &Path,
+        map: &LabelMap,
+        keep: impl Fn(usize) -> bool,
+    ) -> Result<UtteranceSet, DatasetError> {
+        let path = dir.join(self.folder).join(self.file);
+        let (by_label, codes) = map.codes_for(self.folder);
+        let mut rows = Vec::new();
+        for (i, row) in csv_rows(&path)?.iter().enumerate() {
+            if !keep(i) {
+                continue;
+            }
+            let native = field(row, self.label, &path)?;
+            rows.push(Labelled {
+                id: format!("{}-{}-{i}", self.dataset.name(), self.file),
+                text: field(row, self.text, &path)?.to_owned(),
+                labels: by_label.get(native).cloned().unwrap_or_default(),
+                native: native.to_owned(),
+                out_of_scope: false,
+            });
+        }
+        Ok(UtteranceSet {
+            dataset: self.dataset,
+            rows,
+            codes,
+        })
+    }
+}
+
 fn bitext(dir: &Path, map: &LabelMap, split: Split) -> Result<UtteranceSet, DatasetError> {
     let file = match split {
         Split::Train => "train.csv",
         Split::Validation => "validation.csv",
         Split::Test => "test.csv",
     };
-    let path = dir.join("bitext_customer_support_intent").join(file);
-    let (by_label, codes) = map.codes_for("bitext_customer_support_intent");
-    let mut rows = Vec::new();
-    for (i, row) in csv_rows(&path)?.iter().enumerate() {
-        let intent = field(row, "intent", &path)?;
-        rows.push(Labelled {
-            id: format!("bitext-{file}-{i}"),
-            text: field(row, "utterance", &path)?.to_owned(),
-            labels: by_label.get(intent).cloned().unwrap_or_default(),
-            native: intent.to_owned(),
-            out_of_scope: false,
-        });
-    }
-    Ok(UtteranceSet {
+    CsvSet {
         dataset: Dataset::Bitext,
-        rows,
-        codes,
-    })
+        folder: "bitext_customer_support_intent",
+        file,
+        text: "utterance",
+        label: "intent",
+    }
+    .load(dir, map, |_| true)
 }
 
 fn banking77(dir: &Path, map: &LabelMap, split: Split) -> Result<UtteranceSet, DatasetError> {
@@ -333,31 +364,17 @@ fn banking77(dir: &Path, map: &LabelMap, split: Split) -> Result<UtteranceSet, D
     } else {
         "train.csv"
     };
-    let path = dir.join("banking77").join(file);
-    let (by_label, codes) = map.codes_for("banking77");
-    let mut rows = Vec::new();
-    for (i, row) in csv_rows(&path)?.iter().enumerate() {
-        let keep = match split {
-            Split::Test => true,
-            Split::Validation => i % CARVE_EVERY == 0,
-            Split::Train => i % CARVE_EVERY != 0,
-        };
-        if !keep {
-            continue;
-        }
-        let category = field(row, "category", &path)?;
-        rows.push(Labelled {
-            id: format!("banking77-{file}-{i}"),
-            text: field(row, "text", &path)?.to_owned(),
-            labels: by_label.get(category).cloned().unwrap_or_default(),
-            native: category.to_owned(),
-            out_of_scope: false,
-        });
-    }
-    Ok(UtteranceSet {
+    CsvSet {
         dataset: Dataset::Banking77,
-        rows,
-        codes,
+        folder: "banking77",
+        file,
+        text: "text",
+        label: "category",
+    }
+    .load(dir, map, |i| match split {
+        Split::Test => true,
+        Split::Validation => i % CARVE_EVERY == 0,
+        Split::Train => i % CARVE_EVERY != 0,
     })
 }
 

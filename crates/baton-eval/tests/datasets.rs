@@ -21,57 +21,56 @@ fn dir() -> PathBuf {
     )
 }
 
-fn f1(dataset: Dataset, code: ReasonCode) -> f64 {
+/// Evaluates `dataset`'s test split with the built-in engine, prints the table and checks
+/// each code's F1 against its floor.
+fn assert_floors(dataset: Dataset, floors: &[(ReasonCode, f64)]) {
     let engine = Engine::new(Policy::builtin().expect("policy"));
     let set = datasets::load_utterances(&dir(), dataset, Split::Test).expect("dataset");
-    let report = evaluate_utterances(&engine, dataset.name(), &set.rows, &set.codes, None, |_| {});
-    println!("{}", render_table(&report));
-    report.codes[&code].f1
+    let r = evaluate_utterances(&engine, dataset.name(), &set.rows, &set.codes, None, |_| {});
+    println!("{}", render_table(&r));
+    for (code, floor) in floors {
+        let got = r.codes[code].f1;
+        assert!(
+            got >= *floor,
+            "{} {code}: F1 {got:.3} below {floor}",
+            dataset.name()
+        );
+    }
 }
 
 #[test]
 #[ignore = "reads ../shared/datasets; CI runs it"]
 fn bitext_test_split_f1() {
-    let engine = Engine::new(Policy::builtin().expect("policy"));
-    let set = datasets::load_utterances(&dir(), Dataset::Bitext, Split::Test).expect("bitext");
-    let r = evaluate_utterances(&engine, "bitext", &set.rows, &set.codes, None, |_| {});
-    println!("{}", render_table(&r));
-    for (code, floor) in [
-        (ReasonCode::HumanRequested, 0.88),
-        (ReasonCode::Complaint, 0.95),
-        (ReasonCode::Refund, 0.92),
-        (ReasonCode::Cancellation, 0.95),
-        (ReasonCode::BillingDispute, 0.95),
-    ] {
-        let got = r.codes[&code].f1;
-        assert!(got >= floor, "bitext {code}: F1 {got:.3} below {floor}");
-    }
+    assert_floors(
+        Dataset::Bitext,
+        &[
+            (ReasonCode::HumanRequested, 0.88),
+            (ReasonCode::Complaint, 0.95),
+            (ReasonCode::Refund, 0.92),
+            (ReasonCode::Cancellation, 0.95),
+            (ReasonCode::BillingDispute, 0.95),
+        ],
+    );
 }
 
 #[test]
 #[ignore = "reads ../shared/datasets; CI runs it"]
 fn banking77_test_split_f1() {
-    let engine = Engine::new(Policy::builtin().expect("policy"));
-    let set =
-        datasets::load_utterances(&dir(), Dataset::Banking77, Split::Test).expect("banking77");
-    let r = evaluate_utterances(&engine, "banking77", &set.rows, &set.codes, None, |_| {});
-    println!("{}", render_table(&r));
-    for (code, floor) in [
-        (ReasonCode::Refund, 0.89),
-        (ReasonCode::Cancellation, 0.80),
-        (ReasonCode::BillingDispute, 0.85),
-        (ReasonCode::AccountSecurity, 0.78),
-    ] {
-        let got = r.codes[&code].f1;
-        assert!(got >= floor, "banking77 {code}: F1 {got:.3} below {floor}");
-    }
+    assert_floors(
+        Dataset::Banking77,
+        &[
+            (ReasonCode::Refund, 0.89),
+            (ReasonCode::Cancellation, 0.80),
+            (ReasonCode::BillingDispute, 0.85),
+            (ReasonCode::AccountSecurity, 0.78),
+        ],
+    );
 }
 
 #[test]
 #[ignore = "reads ../shared/datasets; CI runs it"]
 fn goemotions_anger_f1() {
-    let got = f1(Dataset::Goemotions, ReasonCode::Anger);
-    assert!(got >= 0.42, "anger F1 {got:.3} below 0.42");
+    assert_floors(Dataset::Goemotions, &[(ReasonCode::Anger, 0.42)]);
 }
 
 #[test]

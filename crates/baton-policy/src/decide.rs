@@ -27,6 +27,23 @@ pub struct Facts<'a> {
     pub channel: Option<&'a str>,
 }
 
+impl<'a> Facts<'a> {
+    /// The facts of a conversation's first turn: these signals and this customer, one turn,
+    /// no failures, topics, language or channel yet.
+    pub fn first_turn(signals: &'a [Signal], customer: &'a Customer) -> Self {
+        Self {
+            signals,
+            customer,
+            turns: 1,
+            customer_turns: 1,
+            failures: 0,
+            topics: &[],
+            language: None,
+            channel: None,
+        }
+    }
+}
+
 fn json_to_cel(v: &serde_json::Value) -> cel::Value {
     use serde_json::Value as J;
     match v {

@@ -2,16 +2,7 @@ use super::*;
 use baton_domain::{Customer, Signal};
 
 fn facts<'a>(signals: &'a [Signal], customer: &'a Customer) -> Facts<'a> {
-    Facts {
-        signals,
-        customer,
-        turns: 1,
-        customer_turns: 1,
-        failures: 0,
-        topics: &[],
-        language: None,
-        channel: None,
-    }
+    Facts::first_turn(signals, customer)
 }
 
 #[test]
@@ -199,15 +190,6 @@ fn rules_get_the_signals_they_read_and_every_signal_when_they_index_the_map() {
     let p = Policy::parse(&yaml, "p.yaml").expect("valid");
     let customer = Customer::default();
     let signals = [Signal::new(ReasonCode::Anger, 0.9, "x")];
-    let d = p.decide(&Facts {
-        signals: &signals,
-        customer: &customer,
-        turns: 1,
-        customer_turns: 1,
-        failures: 0,
-        topics: &[],
-        language: None,
-        channel: None,
-    });
+    let d = p.decide(&facts(&signals, &customer));
     assert!(d.rules_fired.contains(&"indexed".to_owned()), "{:?}", d);
 }
