@@ -9,10 +9,11 @@
 use crate::lexicon::Family;
 use baton_domain::ReasonCode;
 
-/// Words that name a human on the company's side.
-const HUMAN: &str = r"(?:human|person|people|agent|representative|rep|operator|somebody|someone|staff|supervisor|manager|employee|advisor|adviser|assistant|associate|specialist|consultant|teammate|team member|customer (?:service|support|care) (?:agent|rep|representative|team|person)|live chat|real one)s?";
+/// Words that name a human on the company's side, after any swearing or emphasis an upset
+/// customer puts in front ("a damn agent", "an actual person").
+const HUMAN: &str = r"(?:(?:damn|goddamn|goddam|fucking|freaking|frigging|bloody|effing|stupid|real|actual|proper) )?(?:human|person|people|agent|representative|rep|operator|somebody|someone|staff|supervisor|manager|employee|advisor|adviser|assistant|associate|specialist|consultant|teammate|team member|customer (?:service|support|care) (?:agent|rep|representative|team|person)|live chat|real one)s?";
 /// Verbs of reaching someone.
-const REACH: &str = r"(?:speak|speaking|talk|talking|chat|chatting|connect|connecting|transfer|transferring|put|get|getting|reach|reaching|contact|contacting|escalate|escalating|call|calling|ring|message|messaging|hand|pass)";
+const REACH: &str = r"(?:speak|speaking|talk|talking|chat|chatting|connect|connecting|transfer|transferring|put|get|getting|reach|reaching|contact|contacting|escalate|escalating|call|calling|ring|message|messaging|hand|pass|direct|directing|redirect|redirecting)";
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
@@ -25,6 +26,9 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
         format!(r"\b{REACH}\b(?:\W+(?:to|with|me|through|over|in|touch|into|contact|a|an|the|some|your|one|of|help|assistance|support|directly)){{0,5}}\W+{HUMAN}\b"),
         r"\b(?:want|wanna|need|needs|request|requesting|demand|demanding|prefer|give me|get me|send me|bring me|find me|like|rather have|looking for|where is|ask for|asking for)\b(?:\W+(?:to|a|an|the|some|real|live|actual|talk|speak|chat|with|one|another|just|please|right|now|human)){0,4}\W+(?:human|person|agent|representative|rep|operator|supervisor|manager|somebody|someone)s?\b".to_owned(),
         r"\b(?:real|live|actual) (?:human|person|people|agent|operator|representative)s?\b".to_owned(),
+        // Failing to reach a person is asking for one ("I can't speak to a live agent"); the
+        // pattern starts at the negator, so negation does not cancel it.
+        format!(r"\b(?:can't|cannot|couldn't|could not|unable to|not able to)\b(?:\W+\w+){{0,2}}?\W+{REACH}\b(?:\W+\w+){{0,4}}?\W+{HUMAN}\b"),
         r"\bhuman (?:being|agent|support|help|assistance|operator)s?\b".to_owned(),
         r"\b(?:stop|quit)\b(?:\W+\w+){0,2}\W+(?:bot|robot|machine|automated)".to_owned(),
         r"\b(?:don't|do not|dont) want (?:to (?:talk|speak|chat) (?:to|with) )?(?:a |the |this |your )?(?:bot|robot|machine|ai|chatbot|automated)".to_owned(),
