@@ -98,6 +98,9 @@ pub struct ConversationState {
     recent_questions: VecDeque<BTreeSet<String>>,
     /// Whether the last turn was an AI turn.
     last_was_ai: bool,
+    /// Whether the last AI turn said it could not do what was asked ("no trains on Tuesday").
+    #[serde(default)]
+    ai_could_not: bool,
 }
 
 /// The codes that name a topic (what the conversation is about), as opposed to how it is going.
@@ -158,6 +161,8 @@ pub struct Detectors {
     rejection: Family,
     acceptance: Family,
     hedging: Family,
+    could_not: Family,
+    insistence: Family,
     repetition: Family,
     language: whatlang::Detector,
 }
@@ -219,6 +224,31 @@ impl Detectors {
                 ],
                 &[],
                 true,
+            ),
+            could_not: Family::new(
+                &[
+                    r"\b(?:unfortunately|regrettably)\b",
+                    r"\b(?:there (?:are|is|were|was)|i (?:have|found|see|can find)|we have) no\b",
+                    r"\bno (?:results?|matches|availability|rooms?|tables?|trains?|flights?|hotels?|restaurants?|tickets?|options?|openings?|slots?|seats?|cars?)\b",
+                    r"\b(?:not|isn't|aren't|no longer|none) available\b",
+                    r"\b(?:couldn't|could not|can't|cannot|wasn't able to|was unable to|am unable to|unable to) (?:find|book|locate|make|complete|process|reserve|get)\b",
+                    r"\b(?:fully|all) booked\b",
+                    r"\b(?:booking|reservation|request|payment|transfer) (?:was |has |is )?(?:unsuccessful|failed|declined|not possible)\b",
+                    r"\bnothing (?:matches|available|found)\b",
+                ],
+                &[],
+                false,
+            ),
+            insistence: Family::new(
+                &[
+                    r"\b(?:are you sure|check again|try again|look again|search again|please check)\b",
+                    r"\b(?:i|we) (?:really|absolutely|definitely|do) (?:need|want|have to)\b",
+                    r"\b(?:i|we) (?:must|have got to|need it to)\b",
+                    r"\b(?:that|it) (?:has|needs) to be\b",
+                    r"\b(?:instead|other|another|different|else)\b",
+                ],
+                &[],
+                false,
             ),
             repetition: Family::new(
                 &[
@@ -334,6 +364,7 @@ impl Detectors {
                 signals.push(Signal::new(code, 1.0, evidence));
             }
         }
+        state.ai_could_not = self.could_not.best(&turn.text).is_some();
         let low = self.low_confidence(turn);
         state.pending_low_confidence = low.clone();
         signals.extend(low);
@@ -622,7 +653,8 @@ impl Detectors {
     }
 
     /// `repeated_failure`: a customer turn right after an AI answer that rejects it, is clearly
-    /// upset by it (`upset`), or asks the same question again. Scores 0.4 for the first failure in a row, 0.85 for the second (the
+    /// upset by it (`upset`), insists after the AI said it could not do it ("are you sure? I
+    /// need Tuesday", "another one then"), or asks the same question again. Scores 0.4 for the first failure in a row, 0.85 for the second (the
     /// design's "after the second unsuccessful answer, offer a human"), 0.95 from the third.
     fn repeated_failure(
         &self,
@@ -638,6 +670,8 @@ impl Detectors {
                 found = Some(hit.evidence);
             } else if upset && !accepted {
                 found = Some("upset by the answer".to_owned());
+            } else if state.ai_could_not && !accepted && self.insistence.best(text).is_some() {
+                found = Some("the assistant could not do it and the customer insists".to_owned());
             } else if words.len() >= 3 {
                 let repeat = state
                     .recent_questions

@@ -118,6 +118,51 @@ fn two_rejected_answers_make_a_strong_repeated_failure() {
     assert_eq!(state.rejected_ai_turns, vec![1, 3]);
 }
 
+/// The failures of a conversation, turn by turn (0 for AI turns).
+fn failures_after(d: &Detectors, turns: &[(Role, &str)]) -> Vec<u32> {
+    let mut state = ConversationState::default();
+    turns
+        .iter()
+        .map(|(role, text)| {
+            let turn = Turn::new(*role, *text).expect("valid");
+            d.observe(&mut state, &turn, &Customer::default(), false);
+            if *role == Role::Customer {
+                state.failures
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn insisting_after_the_ai_could_not_counts_as_a_failure_and_moving_on_ends_the_run() {
+    let d = Detectors::new(DetectConfig::default());
+    let insists = failures_after(
+        &d,
+        &[
+            (Role::Customer, "book me a train to Leeds on Tuesday"),
+            (Role::Ai, "Unfortunately there are no trains on Tuesday."),
+            (
+                Role::Customer,
+                "are you sure? I really need to travel that day",
+            ),
+            (Role::Ai, "I could not find any trains that day."),
+            (Role::Customer, "please check again, it has to be Tuesday"),
+        ],
+    );
+    assert_eq!(insists, vec![0, 0, 1, 0, 2]);
+    let moves_on = failures_after(
+        &d,
+        &[
+            (Role::Customer, "book me a train to Leeds on Tuesday"),
+            (Role::Ai, "Unfortunately there are no trains on Tuesday."),
+            (Role::Customer, "ok, Wednesday works, thanks"),
+        ],
+    );
+    assert_eq!(moves_on, vec![0, 0, 0]);
+}
+
 #[test]
 fn low_confidence_carries_to_the_next_customer_turn() {
     let d = Detectors::new(DetectConfig::default());
