@@ -30,7 +30,7 @@ pub struct Article {
 #[derive(Debug, thiserror::Error)]
 pub enum KbError {
     /// A file or the folder is unreadable.
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{path}`")]
     Io {
         /// The path.
         path: PathBuf,

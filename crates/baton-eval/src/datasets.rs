@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// A file is missing or unreadable.
-    #[error(
-        "cannot read `{path}`: {source} (is --datasets pointing at the shared datasets folder?)"
-    )]
+    #[error("cannot read `{path}` (is --datasets pointing at the shared datasets folder?)")]
     Io {
         /// The file.
         path: PathBuf,
