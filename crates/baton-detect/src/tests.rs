@@ -259,3 +259,44 @@ fn language_is_detected_when_not_given() {
     d.settle_language(&mut settled, &given, std::iter::empty());
     assert_eq!(settled.language.as_deref(), Some("pt"));
 }
+
+/// Detectors with a one-article knowledge base, built once for the property test.
+fn detectors_with_kb() -> &'static Detectors {
+    static D: std::sync::OnceLock<Detectors> = std::sync::OnceLock::new();
+    D.get_or_init(|| {
+        let mut d = Detectors::new(DetectConfig::default());
+        d.set_knowledge_base(Some(Arc::new(kb::KnowledgeBase::build(vec![(
+            kb::Article {
+                id: "a".into(),
+                title: "Returns".into(),
+            },
+            "return an item within 30 days for a refund".into(),
+        )]))));
+        d
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Any text, in any role, with or without a knowledge base: no panic, scores in [0, 1],
+    /// evidence present, and the knowledge base's similarity in [0, 1].
+    #[test]
+    fn any_text_gives_bounded_signals(
+        texts in proptest::collection::vec(".{0,300}", 1..6),
+        ai_first in proptest::bool::ANY,
+    ) {
+        let d = detectors_with_kb();
+        let mut state = ConversationState::default();
+        for (i, text) in texts.iter().enumerate() {
+            let role = if (i % 2 == 0) == ai_first { Role::Ai } else { Role::Customer };
+            let turn = Turn::new(role, text.clone()).expect("short text is a valid turn");
+            for s in d.observe(&mut state, &turn, &Customer::default(), i > 2) {
+                proptest::prop_assert!((0.0..=1.0).contains(&s.score), "{s:?}");
+                proptest::prop_assert!(!s.evidence.is_empty(), "{s:?}");
+            }
+            let sim = d.kb_similarity(text).expect("a knowledge base is set");
+            proptest::prop_assert!((0.0..=1.0).contains(&sim));
+        }
+    }
+}
