@@ -5,6 +5,7 @@
 //! USS, [`LabelledConversation`]s) for one [`Split`]. Sets without a validation split get one
 //! carved deterministically from their training data, so that tuning never sees a test row.
 
+use baton_detect::kb::{Article, KnowledgeBase};
 use baton_domain::{ReasonCode, Role};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -376,17 +377,30 @@ fn banking77(dir: &Path, map: &LabelMap, split: Split) -> Result<UtteranceSet, D
     })
 }
 
-/// CLINC150's in-scope training utterances, grouped by intent: the knowledge base of the
-/// out-of-scope check (`kb_similarity`).
+/// CLINC150's in-scope training utterances as a knowledge base, one article per intent: what
+/// the out-of-scope check (`kb_similarity`) compares test queries with.
 ///
 /// # Errors
 /// As [`load_utterances`].
-pub fn clinc_knowledge_base(dir: &Path) -> Result<BTreeMap<String, Vec<String>>, DatasetError> {
-    let mut kb: BTreeMap<String, Vec<String>> = BTreeMap::new();
+pub fn clinc_knowledge_base(dir: &Path) -> Result<KnowledgeBase, DatasetError> {
+    let mut by_intent: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (text, intent) in clinc_pairs(dir, "train")? {
-        kb.entry(intent).or_default().push(text);
+        by_intent.entry(intent).or_default().push(text);
     }
-    Ok(kb)
+    Ok(KnowledgeBase::build(
+        by_intent
+            .into_iter()
+            .map(|(intent, texts)| {
+                (
+                    Article {
+                        id: intent.clone(),
+                        title: intent,
+                    },
+                    texts.join("\n"),
+                )
+            })
+            .collect(),
+    ))
 }
 
 fn clinc_pairs(dir: &Path, key: &str) -> Result<Vec<(String, String)>, DatasetError> {

@@ -77,20 +77,7 @@ fn goemotions_anger_f1() {
 #[ignore = "reads ../shared/datasets; CI runs it"]
 fn clinc150_out_of_scope_auroc_through_kb_similarity() {
     let dir = dir();
-    let articles = datasets::clinc_knowledge_base(&dir)
-        .expect("clinc")
-        .into_iter()
-        .map(|(intent, texts)| {
-            (
-                baton_detect::kb::Article {
-                    id: intent.clone(),
-                    title: intent,
-                },
-                texts.join("\n"),
-            )
-        })
-        .collect();
-    let kb = std::sync::Arc::new(baton_detect::kb::KnowledgeBase::build(articles));
+    let kb = std::sync::Arc::new(datasets::clinc_knowledge_base(&dir).expect("clinc"));
     let engine = Engine::new(Policy::builtin().expect("policy")).with_knowledge_base(Some(kb));
     let set = datasets::load_utterances(&dir, Dataset::Clinc150, Split::Test).expect("clinc");
     assert_eq!(set.rows.iter().filter(|r| r.out_of_scope).count(), 1000);

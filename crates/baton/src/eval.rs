@@ -2,7 +2,6 @@
 
 use crate::cli::{for_each_line, EngineArgs};
 use anyhow::{bail, Context, Result};
-use baton_detect::kb::{Article, KnowledgeBase};
 use baton_detect::model::{self, TrainConfig};
 use baton_detect::Detectors;
 use baton_domain::{ReasonCode, Role};
@@ -112,23 +111,24 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             } else {
                 vec![Dataset::parse(name).map_err(anyhow::Error::msg)?]
             };
-            let mut engine = Some(engine);
             for set in sets {
                 // VADER ground truth only has a test split.
                 if name == "all" && set == Dataset::Vader && split != Split::Test {
                     continue;
                 }
-                let e = engine.take().context("engine")?;
-                let (report, back) = eval_dataset(
-                    e,
-                    args.engine.kb.is_none(),
-                    &args.datasets,
-                    set,
-                    split,
-                    timing,
-                )?;
-                engine = Some(back);
-                reports.push(report);
+                // CLINC150's out-of-scope check runs against its in-scope training utterances,
+                // one article per intent, unless a knowledge base was given.
+                let clinc = (set == Dataset::Clinc150 && args.engine.kb.is_none())
+                    .then(|| -> Result<Engine> {
+                        let kb = datasets::clinc_knowledge_base(&args.datasets)?;
+                        Ok(args
+                            .engine
+                            .engine()?
+                            .with_knowledge_base(Some(Arc::new(kb))))
+                    })
+                    .transpose()?;
+                let engine = clinc.as_ref().unwrap_or(&engine);
+                reports.push(eval_dataset(engine, &args.datasets, set, split, timing)?);
             }
         }
         (None, None) => bail!("give an input file or --dataset NAME"),
@@ -159,44 +159,23 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
 }
 
 fn eval_dataset(
-    engine: Engine,
-    kb_free: bool,
+    engine: &Engine,
     dir: &Path,
     set: Dataset,
     split: Split,
     timing: TimingConfig,
-) -> Result<(Report, Engine)> {
+) -> Result<Report> {
     let name = format!("{} {}", set.name(), split_name(split));
     if set.is_conversations() {
         let conversations = datasets::load_conversations(dir, split)?;
         let bar = progress(conversations.len(), &name);
-        let r = timing::evaluate_timing(&engine, &name, &conversations, timing, |i| {
+        let r = timing::evaluate_timing(engine, &name, &conversations, timing, |i| {
             bar.set_position(i as u64)
         });
         bar.finish_and_clear();
-        return Ok((Report::Timing(r), engine));
+        return Ok(Report::Timing(r));
     }
     let utterances = datasets::load_utterances(dir, set, split)?;
-    // CLINC150's out-of-scope check runs against its in-scope training utterances, one article
-    // per intent, unless a knowledge base was given.
-    let (engine, restore) = if set == Dataset::Clinc150 && kb_free {
-        let articles = datasets::clinc_knowledge_base(dir)?
-            .into_iter()
-            .map(|(intent, texts)| {
-                (
-                    Article {
-                        id: intent.clone(),
-                        title: intent,
-                    },
-                    texts.join("\n"),
-                )
-            })
-            .collect();
-        let kb = Arc::new(KnowledgeBase::build(articles));
-        (engine.with_knowledge_base(Some(kb)), true)
-    } else {
-        (engine, false)
-    };
     let ratings: Option<Vec<f64>> = (set == Dataset::Vader)
         .then(|| {
             datasets::vader_ratings(dir).map(|rows| rows.into_iter().map(|(_, m, _)| m).collect())
@@ -204,7 +183,7 @@ fn eval_dataset(
         .transpose()?;
     let bar = progress(utterances.rows.len(), &name);
     let r = baton_eval::evaluate_utterances(
-        &engine,
+        engine,
         &name,
         &utterances.rows,
         &utterances.codes,
@@ -212,12 +191,7 @@ fn eval_dataset(
         |i| bar.set_position(i as u64),
     );
     bar.finish_and_clear();
-    let engine = if restore {
-        engine.with_knowledge_base(None)
-    } else {
-        engine
-    };
-    Ok((Report::Utterances(r), engine))
+    Ok(Report::Utterances(r))
 }
 
 fn split_name(split: Split) -> &'static str {
