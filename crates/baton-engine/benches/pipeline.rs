@@ -94,6 +94,37 @@ fn assess(c: &mut Criterion) {
             }
         })
     });
+    let known: Customer = serde_json::from_str(
+        r#"{"id": "cust-9", "name": "Dana", "tier": "gold", "tenure_days": 400,
+            "contacts_same_issue_30d": 1, "deal_value": 1200, "language": "en",
+            "plan": "pro", "region": "eu-west", "seats": 12}"#,
+    )
+    .expect("customer");
+    group.bench_function("policy decision alone, a known customer", |b| {
+        b.iter(|| {
+            for signals in &facts {
+                black_box(
+                    engine
+                        .policy()
+                        .decide(&baton_policy::Facts::first_turn(signals, &known)),
+                );
+            }
+        })
+    });
+    let kept = engine.policy().customer_value(&known);
+    group.bench_function(
+        "policy decision alone, a known customer kept per conversation",
+        |b| {
+            b.iter(|| {
+                for signals in &facts {
+                    black_box(engine.policy().decide(&baton_policy::Facts {
+                        customer_value: Some(&kept),
+                        ..baton_policy::Facts::first_turn(signals, &known)
+                    }));
+                }
+            })
+        },
+    );
     group.finish();
 }
 

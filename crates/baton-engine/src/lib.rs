@@ -12,7 +12,7 @@ use baton_domain::{
     Brief, ConversationId, Customer, Decision, HandoffState, Mode, ReasonCode, Role, Signal,
     TransitionError, Turn, TurnAction,
 };
-use baton_policy::{Facts, Policy};
+use baton_policy::{CustomerValue, Facts, Policy};
 use baton_route::{select_queue, Route, RouteRequest};
 use serde::Serialize;
 use std::sync::Arc;
@@ -69,6 +69,8 @@ pub struct Session {
     pub agent: Option<String>,
     /// The brief of the latest handoff.
     pub brief: Option<Brief>,
+    /// `customer` converted for the policy's rules once, at [`Engine::start`].
+    customer_value: CustomerValue,
 }
 
 /// Everything that happened on one turn.
@@ -144,6 +146,7 @@ impl Engine {
     ) -> Session {
         Session {
             id,
+            customer_value: self.policy.customer_value(&customer),
             customer,
             channel,
             turns: Vec::new(),
@@ -203,6 +206,7 @@ impl Engine {
             topics: &session.detect.topics,
             language: session.detect.language.as_deref(),
             channel: session.channel.as_deref(),
+            customer_value: Some(&session.customer_value),
         });
         (signals, decision)
     }

@@ -25,7 +25,15 @@ pub struct Facts<'a> {
     pub language: Option<&'a str>,
     /// The channel.
     pub channel: Option<&'a str>,
+    /// `customer` already converted for the rules ([`Policy::customer_value`]), when the caller
+    /// keeps one per conversation; converted on each decision otherwise.
+    pub customer_value: Option<&'a CustomerValue>,
 }
+
+/// A customer converted once into the value rules read as `customer`. Converting a customer
+/// with a few attributes costs more than evaluating the rules, so a conversation keeps one.
+#[derive(Debug, Clone)]
+pub struct CustomerValue(cel::Value);
 
 impl<'a> Facts<'a> {
     /// The facts of a conversation's first turn: these signals and this customer, one turn,
@@ -40,6 +48,7 @@ impl<'a> Facts<'a> {
             topics: &[],
             language: None,
             channel: None,
+            customer_value: None,
         }
     }
 }
@@ -79,13 +88,24 @@ fn int(n: usize) -> Box<dyn Val + 'static> {
 }
 
 impl Policy {
+    /// `customer` as the rules read it; keep it for the conversation and pass it in
+    /// [`Facts::customer_value`].
+    pub fn customer_value(&self, customer: &Customer) -> CustomerValue {
+        CustomerValue(json_to_cel(
+            &serde_json::to_value(customer).unwrap_or_default(),
+        ))
+    }
+
     /// The variables rules read, built straight into CEL's own value types with static keys:
     /// a decision allocates no string for the signal and conversation keys.
     fn cel_context(&self, facts: &Facts<'_>) -> cel::Context<'static, 'static> {
         let mut ctx = cel::Context::with_env(self.cel_env.clone());
         if self.reads("customer") {
-            let customer = serde_json::to_value(facts.customer).unwrap_or_default();
-            ctx.add_variable_from_value("customer", json_to_cel(&customer));
+            let value = match facts.customer_value {
+                Some(v) => v.0.clone(),
+                None => self.customer_value(facts.customer).0,
+            };
+            ctx.add_variable_from_value("customer", value);
         }
         let mut scores = [0.0f64; ReasonCode::ALL.len()];
         for s in facts.signals {

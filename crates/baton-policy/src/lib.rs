@@ -19,7 +19,7 @@
 mod decide;
 pub mod yaml;
 
-pub use decide::Facts;
+pub use decide::{CustomerValue, Facts};
 
 use baton_detect::DetectConfig;
 use baton_domain::{Mode, QueueName, ReasonCode};
