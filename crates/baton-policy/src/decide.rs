@@ -100,7 +100,7 @@ impl Policy {
     /// a decision allocates no string for the signal and conversation keys.
     fn cel_context(&self, facts: &Facts<'_>) -> cel::Context<'static, 'static> {
         let mut ctx = cel::Context::with_env(self.cel_env.clone());
-        if self.reads("customer") {
+        if self.reads_customer {
             let value = match facts.customer_value {
                 Some(v) => v.0.clone(),
                 None => self.customer_value(facts.customer).0,
@@ -124,7 +124,7 @@ impl Policy {
                     .map(|(c, v)| (c.as_str(), Box::new(CelDouble::from(v)) as Box<dyn Val>)),
             ),
         );
-        if !self.reads("conversation") {
+        if !self.reads_conversation {
             return ctx;
         }
         let topics: Vec<Box<dyn Val>> = facts

@@ -128,6 +128,10 @@ pub struct Policy {
     /// The signal codes the rules read as `signals.<code>`, or `None` when a rule reads the map
     /// some other way (`signals["..."]`, a macro over it): then every code is given.
     pub(crate) read_signals: Option<Vec<ReasonCode>>,
+    /// Whether some rule names `customer`, and `conversation`: a decision builds only the
+    /// variables some rule can read.
+    pub(crate) reads_customer: bool,
+    pub(crate) reads_conversation: bool,
 }
 
 impl fmt::Debug for Policy {
@@ -310,12 +314,6 @@ impl Policy {
         self.file.rules.iter().any(|r| r.when.contains("language"))
     }
 
-    /// Whether any rule condition names the variable `name` (`customer`, `conversation`):
-    /// a decision builds only the variables some rule can read.
-    pub(crate) fn reads(&self, name: &str) -> bool {
-        self.file.rules.iter().any(|r| r.when.contains(name))
-    }
-
     /// The queue named `name`.
     pub fn queue(&self, name: &str) -> Option<&QueueConfig> {
         self.file.queues.iter().find(|q| q.name == name)
@@ -459,6 +457,8 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
         );
     }
     let read_signals = signals_read(file.rules.iter().map(|r| r.when.as_str()));
+    let reads = |name: &str| file.rules.iter().any(|r| r.when.contains(name));
+    let (reads_customer, reads_conversation) = (reads("customer"), reads("conversation"));
     Policy {
         file,
         triggers,
@@ -467,6 +467,8 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
         rules,
         cel_env: std::sync::Arc::new(cel::Env::stdlib()),
         read_signals,
+        reads_customer,
+        reads_conversation,
     }
 }
 
