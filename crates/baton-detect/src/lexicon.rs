@@ -78,9 +78,10 @@ pub struct Hit {
 /// A compiled phrase family.
 #[derive(Debug, Clone)]
 pub struct Family {
-    /// Strong and weak together: one scan rules out a family that does not match at all, the
-    /// common case.
-    any: Regex,
+    /// Strong and weak together, for families that have weak patterns: one scan rules out a
+    /// family that does not match at all, the common case. (With strong patterns alone, the
+    /// strong regex is that scan.)
+    any: Option<Regex>,
     strong: Regex,
     weak: Option<Regex>,
     negatable: bool,
@@ -103,8 +104,8 @@ fn compile(patterns: &[&str]) -> Regex {
         .map(|p| format!("(?:{})", ascii_classes(&p.replace('\'', "['’]?"))))
         .collect::<Vec<_>>()
         .join("|");
-    // The patterns are constants of this crate, covered by its tests: a bad one is a bug here,
-    // caught by `every_family_compiles` before release.
+    // The patterns are constants of this crate: a bad one is a bug here, caught by every test
+    // that builds `Detectors` before release.
     #[allow(clippy::expect_used)]
     regex::RegexBuilder::new(&body)
         // The families' bounded repetitions make large lazy DFAs; a bigger cache keeps them
@@ -120,7 +121,7 @@ impl Family {
     pub fn new(strong: &[&str], weak: &[&str], negatable: bool) -> Self {
         let all: Vec<&str> = strong.iter().chain(weak).copied().collect();
         Self {
-            any: compile(&all),
+            any: (!weak.is_empty()).then(|| compile(&all)),
             strong: compile(strong),
             weak: (!weak.is_empty()).then(|| compile(weak)),
             negatable,
@@ -134,7 +135,11 @@ impl Family {
 
     /// [`Family::best`] on a text already lowered (for several families on one turn).
     pub fn best_in(&self, text: &Lowered<'_>) -> Option<Hit> {
-        if !self.any.is_match(&text.lower) {
+        if self
+            .any
+            .as_ref()
+            .is_some_and(|any| !any.is_match(&text.lower))
+        {
             return None;
         }
         self.first_hit(&self.strong, text, STRONG).or_else(|| {

@@ -99,7 +99,6 @@ pub struct ConversationState {
     /// Whether the last turn was an AI turn.
     last_was_ai: bool,
     /// Whether the last AI turn said it could not do what was asked ("no trains on Tuesday").
-    #[serde(default)]
     ai_could_not: bool,
 }
 
@@ -283,9 +282,9 @@ impl Detectors {
     /// `low_confidence` for a customer turn from the knowledge base: questions of at least
     /// [`KB_MIN_WORDS`] content words that no article covers (similarity below
     /// `kb_match_below`), scored from 0.4 at the line to 1.0 at zero.
-    fn kb_low_confidence(&self, turn: &Turn) -> Option<Signal> {
+    fn kb_low_confidence(&self, turn: &Turn, words: &BTreeSet<String>) -> Option<Signal> {
         let kb = self.knowledge_base.as_ref()?;
-        if turn.kb_similarity.is_some() || content_words(&turn.text).len() < KB_MIN_WORDS {
+        if turn.kb_similarity.is_some() || words.len() < KB_MIN_WORDS {
             return None;
         }
         let (similarity, title) = kb
@@ -483,13 +482,14 @@ impl Detectors {
         let upset = signals
             .iter()
             .any(|s| s.code == ReasonCode::Anger && s.score >= UPSET_AT);
-        if let Some(s) = self.repeated_failure(state, text, upset) {
+        let words = content_words(text);
+        signals.extend(self.kb_low_confidence(turn, &words));
+        if let Some(s) = self.repeated_failure(state, text, words, upset) {
             signals.push(s);
         }
         if let Some(low) = state.pending_low_confidence.take() {
             signals.push(low);
         }
-        signals.extend(self.kb_low_confidence(turn));
         if state.topics.len() >= 2 {
             let names: Vec<&str> = state.topics.iter().map(|c| c.as_str()).collect();
             signals.push(Signal::new(
@@ -654,15 +654,16 @@ impl Detectors {
 
     /// `repeated_failure`: a customer turn right after an AI answer that rejects it, is clearly
     /// upset by it (`upset`), insists after the AI said it could not do it ("are you sure? I
-    /// need Tuesday", "another one then"), or asks the same question again. Scores 0.4 for the first failure in a row, 0.85 for the second (the
+    /// need Tuesday", "another one then"), or asks the same question again (`words`: the turn's
+    /// [`content_words`]). Scores 0.4 for the first failure in a row, 0.85 for the second (the
     /// design's "after the second unsuccessful answer, offer a human"), 0.95 from the third.
     fn repeated_failure(
         &self,
         state: &mut ConversationState,
         text: &str,
+        words: BTreeSet<String>,
         upset: bool,
     ) -> Option<Signal> {
-        let words = content_words(text);
         let mut found = None;
         if state.last_was_ai {
             let accepted = self.acceptance.best(text).is_some();

@@ -139,6 +139,9 @@ pub struct Labelled {
     pub native: String,
     /// Whether the row is out of scope for the assistant (CLINC150 `oos`).
     pub out_of_scope: bool,
+    /// A human sentiment rating (VADER ground truth: mean of 20 raters, -4..+4), when the set
+    /// has one.
+    pub rating: Option<f64>,
 }
 
 /// A set of labelled utterances and the codes it labels: a code outside `codes` is neither
@@ -331,6 +334,7 @@ impl CsvSet<'_> {
                 labels: by_label.get(native).cloned().unwrap_or_default(),
                 native: native.to_owned(),
                 out_of_scope: false,
+                rating: None,
             });
         }
         Ok(UtteranceSet {
@@ -429,6 +433,7 @@ fn clinc(dir: &Path, map: &LabelMap, split: Split) -> Result<UtteranceSet, Datas
             rows.push(Labelled {
                 id: format!("clinc150-{key}-{i}"),
                 out_of_scope: intent == "oos",
+                rating: None,
                 text,
                 labels,
                 native: intent,
@@ -533,6 +538,7 @@ fn goemotions(dir: &Path, map: &LabelMap, split: Split) -> Result<UtteranceSet, 
             labels,
             native: emotions.join(","),
             out_of_scope: false,
+            rating: None,
         });
     }
     Ok(UtteranceSet {
@@ -561,7 +567,7 @@ const VADER_FILES: &[&str] = &[
 ///
 /// # Errors
 /// As [`load_utterances`].
-pub fn vader_ratings(dir: &Path) -> Result<Vec<(String, f64, String)>, DatasetError> {
+fn vader_ratings(dir: &Path) -> Result<Vec<(String, f64, String)>, DatasetError> {
     let mut out = Vec::new();
     for file in VADER_FILES {
         let path = dir.join("vader_ground_truth").join(file);
@@ -600,6 +606,7 @@ fn vader(dir: &Path, split: Split) -> Result<UtteranceSet, DatasetError> {
             },
             native: format!("{mean}"),
             out_of_scope: false,
+            rating: Some(mean),
         })
         .collect();
     Ok(UtteranceSet {

@@ -68,14 +68,13 @@ pub struct UtteranceReport {
 }
 
 /// Evaluates `rows`, each as the first customer turn of a new conversation (as `baton detect`
-/// does), on the codes in `codes`. `ratings`, parallel to `rows`, are human sentiment ratings
-/// to correlate with VADER's compound. `progress` is called after each row.
+/// does), on the codes in `codes`. Rows with a human sentiment `rating` are also correlated
+/// with VADER's compound. `progress` is called after each row.
 pub fn evaluate_utterances(
     engine: &Engine,
     name: &str,
     rows: &[Labelled],
     codes: &[ReasonCode],
-    ratings: Option<&[f64]>,
     mut progress: impl FnMut(usize),
 ) -> UtteranceReport {
     let policy = engine.policy();
@@ -90,7 +89,9 @@ pub fn evaluate_utterances(
     let mut escalation = Counts::default();
     let mut oos: Vec<(f64, bool)> = Vec::new();
     let mut compounds = Vec::new();
+    let mut ratings = Vec::new();
     let id = ConversationId::parse("eval").expect("`eval` is a valid conversation id");
+    let has_out_of_scope = rows.iter().any(|r| r.out_of_scope);
     for (i, row) in rows.iter().enumerate() {
         // A row too long to be a turn detects nothing.
         let (signals, escalate) = match Turn::new(Role::Customer, row.text.clone()) {
@@ -108,13 +109,14 @@ pub fn evaluate_utterances(
         if !triggers.is_empty() {
             escalation.add(escalate, row.labels.iter().any(|c| triggers.contains(c)));
         }
-        if let Some(sim) = engine.detectors().kb_similarity(&row.text) {
-            if rows.iter().any(|r| r.out_of_scope) {
+        if has_out_of_scope {
+            if let Some(sim) = engine.detectors().kb_similarity(&row.text) {
                 oos.push((1.0 - sim, row.out_of_scope));
             }
         }
-        if ratings.is_some() {
+        if let Some(rating) = row.rating {
             compounds.push(engine.detectors().vader(&row.text).compound);
+            ratings.push(rating);
         }
         progress(i + 1);
     }
@@ -125,7 +127,7 @@ pub fn evaluate_utterances(
         codes: counts.into_iter().map(|(c, n)| (c, n.into())).collect(),
         escalation: (!triggers.is_empty()).then(|| escalation.into()),
         out_of_scope_auroc: metrics::auroc(&oos),
-        sentiment_pearson: ratings.and_then(|r| metrics::pearson(&compounds, r)),
+        sentiment_pearson: metrics::pearson(&compounds, &ratings),
     }
 }
 

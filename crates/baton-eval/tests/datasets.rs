@@ -26,7 +26,7 @@ fn dir() -> PathBuf {
 fn assert_floors(dataset: Dataset, floors: &[(ReasonCode, f64)]) {
     let engine = Engine::new(Policy::builtin().expect("policy"));
     let set = datasets::load_utterances(&dir(), dataset, Split::Test).expect("dataset");
-    let r = evaluate_utterances(&engine, dataset.name(), &set.rows, &set.codes, None, |_| {});
+    let r = evaluate_utterances(&engine, dataset.name(), &set.rows, &set.codes, |_| {});
     println!("{}", render_table(&r));
     for (code, floor) in floors {
         let got = r.codes[code].f1;
@@ -81,7 +81,7 @@ fn clinc150_out_of_scope_auroc_through_kb_similarity() {
     let engine = Engine::new(Policy::builtin().expect("policy")).with_knowledge_base(Some(kb));
     let set = datasets::load_utterances(&dir, Dataset::Clinc150, Split::Test).expect("clinc");
     assert_eq!(set.rows.iter().filter(|r| r.out_of_scope).count(), 1000);
-    let r = evaluate_utterances(&engine, "clinc150", &set.rows, &set.codes, None, |_| {});
+    let r = evaluate_utterances(&engine, "clinc150", &set.rows, &set.codes, |_| {});
     let auroc = r.out_of_scope_auroc.expect("auroc");
     println!("out-of-scope AUROC {auroc:.3}");
     assert!(auroc >= 0.90, "AUROC {auroc:.3} below 0.90");

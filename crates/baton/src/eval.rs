@@ -176,20 +176,11 @@ fn eval_dataset(
         return Ok(Report::Timing(r));
     }
     let utterances = datasets::load_utterances(dir, set, split)?;
-    let ratings: Option<Vec<f64>> = (set == Dataset::Vader)
-        .then(|| {
-            datasets::vader_ratings(dir).map(|rows| rows.into_iter().map(|(_, m, _)| m).collect())
-        })
-        .transpose()?;
     let bar = progress(utterances.rows.len(), &name);
-    let r = baton_eval::evaluate_utterances(
-        engine,
-        &name,
-        &utterances.rows,
-        &utterances.codes,
-        ratings.as_deref(),
-        |i| bar.set_position(i as u64),
-    );
+    let r =
+        baton_eval::evaluate_utterances(engine, &name, &utterances.rows, &utterances.codes, |i| {
+            bar.set_position(i as u64)
+        });
     bar.finish_and_clear();
     Ok(Report::Utterances(r))
 }
@@ -234,15 +225,16 @@ fn id_text(id: &serde_json::Value) -> String {
 }
 
 fn eval_file(engine: &Engine, input: &Path, timing: TimingConfig) -> Result<Report> {
-    let text = std::fs::read_to_string(input)
-        .with_context(|| format!("cannot read `{}`", input.display()))?;
-    let first: serde_json::Value = text
-        .lines()
+    // The first line tells conversations from utterances; the file is then read once, line by
+    // line, by `for_each_line`.
+    let file =
+        std::fs::File::open(input).with_context(|| format!("cannot open `{}`", input.display()))?;
+    let first = std::io::BufRead::lines(std::io::BufReader::new(file))
+        .map_while(Result::ok)
         .find(|l| !l.trim().is_empty())
-        .map(serde_json::from_str)
-        .transpose()
-        .with_context(|| format!("{}:1: not JSON", input.display()))?
         .with_context(|| format!("`{}` is empty", input.display()))?;
+    let first: serde_json::Value = serde_json::from_str(&first)
+        .with_context(|| format!("{}: the first line is not JSON", input.display()))?;
     let name = input.display().to_string();
     if first.get("turns").is_some() {
         let mut conversations = Vec::new();
@@ -291,12 +283,13 @@ fn eval_file(engine: &Engine, input: &Path, timing: TimingConfig) -> Result<Repo
             labels,
             native: String::new(),
             out_of_scope: false,
+            rating: None,
         });
         Ok(())
     })?;
     let bar = progress(rows.len(), "utterances");
     let codes: Vec<ReasonCode> = codes.into_iter().collect();
-    let r = baton_eval::evaluate_utterances(engine, &name, &rows, &codes, None, |i| {
+    let r = baton_eval::evaluate_utterances(engine, &name, &rows, &codes, |i| {
         bar.set_position(i as u64)
     });
     bar.finish_and_clear();
