@@ -6,8 +6,102 @@
 //! simulated and explained, so it is pure functions over plain data. The store feeds it the
 //! waiting conversations and the agents; it never touches I/O.
 
-use baton_domain::{Agent, AgentStatus, ReasonCode};
+pub mod dispatch;
+pub mod erlang;
+pub mod hours;
+
+use baton_domain::{Agent, ReasonCode};
 use serde::{Deserialize, Serialize};
+
+pub use dispatch::{Dispatcher, NewConversation, RouteError, RouteEvent};
+pub use erlang::{erlang_quantile, ErlangC};
+pub use hours::{BusinessHours, Millis, Schedule};
+
+/// A skill a queue requires, with the lowest proficiency (1 to 5) it accepts.
+///
+/// On the wire either a plain name, `billing` (any proficiency), or an object,
+/// `{name: billing, min_level: 3}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum SkillRequirement {
+    /// Any proficiency.
+    Name(String),
+    /// At least `min_level`.
+    Level {
+        /// The skill.
+        name: String,
+        /// Lowest proficiency accepted, 1 to 5.
+        min_level: u8,
+    },
+}
+
+impl SkillRequirement {
+    /// The skill's name.
+    pub fn name(&self) -> &str {
+        match self {
+            SkillRequirement::Name(n) | SkillRequirement::Level { name: n, .. } => n,
+        }
+    }
+
+    /// The lowest proficiency accepted.
+    pub fn min_level(&self) -> u8 {
+        match self {
+            SkillRequirement::Name(_) => baton_domain::MIN_LEVEL,
+            SkillRequirement::Level { min_level, .. } => *min_level,
+        }
+    }
+
+    /// Whether `agent` has the skill at the level needed.
+    pub fn met_by(&self, agent: &Agent) -> bool {
+        agent.level(self.name()).is_some_and(|l| l >= self.min_level())
+    }
+}
+
+impl std::fmt::Display for SkillRequirement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkillRequirement::Name(n) => f.write_str(n),
+            SkillRequirement::Level { name, min_level } => write!(f, "{name}>={min_level}"),
+        }
+    }
+}
+
+impl From<&str> for SkillRequirement {
+    fn from(name: &str) -> Self {
+        SkillRequirement::Name(name.to_owned())
+    }
+}
+
+/// How the agent is chosen among those eligible.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The agent who has waited longest since last being given a conversation.
+    #[default]
+    LongestIdle,
+    /// The agent with the lowest share of their capacity in use, then longest idle.
+    LeastBusy,
+    /// The agent with the highest proficiency in the queue's skills, then longest idle.
+    MostSkilled,
+}
+
+/// A step of a queue's expiry ladder: after `after_seconds` in the queue, either relax what an
+/// agent must have, or overflow to another queue (TaskRouter's workflow targets, as a list).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// Seconds since the conversation joined the queue.
+    pub after_seconds: u64,
+    /// The skills required from this step on (replacing the queue's); absent keeps them.
+    #[serde(default)]
+    pub skills: Option<Vec<SkillRequirement>>,
+    /// From this step on, agents who do not speak the customer's language are eligible too.
+    #[serde(default)]
+    pub any_language: bool,
+    /// Move to this queue instead (its own steps then apply).
+    #[serde(default)]
+    pub overflow: Option<String>,
+}
 
 /// One queue, as the policy declares it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -15,6 +109,10 @@ use serde::{Deserialize, Serialize};
 pub struct QueueConfig {
     /// The queue's name (`A-Z a-z 0-9 - _ . :`).
     pub name: String,
+    /// CEL condition over `customer`, `signals`, `conversation`, `topic`, `intent` and
+    /// `language` that sends a handoff here; checked in policy order before tiers and topics.
+    #[serde(default)]
+    pub when: Option<String>,
     /// Reason codes (topics) that send a handoff here, e.g. `[billing_dispute, refund]`.
     #[serde(default)]
     pub topics: Vec<ReasonCode>,
@@ -23,20 +121,96 @@ pub struct QueueConfig {
     pub tiers: Vec<String>,
     /// Skills an agent needs to take conversations from this queue.
     #[serde(default)]
-    pub skills: Vec<String>,
+    pub skills: Vec<SkillRequirement>,
+    /// Only agents who speak the customer's language (when it is known) are eligible.
+    #[serde(default = "yes")]
+    pub match_language: bool,
+    /// How the agent is chosen.
+    #[serde(default)]
+    pub strategy: Strategy,
     /// Target time to first human response, in seconds.
     #[serde(default = "default_sla")]
     pub sla_seconds: u64,
+    /// Target time for each next human response after a customer message, in seconds.
+    #[serde(default)]
+    pub next_response_sla_seconds: Option<u64>,
     /// Added to every conversation's priority in this queue.
     #[serde(default)]
     pub priority: i64,
+    /// Priority points a conversation gains per minute of waiting, so nobody starves.
+    /// Default 1: a VIP bonus of 30 is overtaken after half an hour.
+    #[serde(default = "default_aging")]
+    pub aging_per_minute: f64,
+    /// Seconds an agent has to accept an offered conversation before it goes to the next
+    /// agent (and the agent is set `away`); absent assigns at once, without an offer.
+    #[serde(default = "default_offer_timeout")]
+    pub offer_timeout_seconds: Option<u64>,
+    /// Seconds an assigned agent may leave the customer without an answer (since assignment
+    /// or the customer's last message) before the conversation goes back to the queue.
+    #[serde(default)]
+    pub agent_silence_seconds: Option<u64>,
+    /// Seconds a conversation waits for the customer's dedicated agent (account owner, or the
+    /// agent the bot named) before any eligible agent may take it.
+    #[serde(default = "default_owner_wait")]
+    pub owner_wait_seconds: u64,
+    /// Expiry ladder, in order of `after_seconds`.
+    #[serde(default)]
+    pub steps: Vec<StepConfig>,
+    /// When humans staff the queue; absent means always.
+    #[serde(default)]
+    pub hours: Option<crate::hours::BusinessHours>,
+    /// Over this quoted wait, the customer is offered the async path instead of waiting.
+    #[serde(default)]
+    pub max_wait_seconds: Option<u64>,
     /// The queue for handoffs no other queue matches. Exactly one queue has it.
     #[serde(default)]
     pub default: bool,
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn default_sla() -> u64 {
     300
+}
+
+fn default_aging() -> f64 {
+    1.0
+}
+
+fn default_offer_timeout() -> Option<u64> {
+    Some(30)
+}
+
+fn default_owner_wait() -> u64 {
+    60
+}
+
+impl QueueConfig {
+    /// A queue with every setting at its default.
+    pub fn named(name: impl Into<String>) -> Self {
+        QueueConfig {
+            name: name.into(),
+            when: None,
+            topics: Vec::new(),
+            tiers: Vec::new(),
+            skills: Vec::new(),
+            match_language: true,
+            strategy: Strategy::default(),
+            sla_seconds: default_sla(),
+            next_response_sla_seconds: None,
+            priority: 0,
+            aging_per_minute: default_aging(),
+            offer_timeout_seconds: default_offer_timeout(),
+            agent_silence_seconds: None,
+            owner_wait_seconds: default_owner_wait(),
+            steps: Vec::new(),
+            hours: None,
+            max_wait_seconds: None,
+            default: false,
+        }
+    }
 }
 
 /// Priority and wait-estimate settings.
@@ -59,6 +233,12 @@ pub struct RoutingConfig {
     pub wait_padding: f64,
     /// Quotes are rounded up to a multiple of this many seconds. Default 60.
     pub wait_rounding_seconds: u64,
+    /// The quote is at least this quantile of the wait distribution, so that no more than
+    /// `1 - quote_quantile` of customers wait longer than quoted. Default 0.9.
+    pub quote_quantile: f64,
+    /// A waiting customer is told again when the quote moves by at least this share.
+    /// Default 0.25.
+    pub update_change: f64,
 }
 
 impl Default for RoutingConfig {
@@ -73,6 +253,8 @@ impl Default for RoutingConfig {
             default_handle_seconds: 360.0,
             wait_padding: 1.5,
             wait_rounding_seconds: 60,
+            quote_quantile: 0.9,
+            update_change: 0.25,
         }
     }
 }
@@ -88,6 +270,9 @@ pub struct RouteRequest<'a> {
     pub tier: Option<&'a str>,
     /// A queue the bot asked for by name.
     pub requested_queue: Option<&'a str>,
+    /// The first queue (in policy order) whose `when` condition holds, evaluated by the
+    /// policy.
+    pub rule_queue: Option<&'a str>,
 }
 
 /// Where a handoff goes and why.
@@ -101,7 +286,8 @@ pub struct Route {
     pub why: String,
 }
 
-/// Chooses the queue for a handoff: the queue the bot asked for if it exists; else the first
+/// Chooses the queue for a handoff: the queue the bot asked for if it exists; else the queue
+/// whose `when` condition held; else the first
 /// queue (in policy order) whose tiers include the customer's tier; else the first whose topics
 /// include the strongest topic among the decision's reasons, then among the conversation's
 /// topics; else the default queue.
@@ -116,6 +302,11 @@ pub fn select_queue(
     let mut chosen = None;
     if let Some(q) = req.requested_queue.and_then(by_name) {
         chosen = Some((q, "the bot asked for this queue".to_owned()));
+    }
+    if chosen.is_none() {
+        if let Some(q) = req.rule_queue.and_then(by_name) {
+            chosen = Some((q, format!("its rule `{}` holds", q.when.as_deref().unwrap_or_default())));
+        }
     }
     if chosen.is_none() {
         if let Some(tier) = req.tier {
@@ -173,38 +364,6 @@ pub fn priority(queue: &QueueConfig, config: &RoutingConfig, req: &RouteRequest<
     p
 }
 
-/// A conversation waiting in a queue, as the store reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Waiting {
-    /// The conversation's id.
-    pub conversation_id: String,
-    /// Effective priority.
-    pub priority: i64,
-    /// When it joined the queue, as a sortable sequence (e.g. milliseconds since the epoch).
-    pub queued_at: i64,
-}
-
-/// Orders a queue: higher priority first, then first in, first out.
-pub fn queue_order(a: &Waiting, b: &Waiting) -> std::cmp::Ordering {
-    b.priority
-        .cmp(&a.priority)
-        .then(a.queued_at.cmp(&b.queued_at))
-        .then_with(|| a.conversation_id.cmp(&b.conversation_id))
-}
-
-/// 1-based position of `conversation_id` in `waiting` (any order), or `None` if absent.
-pub fn position(waiting: &[Waiting], conversation_id: &str) -> Option<usize> {
-    let me = waiting
-        .iter()
-        .find(|w| w.conversation_id == conversation_id)?;
-    Some(
-        1 + waiting
-            .iter()
-            .filter(|w| queue_order(w, me) == std::cmp::Ordering::Less)
-            .count(),
-    )
-}
-
 /// An estimated wait.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WaitEstimate {
@@ -216,23 +375,25 @@ pub struct WaitEstimate {
     pub serving_slots: u32,
 }
 
-/// Estimated wait for the customer at `position` (1-based).
+/// Estimated wait for the customer at `position` (1-based) in its line.
 ///
-/// `slots` is the total capacity of online agents with the queue's skills, `busy_slots` how much
-/// of it is in use. If a slot is free for this customer (`position <= slots - busy`), the wait is
-/// zero. Otherwise the customer needs `position - free` slots to come free; with every slot busy
-/// and exponential handle times (the M/M/c assumption of Erlang C), slots free up at
-/// `slots / handle_seconds` per second, so `expected = (position - free) * handle_seconds / slots`.
-/// A queue with nobody on shift counts as one busy slot, so the quote stays finite and
-/// pessimistic. The quote is `expected * padding`, rounded up to `rounding` seconds, and never
-/// below one rounding step.
+/// `slots` is the total capacity of online agents eligible for the conversation, `busy_slots`
+/// how much of it is in use. If a slot is free for this customer (`position <= slots - busy`),
+/// the wait is zero. Otherwise the customer needs `k = position - free` slots to come free; with
+/// every slot busy and exponential handle times (the M/M/c assumption of Erlang C) slots free up
+/// at `slots / handle_seconds` per second, so the wait is Erlang-distributed with shape `k`:
+/// `expected = k * handle_seconds / slots`. A queue with nobody on shift counts as one busy
+/// slot, so the quote stays finite and pessimistic.
+///
+/// The quote underpromises twice over: it is the larger of `expected * wait_padding` and the
+/// `quote_quantile` of that distribution, rounded up to `wait_rounding_seconds` and never below
+/// one rounding step.
 pub fn estimate_wait(
     position: usize,
     slots: u32,
     busy_slots: u32,
     handle_seconds: f64,
-    padding: f64,
-    rounding: u64,
+    config: &RoutingConfig,
 ) -> WaitEstimate {
     let (effective, busy) = if slots == 0 {
         (1, 1)
@@ -240,50 +401,18 @@ pub fn estimate_wait(
         (slots, busy_slots.min(slots))
     };
     let free = (effective - busy) as usize;
-    let needed = position.saturating_sub(free) as f64;
-    let expected = needed * handle_seconds / f64::from(effective);
-    let rounding = rounding.max(1);
-    let padded = (expected * padding).ceil() as u64;
+    let needed = position.saturating_sub(free);
+    let rate = f64::from(effective) / handle_seconds.max(1e-3);
+    let expected = needed as f64 / rate;
+    let quantile = erlang_quantile(needed as u64, rate, config.quote_quantile);
+    let rounding = config.wait_rounding_seconds.max(1);
+    let padded = (expected * config.wait_padding).max(quantile).min(1e9).ceil() as u64;
     let quoted = padded.div_ceil(rounding).max(1) * rounding;
     WaitEstimate {
         expected_seconds: (expected * 10.0).round() / 10.0,
         quoted_seconds: quoted,
         serving_slots: slots,
     }
-}
-
-/// Staffing of `queue` as the wait estimate needs it: `(slots, busy)`, the total capacity of
-/// online agents with the queue's skills and how much of it their current conversations use
-/// (`load` gives each agent's count, capped at its capacity).
-pub fn staffing(queue: &QueueConfig, agents: &[Agent], load: impl Fn(&Agent) -> u32) -> (u32, u32) {
-    agents
-        .iter()
-        .filter(|a| a.status == AgentStatus::Online && a.has_skills(&queue.skills))
-        .fold((0, 0), |(slots, busy), a| {
-            (slots + a.capacity, busy + load(a).min(a.capacity))
-        })
-}
-
-/// Agents who may take a conversation from `queue` now: online, with its skills, and below
-/// capacity. `load` gives each agent's current number of assigned conversations. Sorted by the
-/// least-busy strategy: lowest load share first, then id.
-pub fn eligible_agents<'a>(
-    queue: &QueueConfig,
-    agents: &'a [Agent],
-    load: impl Fn(&Agent) -> u32,
-) -> Vec<&'a Agent> {
-    let mut out: Vec<(&Agent, u32)> = agents
-        .iter()
-        .filter(|a| a.status == AgentStatus::Online && a.has_skills(&queue.skills))
-        .map(|a| (a, load(a)))
-        .filter(|(a, l)| *l < a.capacity)
-        .collect();
-    out.sort_by(|(a, la), (b, lb)| {
-        (u64::from(*la) * u64::from(b.capacity))
-            .cmp(&(u64::from(*lb) * u64::from(a.capacity)))
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    out.into_iter().map(|(a, _)| a).collect()
 }
 
 #[cfg(test)]
