@@ -269,26 +269,16 @@ impl Policy {
                 hint: Some(hint.to_owned()),
             }])
         };
-        let (value, index) = yaml::parse(text).map_err(|(msg, pos)| {
-            one(
-                format!("invalid YAML: {msg}"),
-                pos,
-                "",
-                "check indentation and that lists and maps are closed",
-            )
-        })?;
-        let parsed: PolicyFile = serde_path_to_error::deserialize(&value).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            let message = e.inner().to_string();
-            let hint = if message.contains("unknown field") {
-                "remove the key or fix its spelling; the built-in policy (`baton check --print-default`) shows every key"
-            } else if message.contains("missing field") {
-                "add the key; the built-in policy (`baton check --print-default`) shows its usual value"
+        let (parsed, index) = yaml::deserialize::<PolicyFile>(text).map_err(|e| {
+            let hint = if e.path.is_empty() && e.message.starts_with("invalid YAML") {
+                e.hint.to_owned()
             } else {
-                "fix the value's type; the built-in policy (`baton check --print-default`) shows an example"
+                format!(
+                    "{}; the built-in policy (`baton check --print-default`) shows every key with its usual value",
+                    e.hint
+                )
             };
-            one(message, index.locate(&path), &path, hint)
+            one(e.message, e.position, &e.path, &hint)
         })?;
         let mut c = Checker {
             file,

@@ -195,6 +195,56 @@ pub fn parse(text: &str) -> Result<(Value, PathIndex), (String, Position)> {
     Ok((builder.root.unwrap_or(Value::Null), builder.index))
 }
 
+/// A YAML document that did not become the expected type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypedError {
+    /// What was wrong.
+    pub message: String,
+    /// Where (1-based line and column).
+    pub position: Position,
+    /// The path of the offending key (`queues[0].sla_seconds`), empty for the document.
+    pub path: String,
+    /// How to fix it, for the usual kinds of mistake.
+    pub hint: &'static str,
+}
+
+/// Parses YAML text into `T` (serde), with the path index for later checks.
+///
+/// # Errors
+/// [`TypedError`] with the position of the syntax error, or of the key whose value did not fit
+/// (unknown key, missing key, wrong type).
+pub fn deserialize<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<(T, PathIndex), TypedError> {
+    let (value, index) = parse(text).map_err(|(message, position)| TypedError {
+        message: format!("invalid YAML: {message}"),
+        position,
+        path: String::new(),
+        hint: "check indentation and that lists and maps are closed",
+    })?;
+    match serde_path_to_error::deserialize(&value) {
+        Ok(typed) => Ok((typed, index)),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let message = e.inner().to_string();
+            let hint = if message.contains("unknown field") {
+                "remove the key or fix its spelling"
+            } else if message.contains("missing field") {
+                "add the key"
+            } else {
+                "fix the value's type"
+            };
+            Err(TypedError {
+                message,
+                position: index.locate(&path),
+                path,
+                hint,
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
