@@ -85,6 +85,10 @@ struct RawTurn {
     tool_failure: bool,
     #[serde(default)]
     agent_id: Option<String>,
+    #[serde(default)]
+    target_queue: Option<String>,
+    #[serde(default)]
+    target_agent: Option<String>,
 }
 
 /// One turn of a conversation (CONTRACTS.md, "Conversations"). Deserializing validates it.
@@ -127,6 +131,13 @@ pub struct Turn {
     /// For agent turns: the agent who wrote it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
+    /// For AI turns that hand off: the queue the bot wants the conversation in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_queue: Option<String>,
+    /// For AI turns that hand off: the agent the bot wants to have it (waited for a while,
+    /// then anyone eligible).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_agent: Option<String>,
 }
 
 impl TryFrom<RawTurn> for Turn {
@@ -158,6 +169,8 @@ impl TryFrom<RawTurn> for Turn {
             policy_block: raw.policy_block,
             tool_failure: raw.tool_failure,
             agent_id: raw.agent_id,
+            target_queue: raw.target_queue,
+            target_agent: raw.target_agent,
         })
     }
 }
@@ -192,6 +205,8 @@ impl Turn {
             policy_block: false,
             tool_failure: false,
             agent_id: None,
+            target_queue: None,
+            target_agent: None,
         })
     }
 }
@@ -224,6 +239,10 @@ pub struct Customer {
     /// Email address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The customer's dedicated agent (account owner), by agent id: a handoff waits for them
+    /// first, for the queue's `owner_wait_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_owner: Option<String>,
     /// Any other attributes, available to policy conditions as `customer.NAME`.
     #[serde(flatten)]
     pub attributes: serde_json::Map<String, serde_json::Value>,

@@ -9,7 +9,7 @@
 use baton_brief::{entities::Extractor, BriefInput};
 use baton_detect::{kb::KnowledgeBase, model::LinearModel, ConversationState, Detectors};
 use baton_domain::{
-    Brief, ConversationId, Customer, Decision, HandoffState, Mode, ReasonCode, Role, Signal,
+    Brief, ConversationId, Customer, Decision, HandoffState, Mode, Role, Signal,
     TransitionError, Turn, TurnAction,
 };
 use baton_policy::{CustomerValue, Facts, Policy};
@@ -69,6 +69,9 @@ pub struct Session {
     pub agent: Option<String>,
     /// The brief of the latest handoff.
     pub brief: Option<Brief>,
+    /// The agent the latest handoff should wait for first: the one the bot named on the
+    /// escalating turn, else the customer's account owner.
+    pub requested_agent: Option<String>,
     /// `customer` converted for the policy's rules once, at [`Engine::start`].
     customer_value: CustomerValue,
 }
@@ -157,6 +160,7 @@ impl Engine {
             priority: 0,
             agent: None,
             brief: None,
+            requested_agent: None,
         }
     }
 
@@ -297,7 +301,8 @@ impl Engine {
                 .map(|t| t.text.as_str());
             self.detectors
                 .settle_language(&mut session.detect, &session.customer, customer_text);
-            let r = self.route(session, &decision.reasons);
+            let b = self.brief(session, &decision);
+            let r = self.route(session, &decision, Some(&b.intent));
             self.step(
                 session,
                 HandoffState::Queued,
@@ -307,7 +312,10 @@ impl Engine {
             );
             session.queue = Some(r.queue.clone());
             session.priority = r.priority;
-            let b = self.brief(session, &decision);
+            session.requested_agent = session.turns[index]
+                .target_agent
+                .clone()
+                .or_else(|| session.customer.account_owner.clone());
             session.brief = Some(b.clone());
             brief = Some(b);
             route = Some(r);
@@ -324,14 +332,39 @@ impl Engine {
         }
     }
 
-    /// Routes the conversation by the policy's queues. A validated policy always has a default
-    /// queue, so the fallback below only guards against a policy built some other way.
-    fn route(&self, session: &Session, reasons: &[ReasonCode]) -> Route {
+    /// Routes the conversation by the policy's queues: the queue the escalating turn names
+    /// (`target_queue`), else the first queue whose `when` condition holds, else by tier and
+    /// topic, else the default. A validated policy always has a default queue, so the fallback
+    /// below only guards against a policy built some other way.
+    fn route(&self, session: &Session, decision: &Decision, intent: Option<&str>) -> Route {
+        let signals = session.turn_signals.last().map_or(&[][..], Vec::as_slice);
+        let facts = Facts {
+            signals,
+            customer: &session.customer,
+            turns: session.turns.len(),
+            customer_turns: session
+                .turns
+                .iter()
+                .filter(|t| t.role == Role::Customer)
+                .count(),
+            failures: session.detect.failures,
+            topics: &session.detect.topics,
+            language: session.detect.language.as_deref(),
+            channel: session.channel.as_deref(),
+            customer_value: Some(&session.customer_value),
+        };
+        let topic = decision
+            .reasons
+            .iter()
+            .chain(session.detect.topics.iter())
+            .copied()
+            .find(|c| baton_detect::TOPIC_CODES.contains(c));
         let req = RouteRequest {
             topics: &session.detect.topics,
-            reasons,
+            reasons: &decision.reasons,
             tier: session.customer.tier.as_deref(),
-            requested_queue: None,
+            requested_queue: session.turns.last().and_then(|t| t.target_queue.as_deref()),
+            rule_queue: self.policy.queue_rule(&facts, topic, intent),
         };
         select_queue(self.policy.queues(), &self.policy.file.routing, &req).unwrap_or_else(|| {
             Route {

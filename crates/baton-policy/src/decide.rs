@@ -98,9 +98,9 @@ impl Policy {
 
     /// The variables rules read, built straight into CEL's own value types with static keys:
     /// a decision allocates no string for the signal and conversation keys.
-    fn cel_context(&self, facts: &Facts<'_>) -> cel::Context<'static, 'static> {
+    fn cel_context(&self, facts: &Facts<'_>, everything: bool) -> cel::Context<'static, 'static> {
         let mut ctx = cel::Context::with_env(self.cel_env.clone());
-        if self.reads_customer {
+        if self.reads_customer || everything {
             let value = match facts.customer_value {
                 Some(v) => v.0.clone(),
                 None => self.customer_value(facts.customer).0,
@@ -113,7 +113,10 @@ impl Policy {
                 scores[i] = scores[i].max(s.score);
             }
         }
-        let read = self.read_signals.as_deref().unwrap_or(ReasonCode::ALL);
+        let read = match &self.read_signals {
+            Some(codes) if !everything => codes.as_slice(),
+            _ => ReasonCode::ALL,
+        };
         ctx.add_variable_as_val(
             "signals",
             cel_map(
@@ -124,7 +127,7 @@ impl Policy {
                     .map(|(c, v)| (c.as_str(), Box::new(CelDouble::from(v)) as Box<dyn Val>)),
             ),
         );
-        if !self.reads_conversation {
+        if !(self.reads_conversation || everything) {
             return ctx;
         }
         let topics: Vec<Box<dyn Val>> = facts
@@ -148,6 +151,28 @@ impl Policy {
         ];
         ctx.add_variable_as_val("conversation", cel_map(conversation));
         ctx
+    }
+
+    /// The first queue, in policy order, whose `when` condition holds for this handoff; a
+    /// condition that fails to evaluate counts as not holding. `topic` is the strongest topic
+    /// code and `intent` the brief's intent.
+    pub fn queue_rule(
+        &self,
+        facts: &Facts<'_>,
+        topic: Option<ReasonCode>,
+        intent: Option<&str>,
+    ) -> Option<&str> {
+        if self.queue_rules.is_empty() {
+            return None;
+        }
+        let mut ctx = self.cel_context(facts, true);
+        ctx.add_variable_from_value("topic", topic.map_or("", |t| t.as_str()));
+        ctx.add_variable_from_value("intent", intent.unwrap_or("").to_owned());
+        ctx.add_variable_from_value("language", facts.language.unwrap_or("").to_owned());
+        self.queue_rules
+            .iter()
+            .find(|(_, program)| matches!(program.execute(&ctx), Ok(cel::Value::Bool(true))))
+            .map(|(name, _)| name.as_str())
     }
 
     /// Decides on one turn.
@@ -204,7 +229,7 @@ impl Policy {
         let mut rules_fired = Vec::new();
         let mut skipped_rules = Vec::new();
         if !self.rules.is_empty() {
-            let ctx = self.cel_context(facts);
+            let ctx = self.cel_context(facts, false);
             for rule in &self.rules {
                 match rule.program.execute(&ctx) {
                     Ok(cel::Value::Bool(true)) => {

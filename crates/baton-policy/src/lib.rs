@@ -34,6 +34,17 @@ pub const DEFAULT_POLICY_YAML: &str = include_str!("default.yaml");
 /// Variables a CEL condition may use.
 pub const CEL_VARIABLES: &[&str] = &["customer", "signals", "conversation"];
 
+/// Variables a queue's `when` condition may use: a rule's, plus `topic` (the strongest topic
+/// code, or `""`), `intent` (the brief's intent) and `language` (the customer's, or `""`).
+pub const QUEUE_CEL_VARIABLES: &[&str] = &[
+    "customer",
+    "signals",
+    "conversation",
+    "topic",
+    "intent",
+    "language",
+];
+
 /// A rule: a CEL condition and what happens when it holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +143,10 @@ pub struct Policy {
     /// variables some rule can read.
     pub(crate) reads_customer: bool,
     pub(crate) reads_conversation: bool,
+    /// Queues with a `when` condition, compiled, in policy order.
+    pub(crate) queue_rules: Vec<(String, cel::Program)>,
+    /// Business hours of the queues that have them.
+    pub(crate) schedules: BTreeMap<String, baton_route::Schedule>,
 }
 
 impl fmt::Debug for Policy {
@@ -293,6 +308,11 @@ impl Policy {
         }
     }
 
+    /// The business hours of `queue`, when it has them.
+    pub fn schedule(&self, queue: &str) -> Option<&baton_route::Schedule> {
+        self.schedules.get(queue)
+    }
+
     /// The queues, in policy order.
     pub fn queues(&self) -> &[QueueConfig] {
         &self.file.queues
@@ -423,7 +443,7 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
             }
         }
     }
-    validate_queues(&file, c);
+    let (queue_rules, schedules) = validate_queues(&file, c);
     for (path, text) in [
         ("messages.escalation", &file.messages.escalation),
         ("messages.handback", &file.messages.handback),
@@ -459,6 +479,8 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
         read_signals,
         reads_customer,
         reads_conversation,
+        queue_rules,
+        schedules,
     }
 }
 
@@ -494,7 +516,14 @@ fn signals_read<'a>(conditions: impl Iterator<Item = &'a str>) -> Option<Vec<Rea
     Some(codes)
 }
 
-fn validate_queues(file: &PolicyFile, c: &mut Checker<'_>) {
+type QueueRules = Vec<(String, cel::Program)>;
+
+/// Checks the queues; returns their compiled `when` conditions and business hours.
+fn validate_queues(
+    file: &PolicyFile,
+    c: &mut Checker<'_>,
+) -> (QueueRules, BTreeMap<String, baton_route::Schedule>) {
+    let (mut rules, mut schedules) = (Vec::new(), BTreeMap::new());
     if file.queues.is_empty() {
         c.error(
             "queues",
@@ -510,28 +539,131 @@ fn validate_queues(file: &PolicyFile, c: &mut Checker<'_>) {
             Some("mark exactly one queue as the default".into()),
         );
     }
-    let mut seen: Vec<&str> = Vec::new();
+    let names: Vec<&str> = file.queues.iter().map(|q| q.name.as_str()).collect();
     for (i, q) in file.queues.iter().enumerate() {
-        let path = format!("queues[{i}].name");
+        let base = format!("queues[{i}]");
+        let path = format!("{base}.name");
         if let Err(e) = QueueName::parse(q.name.clone()) {
             c.error(&path, e.to_string(), None);
         }
-        if seen.contains(&q.name.as_str()) {
+        if names[..i].contains(&q.name.as_str()) {
             c.error(
                 &path,
                 format!("queue `{}` is declared twice", q.name),
                 Some("give every queue its own name".into()),
             );
         }
-        seen.push(&q.name);
         if q.sla_seconds == 0 {
             c.error(
-                &format!("queues[{i}].sla_seconds"),
+                &format!("{base}.sla_seconds"),
                 "sla_seconds is 0",
                 Some("give the target time to first response in seconds, e.g. 120".into()),
             );
         }
+        if !(q.aging_per_minute.is_finite() && q.aging_per_minute >= 0.0) {
+            c.error(
+                &format!("{base}.aging_per_minute"),
+                format!("aging_per_minute is {}", q.aging_per_minute),
+                Some("give priority points gained per minute of waiting, 0 or more (default 1)".into()),
+            );
+        }
+        for (key, value) in [
+            ("offer_timeout_seconds", q.offer_timeout_seconds),
+            ("agent_silence_seconds", q.agent_silence_seconds),
+            ("next_response_sla_seconds", q.next_response_sla_seconds),
+            ("max_wait_seconds", q.max_wait_seconds),
+        ] {
+            if value == Some(0) {
+                c.error(
+                    &format!("{base}.{key}"),
+                    format!("{key} is 0"),
+                    Some("give a number of seconds above 0, or leave the key out".into()),
+                );
+            }
+        }
+        let skill_lists = std::iter::once((format!("{base}.skills"), &q.skills)).chain(
+            q.steps.iter().enumerate().filter_map(|(j, s)| {
+                s.skills
+                    .as_ref()
+                    .map(|k| (format!("{base}.steps[{j}].skills"), k))
+            }),
+        );
+        for (path, skills) in skill_lists {
+            for (k, s) in skills.iter().enumerate() {
+                if !(baton_domain::MIN_LEVEL..=baton_domain::MAX_LEVEL).contains(&s.min_level()) {
+                    c.error(
+                        &format!("{path}[{k}].min_level"),
+                        format!("min_level {} is outside 1 to 5", s.min_level()),
+                        Some("proficiency runs from 1 (basic) to 5 (expert)".into()),
+                    );
+                }
+            }
+        }
+        let mut last = 0;
+        for (j, step) in q.steps.iter().enumerate() {
+            let path = format!("{base}.steps[{j}]");
+            if step.after_seconds <= last && j > 0 || step.after_seconds == 0 {
+                c.error(
+                    &format!("{path}.after_seconds"),
+                    "steps must come later and later, after more than 0 seconds",
+                    Some("order the steps by `after_seconds`, each above the one before".into()),
+                );
+            }
+            last = step.after_seconds;
+            if let Some(target) = &step.overflow {
+                if target == &q.name || !names.contains(&target.as_str()) {
+                    c.error(
+                        &format!("{path}.overflow"),
+                        format!("no other queue `{target}` to overflow to"),
+                        Some(format!("name another of the policy's queues: {}", names.join(", "))),
+                    );
+                }
+            }
+        }
+        if let Some(hours) = &q.hours {
+            match hours.schedule() {
+                Ok(s) => {
+                    schedules.insert(q.name.clone(), s);
+                }
+                Err(e) => c.error(&format!("{base}.hours"), e, None),
+            }
+        }
+        if let Some(when) = &q.when {
+            let path = format!("{base}.when");
+            match cel::Program::compile(when) {
+                Ok(program) => {
+                    let unknown: Vec<String> = program
+                        .references()
+                        .variables()
+                        .into_iter()
+                        .filter(|v| !QUEUE_CEL_VARIABLES.contains(v))
+                        .map(|v| format!("`{v}`"))
+                        .collect();
+                    if unknown.is_empty() {
+                        rules.push((q.name.clone(), program));
+                    } else {
+                        c.error(
+                            &path,
+                            format!("condition uses unknown variable {}", unknown.join(", ")),
+                            Some(format!(
+                                "queue conditions may use {}",
+                                QUEUE_CEL_VARIABLES.join(", ")
+                            )),
+                        );
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string().lines().next().unwrap_or_default().to_owned();
+                    c.error(
+                        &path,
+                        format!("invalid CEL condition: {msg}"),
+                        Some("CEL syntax: `topic == \"refund\" && customer.tier == \"vip\"`".into()),
+                    );
+                }
+            }
+        }
     }
+    (rules, schedules)
 }
 
 /// The JSON Schema of the policy file (draft 2020-12), published as
