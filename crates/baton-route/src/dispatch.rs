@@ -712,6 +712,74 @@ impl Dispatcher {
     /// # Errors
     /// [`RouteError::UnknownQueue`], or [`RouteError::AlreadyRouted`] for an id already in.
     pub fn enqueue(&mut self, new: NewConversation, now: Millis) -> Result<(), RouteError> {
+        let queued_at = new.queued_at;
+        let (t, owner) = self.insert_task(new)?;
+        let queue = self.task(t).queue;
+        let owner_until = queued_at + self.wait_ms(self.queues[queue].owner_wait_seconds);
+        match owner {
+            Some(o)
+                if self.agents[o as usize].agent.status != AgentStatus::Offline
+                    && now < owner_until =>
+            {
+                self.task_mut(t).state = TaskState::Reserved(o);
+                self.touch(t);
+                let key = self.wait_key(t);
+                self.agents[o as usize].personal.insert(key);
+                self.schedule(owner_until, t, TimerKind::Owner);
+                self.fill(o, now);
+            }
+            _ => {
+                self.catch_up_steps(t, now);
+                self.wait(t, now);
+                self.place(t, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts back a conversation that an agent held before a restart: offered to it (the offer
+    /// runs again from `since`) or assigned to it since `since`. When the agent is unknown or
+    /// has no room, the conversation is routed afresh instead. Emits no event for the
+    /// restored holding (it was announced before the restart).
+    ///
+    /// # Errors
+    /// As [`Dispatcher::enqueue`].
+    pub fn restore_held(
+        &mut self,
+        new: NewConversation,
+        agent: &str,
+        accepted: bool,
+        since: Millis,
+        now: Millis,
+    ) -> Result<(), RouteError> {
+        let room = self
+            .agent_index
+            .get(agent)
+            .copied()
+            .filter(|&a| self.agents[a as usize].load < self.agents[a as usize].agent.capacity);
+        let Some(a) = room else {
+            return self.enqueue(new, now);
+        };
+        let (t, _) = self.insert_task(new)?;
+        let mark = self.events.len();
+        self.add_load(a, 1, since);
+        if accepted {
+            self.assign(t, a, since);
+            // Assigned before the restart: not a new answer for today's service level.
+            let q = self.task(t).queue;
+            let c = self.counter(q, since);
+            c.answered = c.answered.saturating_sub(1);
+            c.answered_in_sla = c.answered_in_sla.min(c.answered);
+        } else {
+            self.offer(t, a, since);
+        }
+        self.events.truncate(mark);
+        Ok(())
+    }
+
+    /// Creates the conversation's record (not yet waiting anywhere); returns it and the
+    /// dedicated agent, if known.
+    fn insert_task(&mut self, new: NewConversation) -> Result<(TaskIdx, Option<AgentIdx>), RouteError> {
         let queue = *self
             .queue_index
             .get(&new.queue)
@@ -752,26 +820,7 @@ impl Dispatcher {
             }
         };
         self.task_index.insert(new.id, t);
-        let owner_until = new.queued_at + self.wait_ms(self.queues[queue].owner_wait_seconds);
-        match owner {
-            Some(o)
-                if self.agents[o as usize].agent.status != AgentStatus::Offline
-                    && now < owner_until =>
-            {
-                self.task_mut(t).state = TaskState::Reserved(o);
-                self.touch(t);
-                let key = self.wait_key(t);
-                self.agents[o as usize].personal.insert(key);
-                self.schedule(owner_until, t, TimerKind::Owner);
-                self.fill(o, now);
-            }
-            _ => {
-                self.catch_up_steps(t, now);
-                self.wait(t, now);
-                self.place(t, now);
-            }
-        }
-        Ok(())
+        Ok((t, owner))
     }
 
     fn wait_ms(&self, seconds: u64) -> Millis {

@@ -8,7 +8,6 @@
 //! change it caused and the API's answer are written in one transaction.
 
 use baton_domain::{Agent, AgentId, AgentStatus, Brief, Customer, HandoffState, Turn};
-use baton_route::Waiting;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -76,17 +75,14 @@ pub struct ConversationRecord {
     pub disposition: Option<String>,
     /// Created (ms).
     pub created_at: i64,
-}
-
-impl ConversationRecord {
-    /// The conversation as routing sees a waiting one.
-    pub fn waiting(&self) -> Waiting {
-        Waiting {
-            conversation_id: self.id.clone(),
-            priority: self.priority,
-            queued_at: self.queued_at.unwrap_or(0),
-        }
-    }
+    /// The customer's language at handoff.
+    pub language: Option<String>,
+    /// The dedicated agent the handoff waits for first.
+    pub requested_agent: Option<String>,
+    /// When the current offer was made (ms).
+    pub offered_at: Option<i64>,
+    /// When the current agent was assigned (ms).
+    pub assigned_at: Option<i64>,
 }
 
 /// A stored turn with its decision.
@@ -107,7 +103,11 @@ pub struct TurnRecord {
 /// A stored event.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRecord {
-    /// `transition` or `note`.
+    /// Sequence number, increasing across all conversations (the server-sent events id).
+    pub id: i64,
+    /// The conversation.
+    pub conversation_id: String,
+    /// `transition`, `note`, `routing`, `sla_warning`, `sla_breach` or `wait_update`.
     pub kind: String,
     /// State before, for transitions.
     pub from_state: Option<String>,
@@ -121,10 +121,33 @@ pub struct EventRecord {
     pub at: i64,
 }
 
+/// An SLA timer (time to first human response, or next response).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlaTimer {
+    /// The conversation.
+    pub conversation_id: String,
+    /// `first_response` or `next_response`.
+    pub kind: String,
+    /// The queue whose SLA it is.
+    pub queue: String,
+    /// Started (ms).
+    pub started_at: i64,
+    /// Warning due (ms).
+    pub warn_at: i64,
+    /// Breach due (ms).
+    pub due_at: i64,
+    /// The warning fired.
+    pub warned: bool,
+    /// The breach fired.
+    pub breached: bool,
+    /// The agent answered (ms).
+    pub stopped_at: Option<i64>,
+}
+
 /// A new event to record.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    /// `transition` or `note`.
+    /// `transition`, `note`, `routing`, `sla_warning`, `sla_breach` or `wait_update`.
     pub kind: &'static str,
     /// State before.
     pub from: Option<HandoffState>,
@@ -151,6 +174,10 @@ pub struct ConversationUpdate {
     pub brief: Option<Brief>,
     /// Disposition, when resolved.
     pub disposition: Option<String>,
+    /// The customer's language, when it changed.
+    pub language: Option<String>,
+    /// The dedicated agent to wait for, when it changed.
+    pub requested_agent: Option<String>,
 }
 
 /// A turn to append, with what it caused.
@@ -264,21 +291,45 @@ impl Store {
     /// # Errors
     /// [`StoreError`] on database failure.
     pub async fn events(&self, id: &str) -> Result<Vec<EventRecord>> {
-        let rows = sqlx::query("SELECT kind, from_state, to_state, actor, reason, at FROM events WHERE conversation_id = ? ORDER BY id")
+        let rows = sqlx::query("SELECT * FROM events WHERE conversation_id = ? ORDER BY id")
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| EventRecord {
-                kind: r.get("kind"),
-                from_state: r.get("from_state"),
-                to_state: r.get("to_state"),
-                actor: r.get("actor"),
-                reason: r.get("reason"),
-                at: r.get("at"),
-            })
-            .collect())
+        Ok(rows.iter().map(event_from_row).collect())
+    }
+
+    /// Events after sequence number `after`, oldest first, at most `limit`; of one
+    /// conversation, or of all.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn events_after(
+        &self,
+        after: i64,
+        conversation: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE id > ? AND (? IS NULL OR conversation_id = ?) ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(conversation)
+        .bind(conversation)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(event_from_row).collect())
+    }
+
+    /// Records events that change no state (notes, routing and SLA events, wait updates).
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure; nothing is written then.
+    pub async fn record(&self, id: &str, events: &[NewEvent]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_events(&mut tx, id, events, now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The earlier turn with the same `client_turn_id`, and the answer it got.
@@ -326,7 +377,9 @@ impl Store {
             "UPDATE conversations SET
                 state = ?, queue = ?, priority = ?, agent_id = ?,
                 brief = COALESCE(?, brief), disposition = COALESCE(?, disposition),
-                queued_at = CASE WHEN ? = 'queued' AND state != 'queued' THEN ? ELSE queued_at END,
+                language = COALESCE(?, language), requested_agent = COALESCE(?, requested_agent),
+                queued_at = CASE WHEN ? = 'queued' AND state NOT IN ('queued', 'offered', 'assigned') THEN ? ELSE queued_at END,
+                offered_at = CASE WHEN ? = 'offered' THEN ? ELSE offered_at END,
                 assigned_at = CASE WHEN ? = 'assigned' AND state != 'assigned' THEN ? ELSE assigned_at END,
                 resolved_at = CASE WHEN ? = 'resolved' THEN ? ELSE resolved_at END,
                 updated_at = ?
@@ -338,6 +391,10 @@ impl Store {
         .bind(&update.agent_id)
         .bind(update.brief.as_ref().map(serde_json::to_string).transpose()?)
         .bind(&update.disposition)
+        .bind(&update.language)
+        .bind(&update.requested_agent)
+        .bind(update.state.as_str())
+        .bind(now)
         .bind(update.state.as_str())
         .bind(now)
         .bind(update.state.as_str())
@@ -369,33 +426,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for e in events {
-            sqlx::query("INSERT INTO events (conversation_id, kind, from_state, to_state, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                .bind(id)
-                .bind(e.kind)
-                .bind(e.from.map(HandoffState::as_str))
-                .bind(e.to.map(HandoffState::as_str))
-                .bind(&e.actor)
-                .bind(&e.reason)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_events(&mut tx, id, events, now).await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    /// Conversations waiting in `queue` (queued or offered), in no particular order.
-    ///
-    /// # Errors
-    /// [`StoreError`] on database failure.
-    pub async fn waiting(&self, queue: &str) -> Result<Vec<Waiting>> {
-        Ok(self
-            .waiting_records(queue)
-            .await?
-            .iter()
-            .map(ConversationRecord::waiting)
-            .collect())
     }
 
     /// The full records of the conversations waiting in `queue`, in one query.
@@ -412,19 +445,163 @@ impl Store {
         rows.iter().map(conversation_from_row).collect()
     }
 
+    /// Every conversation that routing holds (queued, offered or assigned), oldest first: what
+    /// the dispatcher is rebuilt from after a restart.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure or unreadable data.
+    pub async fn routing_records(&self) -> Result<Vec<ConversationRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM conversations WHERE state IN ('queued', 'offered', 'assigned') ORDER BY queued_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    /// Conversations of `queue` first assigned since `since` (ms), and how many of those were
+    /// assigned within `sla_ms` of joining the queue: today's service level.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn answered_since(&self, queue: &str, since: i64, sla_ms: i64) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(assigned_at - queued_at <= ?), 0) AS ok FROM conversations
+             WHERE queue = ? AND assigned_at >= ? AND queued_at IS NOT NULL",
+        )
+        .bind(sla_ms)
+        .bind(queue)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |c: &str| u64::try_from(row.get::<i64, _>(c)).unwrap_or(0);
+        Ok((count("n"), count("ok")))
+    }
+
+    /// Starts an SLA timer unless one of this kind is already running for the conversation.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn start_sla(&self, timer: &SlaTimer) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sla_timers (conversation_id, kind, queue, started_at, warn_at, due_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (conversation_id, kind) DO UPDATE SET
+               queue = excluded.queue, started_at = excluded.started_at, warn_at = excluded.warn_at,
+               due_at = excluded.due_at, warned = 0, breached = 0, stopped_at = NULL
+             WHERE sla_timers.stopped_at IS NOT NULL",
+        )
+        .bind(&timer.conversation_id)
+        .bind(&timer.kind)
+        .bind(&timer.queue)
+        .bind(timer.started_at)
+        .bind(timer.warn_at)
+        .bind(timer.due_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stops the conversation's running SLA timers of `kind` (every kind when `None`).
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn stop_sla(&self, id: &str, kind: Option<&str>, at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE sla_timers SET stopped_at = ? WHERE conversation_id = ? AND (? IS NULL OR kind = ?) AND stopped_at IS NULL",
+        )
+        .bind(at)
+        .bind(id)
+        .bind(kind)
+        .bind(kind)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Running SLA timers whose warning or breach is due at `now` and has not fired.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn due_slas(&self, now: i64) -> Result<Vec<SlaTimer>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sla_timers WHERE stopped_at IS NULL
+               AND ((warned = 0 AND warn_at <= ?) OR (breached = 0 AND due_at <= ?))
+             ORDER BY warn_at LIMIT 500",
+        )
+        .bind(now)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(sla_from_row).collect())
+    }
+
+    /// When the next running SLA warning or breach falls due, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn next_sla(&self) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN warned = 0 THEN warn_at ELSE due_at END) AS next FROM sla_timers
+             WHERE stopped_at IS NULL AND breached = 0",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get("next"))
+    }
+
+    /// Marks an SLA timer's warning (`breach` false) or breach as fired and records its event,
+    /// in one transaction; false, writing nothing, when it had already fired or stopped.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn fire_sla(&self, timer: &SlaTimer, breach: bool, event: &NewEvent) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let sql = if breach {
+            "UPDATE sla_timers SET breached = 1, warned = 1 WHERE conversation_id = ? AND kind = ? AND breached = 0 AND stopped_at IS NULL"
+        } else {
+            "UPDATE sla_timers SET warned = 1 WHERE conversation_id = ? AND kind = ? AND warned = 0 AND stopped_at IS NULL"
+        };
+        let done = sqlx::query(sql)
+            .bind(&timer.conversation_id)
+            .bind(&timer.kind)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_events(&mut tx, &timer.conversation_id, std::slice::from_ref(event), now_ms()).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The conversation's SLA timers.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn slas(&self, id: &str) -> Result<Vec<SlaTimer>> {
+        let rows = sqlx::query("SELECT * FROM sla_timers WHERE conversation_id = ? ORDER BY kind")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(sla_from_row).collect())
+    }
+
     /// Adds or updates an agent.
     ///
     /// # Errors
     /// [`StoreError`] on database failure.
     pub async fn upsert_agent(&self, agent: &Agent) -> Result<()> {
         sqlx::query(
-            "INSERT INTO agents (id, name, skills, capacity, status, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO agents (id, name, skills, languages, capacity, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, skills = excluded.skills,
-               capacity = excluded.capacity, status = excluded.status, updated_at = excluded.updated_at",
+               languages = excluded.languages, capacity = excluded.capacity, status = excluded.status,
+               updated_at = excluded.updated_at",
         )
         .bind(agent.id.as_str())
         .bind(&agent.name)
         .bind(serde_json::to_string(&agent.skills)?)
+        .bind(serde_json::to_string(&agent.languages)?)
         .bind(i64::from(agent.capacity))
         .bind(serde_json::to_value(agent.status)?.as_str().unwrap_or("online"))
         .bind(now_ms())
@@ -438,7 +615,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] on database failure or unreadable data.
     pub async fn agents(&self) -> Result<Vec<Agent>> {
-        let rows = sqlx::query("SELECT id, name, skills, capacity, status FROM agents ORDER BY id")
+        let rows = sqlx::query("SELECT * FROM agents ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(agent_from_row).collect()
@@ -449,7 +626,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] on database failure or unreadable data.
     pub async fn agent(&self, id: &str) -> Result<Option<Agent>> {
-        let row = sqlx::query("SELECT id, name, skills, capacity, status FROM agents WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM agents WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -509,6 +686,7 @@ fn agent_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Agent> {
             .map_err(|e| serde_json::Error::io(std::io::Error::other(e)))?,
         name: r.get("name"),
         skills: serde_json::from_str(&r.get::<String, _>("skills"))?,
+        languages: serde_json::from_str(&r.get::<String, _>("languages"))?,
         capacity: u32::try_from(r.get::<i64, _>("capacity")).unwrap_or(1),
         status: serde_json::from_value::<AgentStatus>(serde_json::Value::String(r.get("status")))?,
     })
@@ -531,7 +709,59 @@ fn conversation_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ConversationReco
             .transpose()?,
         disposition: r.get("disposition"),
         created_at: r.get("created_at"),
+        language: r.get("language"),
+        requested_agent: r.get("requested_agent"),
+        offered_at: r.get("offered_at"),
+        assigned_at: r.get("assigned_at"),
     })
+}
+
+fn event_from_row(r: &sqlx::sqlite::SqliteRow) -> EventRecord {
+    EventRecord {
+        id: r.get("id"),
+        conversation_id: r.get("conversation_id"),
+        kind: r.get("kind"),
+        from_state: r.get("from_state"),
+        to_state: r.get("to_state"),
+        actor: r.get("actor"),
+        reason: r.get("reason"),
+        at: r.get("at"),
+    }
+}
+
+fn sla_from_row(r: &sqlx::sqlite::SqliteRow) -> SlaTimer {
+    SlaTimer {
+        conversation_id: r.get("conversation_id"),
+        kind: r.get("kind"),
+        queue: r.get("queue"),
+        started_at: r.get("started_at"),
+        warn_at: r.get("warn_at"),
+        due_at: r.get("due_at"),
+        warned: r.get::<i64, _>("warned") != 0,
+        breached: r.get::<i64, _>("breached") != 0,
+        stopped_at: r.get("stopped_at"),
+    }
+}
+
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: &str,
+    events: &[NewEvent],
+    now: i64,
+) -> Result<()> {
+    for e in events {
+        sqlx::query("INSERT INTO events (conversation_id, kind, from_state, to_state, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(e.kind)
+            .bind(e.from.map(HandoffState::as_str))
+            .bind(e.to.map(HandoffState::as_str))
+            .bind(&e.actor)
+            .bind(&e.reason)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -553,6 +783,8 @@ mod tests {
             agent_id: None,
             brief: None,
             disposition: None,
+            language: None,
+            requested_agent: None,
         }
     }
 
@@ -615,7 +847,8 @@ mod tests {
         let c = s.conversation("c1").await.expect("load").expect("exists");
         assert_eq!(c.state, HandoffState::Queued);
         assert!(c.queued_at.is_some());
-        assert_eq!(s.waiting("billing").await.expect("waiting").len(), 1);
+        assert_eq!(s.waiting_records("billing").await.expect("waiting").len(), 1);
+        assert_eq!(s.routing_records().await.expect("routing").len(), 1);
         assert_eq!(s.events("c1").await.expect("events").len(), 1);
     }
 
@@ -626,6 +859,7 @@ mod tests {
             id: AgentId::parse("a1").expect("id"),
             name: "Ana".into(),
             skills: vec!["billing".into()],
+            languages: vec!["en".into()],
             capacity: 2,
             status: AgentStatus::Online,
         };
@@ -653,5 +887,61 @@ mod tests {
             Some(2)
         );
         assert_eq!(s.agent("nobody").await.expect("agent"), None);
+    }
+
+    #[tokio::test]
+    async fn sla_timers_fire_once_each_across_a_reopen_and_stop_when_answered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let s = Store::connect(&url).await.expect("connect");
+        s.create_conversation("c1", &Customer::default(), None)
+            .await
+            .expect("create");
+        let timer = SlaTimer {
+            conversation_id: "c1".into(),
+            kind: "first_response".into(),
+            queue: "billing".into(),
+            started_at: 0,
+            warn_at: 80,
+            due_at: 100,
+            warned: false,
+            breached: false,
+            stopped_at: None,
+        };
+        s.start_sla(&timer).await.expect("start");
+        assert_eq!(s.next_sla().await.expect("next"), Some(80));
+        assert!(s.due_slas(79).await.expect("due").is_empty());
+        let due = s.due_slas(150).await.expect("due");
+        assert_eq!(due.len(), 1);
+        let event = |kind| NewEvent {
+            kind,
+            from: None,
+            to: None,
+            actor: "sla".into(),
+            reason: "test".into(),
+        };
+        assert!(s.fire_sla(&due[0], false, &event("sla_warning")).await.expect("warn"));
+        assert!(!s.fire_sla(&due[0], false, &event("sla_warning")).await.expect("again"));
+        s.close().await;
+        // Reopened (a restart): the breach is still due, the warning is not fired again.
+        let s = Store::connect(&url).await.expect("reconnect");
+        let due = s.due_slas(150).await.expect("due");
+        assert_eq!(due.len(), 1);
+        assert!(due[0].warned && !due[0].breached);
+        assert!(s.fire_sla(&due[0], true, &event("sla_breach")).await.expect("breach"));
+        assert!(s.due_slas(150).await.expect("due").is_empty());
+        let kinds: Vec<String> = s.events("c1").await.expect("events").into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec!["sla_warning", "sla_breach"]);
+        // A stopped timer never fires; starting it again resets it.
+        let mut next = timer.clone();
+        next.kind = "next_response".into();
+        s.start_sla(&next).await.expect("start");
+        s.stop_sla("c1", Some("next_response"), 50).await.expect("stop");
+        assert!(s.due_slas(1000).await.expect("due").is_empty());
+        s.start_sla(&next).await.expect("restart");
+        assert_eq!(s.due_slas(1000).await.expect("due").len(), 1);
+        let all = s.events_after(0, Some("c1"), 10).await.expect("events");
+        assert_eq!(all.len(), 2);
+        assert!(s.events_after(all[1].id, None, 10).await.expect("after").is_empty());
     }
 }
