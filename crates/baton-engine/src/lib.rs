@@ -416,21 +416,39 @@ impl Engine {
         position: usize,
         quoted_wait_seconds: u64,
     ) -> String {
+        self.message(
+            session,
+            &self.policy.file.messages.escalation,
+            position,
+            quoted_wait_seconds,
+            &[],
+        )
+    }
+
+    /// Renders a customer-facing `template` for this conversation: `{name}` (", Dana" or
+    /// empty), `{queue}`, `{position}` and `{wait}` (in words), plus the `extra` placeholders.
+    pub fn message(
+        &self,
+        session: &Session,
+        template: &str,
+        position: usize,
+        quoted_wait_seconds: u64,
+        extra: &[(&str, String)],
+    ) -> String {
         let name = session
             .customer
             .name
             .as_deref()
             .filter(|n| !n.trim().is_empty())
             .map_or_else(String::new, |n| format!(", {}", n.trim()));
-        render(
-            &self.policy.file.messages.escalation,
-            &[
-                ("name", name),
-                ("queue", session.queue.clone().unwrap_or_default()),
-                ("position", position.to_string()),
-                ("wait", human_duration(quoted_wait_seconds)),
-            ],
-        )
+        let mut values = vec![
+            ("name", name),
+            ("queue", session.queue.clone().unwrap_or_default()),
+            ("position", position.to_string()),
+            ("wait", human_duration(quoted_wait_seconds)),
+        ];
+        values.extend(extra.iter().cloned());
+        render(template, &values)
     }
 }
 

@@ -72,6 +72,21 @@ pub struct Messages {
     pub escalation: String,
     /// Said when the conversation returns to the AI.
     pub handback: String,
+    /// Said at escalation when the queue is closed. Placeholders as `escalation`, plus
+    /// `{opens}` (when it opens) and `{options}` (the async options).
+    #[serde(default = "default_closed")]
+    pub closed: String,
+    /// Said at escalation when the quoted wait is over the queue's `max_wait_seconds`.
+    #[serde(default = "default_long_wait")]
+    pub long_wait: String,
+}
+
+fn default_closed() -> String {
+    "Our {queue} team is away right now and back {opens}. You can leave it with us: {options}, and a person will pick this up with the whole conversation in front of them. Or stay with me meanwhile.".to_owned()
+}
+
+fn default_long_wait() -> String {
+    "I'm bringing in a person from our {queue} team{name}; the wait is about {wait} right now. Rather not wait? Choose {options}, and a person will follow up with this whole conversation in front of them.".to_owned()
 }
 
 /// The policy file as written (stage 2). See `default.yaml` for every field, documented.
@@ -447,16 +462,36 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
     for (path, text) in [
         ("messages.escalation", &file.messages.escalation),
         ("messages.handback", &file.messages.handback),
+        ("messages.closed", &file.messages.closed),
+        ("messages.long_wait", &file.messages.long_wait),
     ] {
         for placeholder in placeholders(text) {
-            if !["name", "queue", "position", "wait"].contains(&placeholder) {
+            if !["name", "queue", "position", "wait", "opens", "options"].contains(&placeholder) {
                 c.error(
                     path,
                     format!("unknown placeholder `{{{placeholder}}}`"),
-                    Some("placeholders are {name}, {queue}, {position} and {wait}".into()),
+                    Some("placeholders are {name}, {queue}, {position}, {wait}, {opens} and {options}".into()),
                 );
             }
         }
+    }
+    for (i, option) in file.routing.async_options.iter().enumerate() {
+        if !["email", "callback", "meeting"].contains(&option.as_str()) {
+            c.error(
+                &format!("routing.async_options[{i}]"),
+                format!("unknown async option `{option}`"),
+                Some("use `email`, `callback` or `meeting`".into()),
+            );
+        }
+    }
+    if !(0.0..1.0).contains(&file.routing.sla_warning_share)
+        || !(0.5..1.0).contains(&file.routing.quote_quantile)
+    {
+        c.error(
+            "routing",
+            "sla_warning_share must be in [0, 1) and quote_quantile in [0.5, 1)",
+            Some("the defaults are 0.8 and 0.9".into()),
+        );
     }
     let r = &file.routing;
     if r.default_handle_seconds <= 0.0 || r.wait_padding < 1.0 {

@@ -363,6 +363,13 @@ impl Dispatcher {
         self.timers.peek().map(|Reverse((at, ..))| *at)
     }
 
+    /// Conversations waiting for an agent (in a lane, or reserved for their dedicated agent).
+    pub fn waiting(&self) -> impl Iterator<Item = &str> {
+        self.live_tasks()
+            .filter(|(_, t)| matches!(t.state, TaskState::Waiting | TaskState::Reserved(_)))
+            .map(|(_, t)| t.id.as_str())
+    }
+
     /// Number of conversations in routing (waiting, reserved, offered or assigned).
     pub fn len(&self) -> usize {
         self.task_index.len()

@@ -239,6 +239,13 @@ pub struct RoutingConfig {
     /// A waiting customer is told again when the quote moves by at least this share.
     /// Default 0.25.
     pub update_change: f64,
+    /// An SLA warning fires when this share of the SLA has passed. Default 0.8.
+    pub sla_warning_share: f64,
+    /// What a customer is offered instead of waiting, when the queue is closed or the wait is
+    /// over its `max_wait_seconds`: any of `email`, `callback`, `meeting`.
+    pub async_options: Vec<String>,
+    /// The booking link given with the `meeting` option.
+    pub meeting_link: Option<String>,
 }
 
 impl Default for RoutingConfig {
@@ -255,6 +262,9 @@ impl Default for RoutingConfig {
             wait_rounding_seconds: 60,
             quote_quantile: 0.9,
             update_change: 0.25,
+            sla_warning_share: 0.8,
+            async_options: vec!["email".into(), "callback".into(), "meeting".into()],
+            meeting_link: None,
         }
     }
 }

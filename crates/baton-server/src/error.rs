@@ -85,6 +85,19 @@ impl From<baton_store::StoreError> for ApiError {
     }
 }
 
+impl From<baton_route::RouteError> for ApiError {
+    fn from(e: baton_route::RouteError) -> Self {
+        use baton_route::RouteError as R;
+        match e {
+            R::UnknownQueue(_) | R::UnknownConversation(_) | R::UnknownAgent(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            R::AlreadyRouted(_) => ApiError::conflict("already_routed", e.to_string()),
+            R::Refused(_) => ApiError::conflict("refused", e.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {

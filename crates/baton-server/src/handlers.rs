@@ -7,13 +7,13 @@ use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use baton_domain::{Agent, ConversationId, Customer, HandoffState, Role, Turn};
+use crate::routing;
+use baton_domain::{Agent, AgentStatus, ConversationId, Customer, HandoffState, Role, Turn};
 use baton_engine::{transition, Session, Transition, TurnOutcome};
-use baton_route::{eligible_agents, estimate_wait, position, queue_order, staffing, WaitEstimate};
+use baton_route::{Dispatcher, Millis};
 use baton_store::{now_ms, ConversationUpdate, NewEvent, NewTurn};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 type AppResult<T> = Result<T, ApiError>;
@@ -96,12 +96,20 @@ async fn with_session<T>(
 ) -> AppResult<T> {
     let slot = app.slot(id.as_str());
     let mut guard = slot.lock().await;
-    if guard.is_none() {
-        let record = app.store.conversation(id.as_str()).await?.ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no conversation `{id}`: create it with POST /v1/conversations"
-            ))
-        })?;
+    let record = app.store.conversation(id.as_str()).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no conversation `{id}`: create it with POST /v1/conversations"
+        ))
+    })?;
+    if let Some(session) = guard.as_mut() {
+        // Routing moves conversations on its own (offers, timeouts, transfers): the store's
+        // routing fields are the truth.
+        session.state = record.state;
+        session.queue = record.queue;
+        session.priority = record.priority;
+        session.agent = record.agent_id;
+        session.requested_agent = record.requested_agent;
+    } else {
         let turns = app
             .store
             .turns(id.as_str())
@@ -117,6 +125,7 @@ async fn with_session<T>(
         session.priority = record.priority;
         session.agent = record.agent_id;
         session.brief = record.brief;
+        session.requested_agent = record.requested_agent;
         *guard = Some(app.engine.restore(session, turns));
     }
     match guard.as_mut() {
@@ -218,64 +227,9 @@ fn update_of(
             None
         },
         disposition,
+        language: session.detect.language.clone(),
+        requested_agent: session.requested_agent.clone(),
     }
-}
-
-/// Position and wait for a waiting conversation. `queued_now`: it joined the queue on this
-/// request and is not stored yet, so it is counted in as arriving now.
-async fn place_in_queue(
-    app: &AppState,
-    session: &Session,
-    queued_now: bool,
-) -> AppResult<Option<(usize, WaitEstimate)>> {
-    let Some(queue_name) = session.queue.as_deref() else {
-        return Ok(None);
-    };
-    if !session.state.is_waiting() {
-        return Ok(None);
-    }
-    let mut waiting = app.store.waiting(queue_name).await?;
-    if queued_now {
-        waiting.retain(|w| w.conversation_id != session.id.as_str());
-        waiting.push(baton_route::Waiting {
-            conversation_id: session.id.to_string(),
-            priority: session.priority,
-            queued_at: now_ms(),
-        });
-    }
-    let Some(pos) = position(&waiting, session.id.as_str()) else {
-        return Ok(None);
-    };
-    let policy = app.engine.policy();
-    let routing = &policy.file.routing;
-    let (slots, busy) = match policy.queue(queue_name) {
-        Some(queue) => {
-            let loads = app.store.agent_loads().await?;
-            staffing(queue, &app.store.agents().await?, load_in(&loads))
-        }
-        None => (0, 0),
-    };
-    let (observed, n) = app.store.handle_time(queue_name).await?;
-    // Observed handle times replace the configured default once 5 conversations have resolved.
-    let handle = observed
-        .filter(|_| n >= 5)
-        .unwrap_or(routing.default_handle_seconds);
-    Ok(Some((
-        pos,
-        estimate_wait(
-            pos,
-            slots,
-            busy,
-            handle,
-            routing.wait_padding,
-            routing.wait_rounding_seconds,
-        ),
-    )))
-}
-
-/// An agent's current number of conversations, from [`Store::agent_loads`](baton_store::Store::agent_loads).
-fn load_in(loads: &HashMap<String, u32>) -> impl Fn(&Agent) -> u32 + '_ {
-    |a| loads.get(a.id.as_str()).copied().unwrap_or(0)
 }
 
 fn outcome_json(session: &Session, o: &TurnOutcome) -> Value {
@@ -336,17 +290,116 @@ pub async fn post_turn(
         let mut next = session.clone();
         let outcome = app2.engine.process(&mut next, turn.clone());
         let mut body = outcome_json(&next, &outcome);
-        if let Some((pos, wait)) = place_in_queue(&app2, &next, outcome.route.is_some()).await? {
-            body["position"] = json!(pos);
-            body["estimated_wait_seconds"] = json!(wait.quoted_seconds);
-            body["expected_wait_seconds"] = json!(wait.expected_seconds);
-            if outcome.route.is_some() {
-                body["customer_message"] = json!(app2.engine.escalation_message(&next, pos, wait.quoted_seconds));
+        let now = now_ms();
+        let mut d = app2.dispatcher.lock().await;
+        let was_routed = session.state.is_waiting() || session.state == HandoffState::Assigned;
+        if let Some(route) = &outcome.route {
+            let new = baton_route::NewConversation {
+                id: next.id.to_string(),
+                queue: route.queue.clone(),
+                priority: route.priority,
+                language: next.detect.language.clone(),
+                owner: next.requested_agent.clone(),
+                queued_at: now,
+                why: route.why.clone(),
+            };
+            let placed = routing::place(&app2, &mut d, new, now)?;
+            describe_placement(&app2, &next, &placed, &mut body);
+        } else if next.state.is_waiting() {
+            if let (Some(p), Some(w)) = (d.position(next.id.as_str()), d.estimate(next.id.as_str())) {
+                body["position"] = json!(p);
+                body["estimated_wait_seconds"] = json!(w.quoted_seconds);
+                body["expected_wait_seconds"] = json!(w.expected_seconds);
             }
         }
-        commit_turn(&app2, session, next, &turn, &outcome, body).await
+        let id = next.id.to_string();
+        let (role, state, queue) = (turn.role, next.state, next.queue.clone());
+        let answer = match commit_turn(&app2, session, next, &turn, &outcome, body).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                if outcome.route.is_some() {
+                    // Not stored: take it back out of routing.
+                    let _ = d.finish(&id, false, now);
+                    d.drain_events();
+                }
+                return Err(e);
+            }
+        };
+        let queue = queue.as_deref().and_then(|q| app2.engine.policy().queue(q)).cloned();
+        if outcome.route.is_some() {
+            if let Some(q) = &queue {
+                routing::start_sla(&app2, &id, q, "first_response", q.sla_seconds, now).await?;
+            }
+        } else if was_routed && !(state.is_waiting() || state == HandoffState::Assigned) {
+            // The customer cancelled back to the AI.
+            leave_routing(&app2, &mut d, &id, false, now).await?;
+        } else if state == HandoffState::Assigned && role == Role::Customer {
+            d.customer_wrote(&id, now)?;
+            if let Some(q) = queue.as_ref().filter(|q| q.next_response_sla_seconds.is_some()) {
+                let secs = q.next_response_sla_seconds.unwrap_or(q.sla_seconds);
+                routing::start_sla(&app2, &id, q, "next_response", secs, now).await?;
+            }
+        } else if state == HandoffState::Assigned && role == Role::Agent {
+            agent_answered(&app2, &mut d, &id, now).await?;
+        }
+        routing::persist(&app2, &mut d).await?;
+        Ok(answer)
     })
     .await
+}
+
+/// Adds position, wait, the customer message and, when the queue is closed or the wait too
+/// long, the async alternatives to an escalation's answer.
+fn describe_placement(app: &AppState, session: &Session, placed: &routing::Placement, body: &mut Value) {
+    let (pos, quote) = (placed.position, placed.wait.quoted_seconds);
+    body["position"] = json!(pos);
+    body["estimated_wait_seconds"] = json!(quote);
+    body["expected_wait_seconds"] = json!(placed.wait.expected_seconds);
+    let policy = app.engine.policy();
+    let routing = &policy.file.routing;
+    let messages = &policy.file.messages;
+    let options = routing.async_options.join(", ");
+    let message = match placed.closed {
+        Some(opens) => {
+            body["queue_open"] = json!(false);
+            body["opens_at"] = json!(opens.map(rfc3339));
+            let when = opens.map_or_else(
+                || "later".to_owned(),
+                |at| format!("in {}", baton_engine::human_duration(u64::try_from((at - now_ms()).max(0) / 1000).unwrap_or(0))),
+            );
+            app.engine.message(session, &messages.closed, pos, quote, &[("opens", when), ("options", options.clone())])
+        }
+        None if placed.too_long => app.engine.message(session, &messages.long_wait, pos, quote, &[("options", options.clone())]),
+        None => app.engine.escalation_message(session, pos, quote),
+    };
+    if placed.closed.is_some() || placed.too_long {
+        body["alternatives"] = json!(routing.async_options);
+        if let Some(link) = &routing.meeting_link {
+            body["meeting_link"] = json!(link);
+        }
+    }
+    body["customer_message"] = json!(message);
+}
+
+fn rfc3339(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
+/// The assigned agent answered: the silence timer and the response SLAs stop.
+async fn agent_answered(app: &AppState, d: &mut Dispatcher, id: &str, now: Millis) -> AppResult<()> {
+    d.agent_replied(id)?;
+    app.store.stop_sla(id, None, now).await?;
+    Ok(())
+}
+
+/// The conversation leaves routing (resolved when `handled`, else cancelled, handed back or
+/// moved to the async path): its agent takes the next one, its SLA timers stop.
+async fn leave_routing(app: &AppState, d: &mut Dispatcher, id: &str, handled: bool, now: Millis) -> AppResult<()> {
+    if let Err(e) = d.finish(id, handled, now) {
+        tracing::warn!(conversation = %id, error = %e, "left routing that did not hold it");
+    }
+    app.store.stop_sla(id, None, now).await?;
+    routing::persist(app, d).await
 }
 
 pub async fn get_conversation(State(app): St, Path(id): Path<String>) -> AppResult<Json<Value>> {
@@ -375,11 +428,13 @@ pub async fn get_conversation(State(app): St, Path(id): Path<String>) -> AppResu
         "events": events,
     });
     if record.state.is_waiting() {
-        if let Some(q) = &record.queue {
-            let waiting = app.store.waiting(q).await?;
-            body["position"] = json!(position(&waiting, id.as_str()));
+        let d = app.dispatcher.lock().await;
+        if let (Some(p), Some(w)) = (d.position(id.as_str()), d.estimate(id.as_str())) {
+            body["position"] = json!(p);
+            body["estimated_wait_seconds"] = json!(w.quoted_seconds);
         }
     }
+    body["sla"] = json!(app.store.slas(id.as_str()).await?);
     Ok(Json(body))
 }
 
@@ -482,6 +537,8 @@ async fn agent_step(
     Ok(())
 }
 
+/// Claims a conversation: accepts the offer made to this agent, or takes a waiting one the
+/// agent is eligible for (capacity permitting).
 pub async fn claim(
     State(app): St,
     Path(id): Path<String>,
@@ -489,7 +546,6 @@ pub async fn claim(
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
     let agent = agent_by_id(&app, &req.agent_id).await?;
-    let _claims = app.claims.lock().await;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
         if !session.state.is_waiting() {
@@ -498,25 +554,28 @@ pub async fn claim(
                 format!("conversation `{}` is `{}`, not waiting in a queue: only queued or offered conversations can be claimed", session.id, session.state),
             ));
         }
-        let policy = app2.engine.policy();
-        let queue = session.queue.as_deref().and_then(|q| policy.queue(q));
-        let loads = app2.store.agent_loads().await?;
-        let load = load_in(&loads);
-        if let Some(queue) = queue {
-            if eligible_agents(queue, std::slice::from_ref(&agent), &load).is_empty() {
-                return Err(ApiError::conflict(
-                    "not_eligible",
-                    format!(
-                        "agent `{}` cannot take from queue `{}`: needs status online (is {:?}), skills {:?} (has {:?}) and free capacity ({} of {} used)",
-                        agent.id, queue.name, agent.status, queue.skills, agent.skills, load(&agent), agent.capacity
-                    ),
-                ));
-            }
-        }
-        agent_step(&app2, session, HandoffState::Assigned, agent.id.as_str(), "claimed from the queue", None).await?;
-        Ok(Json(json!({"conversation_id": session.id, "state": session.state, "agent_id": agent.id, "brief": session.brief, "ai_may_reply": false})))
+        let mut d = app2.dispatcher.lock().await;
+        d.claim(session.id.as_str(), agent.id.as_str(), now_ms())
+            .map_err(|e| ApiError::conflict("not_eligible", e.to_string()))?;
+        routing::persist(&app2, &mut d).await?;
+        Ok(Json(json!({"conversation_id": session.id, "state": HandoffState::Assigned, "agent_id": agent.id, "brief": session.brief, "ai_may_reply": false})))
     })
     .await
+}
+
+/// Declines the conversation offered to this agent: it goes to the next agent.
+pub async fn decline(
+    State(app): St,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AgentAction>,
+) -> AppResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    agent_by_id(&app, &req.agent_id).await?;
+    let mut d = app.dispatcher.lock().await;
+    d.decline(id.as_str(), &req.agent_id, now_ms())
+        .map_err(|e| ApiError::conflict("not_offered", e.to_string()))?;
+    routing::persist(&app, &mut d).await?;
+    Ok(Json(json!({"conversation_id": id, "declined": true})))
 }
 
 pub async fn reply(
@@ -535,7 +594,10 @@ pub async fn reply(
         let mut next = session.clone();
         let outcome = app2.engine.process(&mut next, turn.clone());
         let body = json!({"conversation_id": next.id, "turn": outcome.turn, "role": "agent", "state": next.state, "ai_may_reply": next.state.ai_may_reply()});
-        commit_turn(&app2, session, next, &turn, &outcome, body).await
+        let answer = commit_turn(&app2, session, next, &turn, &outcome, body).await?;
+        let mut d = app2.dispatcher.lock().await;
+        agent_answered(&app2, &mut d, session.id.as_str(), now_ms()).await?;
+        Ok(answer)
     })
     .await
 }
@@ -557,15 +619,8 @@ pub async fn note(
             actor: format!("agent:{}", req.agent_id),
             reason: text,
         };
-        commit(
-            &app2,
-            session,
-            session.state,
-            None,
-            &[event],
-            &update_of(session, None, false),
-        )
-        .await?;
+        app2.store.record(session.id.as_str(), &[event]).await?;
+        app2.poke();
         Ok(Json(json!({"conversation_id": session.id, "noted": true})))
     })
     .await
@@ -584,7 +639,9 @@ pub async fn resolve(
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
         require_owner(session, &req.agent_id)?;
+        let mut d = app2.dispatcher.lock().await;
         agent_step(&app2, session, HandoffState::Resolved, &req.agent_id, &format!("resolved: {disposition}"), Some(disposition.clone())).await?;
+        leave_routing(&app2, &mut d, session.id.as_str(), true, now_ms()).await?;
         Ok(Json(json!({"conversation_id": session.id, "state": session.state, "disposition": disposition, "ai_may_reply": true})))
     })
     .await
@@ -603,6 +660,7 @@ pub async fn handback(
             .text
             .clone()
             .unwrap_or_else(|| "handed back to the AI".to_owned());
+        let mut d = app2.dispatcher.lock().await;
         agent_step(
             &app2,
             session,
@@ -612,6 +670,7 @@ pub async fn handback(
             None,
         )
         .await?;
+        leave_routing(&app2, &mut d, session.id.as_str(), false, now_ms()).await?;
         Ok(Json(json!({
             "conversation_id": session.id,
             "state": session.state,
@@ -622,13 +681,205 @@ pub async fn handback(
     .await
 }
 
+#[derive(Deserialize)]
+pub struct TransferRequest {
+    agent_id: String,
+    queue: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+/// The owning agent transfers the conversation to another queue: it goes back to waiting
+/// there, keeping its place in time, with a new first-response SLA.
+pub async fn transfer(
+    State(app): St,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<TransferRequest>,
+) -> AppResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let target = app.engine.policy().queue(&req.queue).cloned().ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no queue `{}`: the policy's queues are listed at GET /v1/queues",
+            req.queue
+        ))
+    })?;
+    let app2 = app.clone();
+    with_session(&app, &id, async move |session: &mut Session| {
+        require_owner(session, &req.agent_id)?;
+        let now = now_ms();
+        let mut d = app2.dispatcher.lock().await;
+        let why = format!(
+            "transferred to queue `{}`{}",
+            target.name,
+            req.text.as_deref().map_or_else(String::new, |t| format!(": {t}"))
+        );
+        let before = session.state;
+        let mut next = session.clone();
+        let t = transition(&mut next, HandoffState::Queued, &format!("agent:{}", req.agent_id), &why)
+            .map_err(|e| ApiError::conflict("invalid_transition", e.to_string()))?;
+        next.queue = Some(target.name.clone());
+        commit(&app2, session, before, None, &events(&[t]), &update_of(&next, None, false)).await?;
+        *session = next;
+        d.transfer(session.id.as_str(), &target.name, now)?;
+        app2.store.stop_sla(session.id.as_str(), None, now).await?;
+        routing::start_sla(&app2, session.id.as_str(), &target, "first_response", target.sla_seconds, now).await?;
+        routing::persist(&app2, &mut d).await?;
+        Ok(Json(json!({"conversation_id": session.id, "state": HandoffState::Queued, "queue": target.name})))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct FollowupRequest {
+    via: String,
+    #[serde(default)]
+    contact: Option<String>,
+}
+
+/// The customer chooses the async path instead of waiting: an email follow-up, a callback or a
+/// meeting. The conversation leaves the queue; the brief stays for whoever follows up.
+pub async fn followup(
+    State(app): St,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<FollowupRequest>,
+) -> AppResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let routing_config = &app.engine.policy().file.routing;
+    if !routing_config.async_options.contains(&req.via) {
+        return Err(ApiError::invalid(format!(
+            "`via` is `{}`: choose one of {}",
+            req.via,
+            routing_config.async_options.join(", ")
+        )));
+    }
+    let app2 = app.clone();
+    with_session(&app, &id, async move |session: &mut Session| {
+        let now = now_ms();
+        let mut d = app2.dispatcher.lock().await;
+        let before = session.state;
+        let mut next = session.clone();
+        let why = format!(
+            "the customer chose a {} follow-up{}",
+            req.via,
+            req.contact.as_deref().map_or_else(String::new, |c| format!(" ({c})"))
+        );
+        let t = transition(&mut next, HandoffState::AsyncFollowup, "customer", &why)
+            .map_err(|e| ApiError::conflict("invalid_transition", e.to_string()))?;
+        commit(&app2, session, before, None, &events(&[t]), &update_of(&next, None, false)).await?;
+        *session = next;
+        leave_routing(&app2, &mut d, session.id.as_str(), false, now).await?;
+        let mut body = json!({"conversation_id": session.id, "state": session.state, "via": req.via, "ai_may_reply": true});
+        if req.via == "meeting" {
+            body["meeting_link"] = json!(app2.engine.policy().file.routing.meeting_link);
+        }
+        Ok(Json(body))
+    })
+    .await
+}
+
+/// Why a conversation is in its queue, and every agent's eligibility, in the order they would
+/// be chosen.
+pub async fn explain(State(app): St, Path(id): Path<String>) -> AppResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let record = app
+        .store
+        .conversation(id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation `{id}`")))?;
+    let d = app.dispatcher.lock().await;
+    let explanation = d.explain(id.as_str(), now_ms()).map_err(|_| {
+        ApiError::conflict(
+            "not_in_routing",
+            format!(
+                "conversation `{id}` is `{}`: explain covers conversations that are queued, offered or assigned",
+                record.state
+            ),
+        )
+    })?;
+    Ok(Json(json!(explanation)))
+}
+
+#[derive(Deserialize)]
+pub struct EventQuery {
+    #[serde(default)]
+    conversation: Option<String>,
+    #[serde(default)]
+    after: Option<i64>,
+}
+
+/// Server-sent events: every event (transitions, routing, SLA warnings and breaches, wait
+/// updates, notes) after `after` or the `Last-Event-ID` header, then live; of one conversation
+/// with `?conversation=ID`. Each event's SSE id is its sequence number, so a reconnect resumes
+/// where it stopped.
+pub async fn event_stream(
+    State(app): St,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<EventQuery>,
+) -> AppResult<impl IntoResponse> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .or(q.after)
+        .unwrap_or(0);
+    let conversation = q.conversation.map(|c| parse_id(&c)).transpose()?.map(|c| c.to_string());
+    let rx = app.events_written.subscribe();
+    let stream = futures_util::stream::unfold(
+        (app, rx, last, conversation, std::collections::VecDeque::new()),
+        |(app, mut rx, mut last, conversation, mut pending)| async move {
+            loop {
+                if let Some(e) = pending.pop_front() {
+                    let e: baton_store::EventRecord = e;
+                    last = e.id;
+                    let event = Event::default()
+                        .id(e.id.to_string())
+                        .event(e.kind.clone())
+                        .json_data(&e)
+                        .unwrap_or_else(|_| Event::default().comment("unserialisable event"));
+                    return Some((Ok::<_, std::convert::Infallible>(event), (app, rx, last, conversation, pending)));
+                }
+                match app.store.events_after(last, conversation.as_deref(), 200).await {
+                    Ok(batch) if !batch.is_empty() => pending.extend(batch),
+                    Ok(_) => {
+                        if rx.changed().await.is_err() {
+                            return None;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "event stream read failed");
+                        return None;
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
 pub async fn list_queues(State(app): St) -> AppResult<Json<Value>> {
     let now = now_ms();
+    let day_start = now - now.rem_euclid(86_400_000);
+    let policy = app.engine.policy();
     let mut out = Vec::new();
-    for q in app.engine.policy().queues() {
-        let waiting = app.store.waiting(&q.name).await?;
-        let longest = waiting.iter().map(|w| now - w.queued_at).max().unwrap_or(0);
-        out.push(json!({"name": q.name, "skills": q.skills, "sla_seconds": q.sla_seconds, "waiting": waiting.len(), "longest_wait_seconds": longest / 1000}));
+    for q in policy.queues() {
+        let stats = app.dispatcher.lock().await.queue_stats(&q.name, now)?;
+        let sla_ms = i64::try_from(q.sla_seconds).unwrap_or(i64::MAX / 1000) * 1000;
+        let (answered, in_sla) = app.store.answered_since(&q.name, day_start, sla_ms).await?;
+        let open = policy.schedule(&q.name).is_none_or(|s| s.is_open(now));
+        out.push(json!({
+            "name": q.name,
+            "skills": q.skills.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "sla_seconds": q.sla_seconds,
+            "open": open,
+            "waiting": stats.waiting,
+            "longest_wait_seconds": stats.longest_wait_seconds.floor(),
+            "agents_available": stats.agents_available,
+            "agents_online": stats.agents_online,
+            "answered_today": answered,
+            "service_level_today": (answered > 0).then(|| in_sla as f64 / answered as f64),
+            "handle_seconds": stats.handle_seconds,
+        }));
     }
     Ok(Json(json!({"queues": out})))
 }
@@ -639,28 +890,34 @@ pub async fn get_queue(State(app): St, Path(name): Path<String>) -> AppResult<Js
             "no queue `{name}`: the policy's queues are listed at GET /v1/queues"
         ))
     })?;
-    let mut waiting = app.store.waiting_records(&name).await?;
-    waiting.sort_by(|a, b| queue_order(&a.waiting(), &b.waiting()));
+    let waiting = app.store.waiting_records(&name).await?;
     let now = now_ms();
-    let items: Vec<Value> = waiting
+    let d = app.dispatcher.lock().await;
+    let mut items: Vec<(usize, Value)> = waiting
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
+        .map(|r| {
             let waited = (now - r.queued_at.unwrap_or(now)) / 1000;
-            json!({
-                "position": i + 1,
+            let position = d.position(&r.id);
+            let item = json!({
+                "position": position,
                 "conversation_id": r.id,
+                "state": r.state,
                 "priority": r.priority,
                 "waiting_seconds": waited,
+                "estimated_wait_seconds": d.estimate(&r.id).map(|w| w.quoted_seconds),
                 "sla_remaining_seconds": i64::try_from(queue.sla_seconds).unwrap_or(i64::MAX) - waited,
+                "offered_to": (r.state == HandoffState::Offered).then_some(r.agent_id.clone()),
                 "customer": {"name": r.customer.name, "tier": r.customer.tier},
                 "intent": r.brief.as_ref().map(|b| b.intent.clone()),
                 "reasons": r.brief.as_ref().map(|b| b.reasons.iter().map(|x| x.code).collect::<Vec<_>>()),
-            })
+            });
+            (position.unwrap_or(usize::MAX), item)
         })
         .collect();
+    items.sort_by_key(|(p, _)| *p);
+    let stats = d.queue_stats(&name, now)?;
     Ok(Json(
-        json!({"name": queue.name, "sla_seconds": queue.sla_seconds, "skills": queue.skills, "waiting": items}),
+        json!({"name": queue.name, "sla_seconds": queue.sla_seconds, "skills": queue.skills.iter().map(ToString::to_string).collect::<Vec<_>>(), "stats": stats, "waiting": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>()}),
     ))
 }
 
@@ -676,8 +933,31 @@ pub async fn upsert_agent(
             "`name` is empty: give the agent's display name",
         ));
     }
+    let mut d = app.dispatcher.lock().await;
+    d.upsert_agent(agent.clone(), now_ms())?;
     app.store.upsert_agent(&agent).await?;
+    routing::persist(&app, &mut d).await?;
     Ok((StatusCode::OK, Json(json!(agent))))
+}
+
+#[derive(Deserialize)]
+pub struct PresenceRequest {
+    status: AgentStatus,
+}
+
+/// Sets an agent's presence: `online` takes new conversations, `away` keeps current ones,
+/// `offline` also releases those waiting for the agent as their dedicated agent.
+pub async fn set_presence(
+    State(app): St,
+    Path(agent): Path<String>,
+    ApiJson(req): ApiJson<PresenceRequest>,
+) -> AppResult<Json<Value>> {
+    agent_by_id(&app, &agent).await?;
+    let mut d = app.dispatcher.lock().await;
+    d.set_presence(&agent, req.status, now_ms())?;
+    app.store.set_agent_status(&agent, req.status).await?;
+    routing::persist(&app, &mut d).await?;
+    Ok(Json(json!({"agent_id": agent, "status": req.status})))
 }
 
 pub async fn list_agents(State(app): St) -> AppResult<Json<Value>> {
@@ -687,7 +967,7 @@ pub async fn list_agents(State(app): St) -> AppResult<Json<Value>> {
         .iter()
         .map(|a| {
             let mut v = json!(a);
-            v["assigned"] = json!(load_in(&loads)(a));
+            v["assigned"] = json!(loads.get(a.id.as_str()).copied().unwrap_or(0));
             v
         })
         .collect();

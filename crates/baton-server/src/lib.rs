@@ -8,6 +8,7 @@
 
 pub mod error;
 mod handlers;
+mod routing;
 
 use anyhow::Context;
 use axum::routing::{get, post};
@@ -58,20 +59,48 @@ pub struct AppState {
     store: Store,
     sessions: Mutex<Sessions>,
     session_cache: usize,
-    /// Serialises claims so capacity checks and assignment are atomic on one node.
-    claims: tokio::sync::Mutex<()>,
+    /// The node's routing state; its lock also serialises every routing decision with the
+    /// store writes that record it.
+    dispatcher: tokio::sync::Mutex<baton_route::Dispatcher>,
+    /// What each waiting customer was last told (position, quoted wait).
+    announced: Mutex<routing::Announced>,
+    /// Bumped whenever events were written, so event streams look for new ones.
+    events_written: tokio::sync::watch::Sender<u64>,
 }
 
 impl AppState {
     /// State over an engine and a store, caching at most `session_cache` idle conversations.
     pub fn new(engine: Engine, store: Store, session_cache: usize) -> Arc<Self> {
         Arc::new(Self {
-            engine,
             store,
             sessions: Mutex::new(Sessions::default()),
             session_cache: session_cache.max(1),
-            claims: tokio::sync::Mutex::new(()),
+            dispatcher: tokio::sync::Mutex::new(baton_route::Dispatcher::new(
+                engine.policy().queues().to_vec(),
+                engine.policy().file.routing.clone(),
+            )),
+            announced: Mutex::new(HashMap::new()),
+            events_written: tokio::sync::watch::channel(0).0,
+            engine,
         })
+    }
+
+    /// Tells event streams that new events may be in the store.
+    fn poke(&self) {
+        self.events_written.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Rebuilds routing from the store and starts the timer task (offers, silence, steps,
+    /// SLA warnings and breaches, wait updates). Call once, before serving.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn start_routing(self: &Arc<Self>) -> anyhow::Result<()> {
+        routing::rebuild(self)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot restore routing: {e:?}"))?;
+        tokio::spawn(routing::run_timers(self.clone()));
+        Ok(())
     }
 
     /// The slot of conversation `id`, created empty if absent. When the cache is over its size,
@@ -125,6 +154,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/conversations/{id}/turns", post(post_turn))
         .route("/v1/conversations/{id}/brief", get(get_brief))
         .route("/v1/conversations/{id}/claim", post(claim))
+        .route("/v1/conversations/{id}/decline", post(decline))
+        .route("/v1/conversations/{id}/transfer", post(transfer))
+        .route("/v1/conversations/{id}/followup", post(followup))
+        .route("/v1/conversations/{id}/explain", get(explain))
+        .route("/v1/events", get(event_stream))
         .route("/v1/conversations/{id}/reply", post(reply))
         .route("/v1/conversations/{id}/notes", post(note))
         .route("/v1/conversations/{id}/resolve", post(resolve))
@@ -132,6 +166,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/queues", get(list_queues))
         .route("/v1/queues/{name}", get(get_queue))
         .route("/v1/agents", get(list_agents).post(upsert_agent))
+        .route("/v1/agents/{agent}/presence", post(set_presence))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
         .with_state(state)
@@ -146,6 +181,7 @@ pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open database `{}`", args.database_url))?;
     let state = AppState::new(engine, store.clone(), args.session_cache);
+    state.start_routing().await?;
     let addr: SocketAddr = args.listen.parse().with_context(|| {
         format!(
             "`{}` is not an address: use HOST:PORT, e.g. 127.0.0.1:8080",

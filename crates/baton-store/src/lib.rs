@@ -610,6 +610,20 @@ impl Store {
         Ok(())
     }
 
+    /// Sets an agent's presence; false when there is no such agent.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn set_agent_status(&self, id: &str, status: AgentStatus) -> Result<bool> {
+        let done = sqlx::query("UPDATE agents SET status = ?, updated_at = ? WHERE id = ?")
+            .bind(serde_json::to_value(status)?.as_str().unwrap_or("online"))
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Every agent.
     ///
     /// # Errors
