@@ -305,6 +305,12 @@ pub async fn post_turn(
             };
             let placed = routing::place(&app2, &mut d, new, now)?;
             describe_placement(&app2, &next, &placed, &mut body);
+            // Routing may have offered or given it to an agent at once.
+            if let Some((agent, accepted)) = d.holder(next.id.as_str()) {
+                body["state"] = json!(if accepted { HandoffState::Assigned } else { HandoffState::Offered });
+                body["agent_id"] = json!(agent);
+                body["ai_may_reply"] = json!(!accepted);
+            }
         } else if next.state.is_waiting() {
             if let (Some(p), Some(w)) = (d.position(next.id.as_str()), d.estimate(next.id.as_str())) {
                 body["position"] = json!(p);

@@ -127,7 +127,9 @@ async fn from_ai_turns_to_escalation_queue_claim_reply_and_resolve() {
     let (_, esc) = post(&c, turns.clone(), json!({"role": "customer", "text": "that's not what I asked. I was charged twice for order 8812!!", "client_turn_id": "t-3"})).await;
     assert_eq!(esc["escalate"], true, "{esc}");
     assert_eq!(esc["mode"], "escalate");
-    assert_eq!(esc["state"], "queued");
+    // Ana has been free longest: it is offered to her at once.
+    assert_eq!(esc["state"], "offered");
+    assert_eq!(esc["agent_id"], "ana");
     assert_eq!(esc["queue"], "billing");
     assert_eq!(esc["position"], 1);
     assert!(esc["estimated_wait_seconds"].as_u64().expect("wait") >= 60);
@@ -235,7 +237,7 @@ async fn from_ai_turns_to_escalation_queue_claim_reply_and_resolve() {
         .collect();
     assert_eq!(
         path,
-        vec!["handoff_requested", "queued", "assigned", "resolved"]
+        vec!["handoff_requested", "queued", "offered", "assigned", "resolved"]
     );
 }
 
@@ -419,7 +421,7 @@ async fn concurrent_claims_assign_once_and_concurrent_turns_keep_their_order() {
             json!({"role": "customer", "text": "", "action": "request_human"}),
         )
         .await;
-        assert_eq!(esc["state"], "queued", "{esc}");
+        assert_eq!(esc["state"], "offered", "{esc}");
         let claims = ["ana", "bo", "cy", "di"].map(|agent| {
             let c = c.clone();
             let url = format!("{b}/v1/conversations/{id}/claim");
