@@ -102,7 +102,10 @@ fn default_capacity() -> u32 {
 impl Agent {
     /// The agent's proficiency in `skill`, if it has the skill.
     pub fn level(&self, skill: &str) -> Option<u8> {
-        self.skills.iter().find(|s| s.name == skill).map(|s| s.level)
+        self.skills
+            .iter()
+            .find(|s| s.name == skill)
+            .map(|s| s.level)
     }
 
     /// Whether the agent serves customers in `language` (an agent with no languages serves

@@ -9,8 +9,8 @@
 use baton_brief::{entities::Extractor, BriefInput};
 use baton_detect::{kb::KnowledgeBase, model::LinearModel, ConversationState, Detectors};
 use baton_domain::{
-    Brief, ConversationId, Customer, Decision, HandoffState, Mode, Role, Signal,
-    TransitionError, Turn, TurnAction,
+    Brief, ConversationId, Customer, Decision, HandoffState, Mode, Role, Signal, TransitionError,
+    Turn, TurnAction,
 };
 use baton_policy::{CustomerValue, Facts, Policy};
 use baton_route::{select_queue, Route, RouteRequest};

@@ -599,7 +599,10 @@ fn validate_queues(
             c.error(
                 &format!("{base}.aging_per_minute"),
                 format!("aging_per_minute is {}", q.aging_per_minute),
-                Some("give priority points gained per minute of waiting, 0 or more (default 1)".into()),
+                Some(
+                    "give priority points gained per minute of waiting, 0 or more (default 1)"
+                        .into(),
+                ),
             );
         }
         for (key, value) in [
@@ -650,7 +653,10 @@ fn validate_queues(
                     c.error(
                         &format!("{path}.overflow"),
                         format!("no other queue `{target}` to overflow to"),
-                        Some(format!("name another of the policy's queues: {}", names.join(", "))),
+                        Some(format!(
+                            "name another of the policy's queues: {}",
+                            names.join(", ")
+                        )),
                     );
                 }
             }
@@ -692,7 +698,9 @@ fn validate_queues(
                     c.error(
                         &path,
                         format!("invalid CEL condition: {msg}"),
-                        Some("CEL syntax: `topic == \"refund\" && customer.tier == \"vip\"`".into()),
+                        Some(
+                            "CEL syntax: `topic == \"refund\" && customer.tier == \"vip\"`".into(),
+                        ),
                     );
                 }
             }

@@ -476,7 +476,9 @@ impl Dispatcher {
         if status != AgentStatus::Online {
             let offered: Vec<TaskIdx> = self
                 .live_tasks()
-                .filter(|(_, t)| matches!(t.state, TaskState::Offered { agent, .. } if agent == idx))
+                .filter(
+                    |(_, t)| matches!(t.state, TaskState::Offered { agent, .. } if agent == idx),
+                )
                 .map(|(i, _)| i)
                 .collect();
             for t in offered {
@@ -641,8 +643,10 @@ impl Dispatcher {
             if self.lane_admits(lane, &self.agents[idx as usize].agent) {
                 // Attach to this lane only: the agent's other lanes are unchanged.
                 let slot = &self.agents[idx as usize];
-                let (online, available) =
-                    (slot.agent.status == AgentStatus::Online, Self::available(slot));
+                let (online, available) = (
+                    slot.agent.status == AgentStatus::Online,
+                    Self::available(slot),
+                );
                 let (cap, load) = (
                     u64::from(slot.agent.capacity),
                     u64::from(slot.load.min(slot.agent.capacity)),
@@ -786,7 +790,10 @@ impl Dispatcher {
 
     /// Creates the conversation's record (not yet waiting anywhere); returns it and the
     /// dedicated agent, if known.
-    fn insert_task(&mut self, new: NewConversation) -> Result<(TaskIdx, Option<AgentIdx>), RouteError> {
+    fn insert_task(
+        &mut self,
+        new: NewConversation,
+    ) -> Result<(TaskIdx, Option<AgentIdx>), RouteError> {
         let queue = *self
             .queue_index
             .get(&new.queue)
@@ -890,7 +897,8 @@ impl Dispatcher {
         self.task_mut(t).state = TaskState::Waiting;
         self.touch(t);
         let task = self.task(t);
-        let (queue, step, entered, lane) = (task.queue, task.step, task.entered_queue_at, task.lane);
+        let (queue, step, entered, lane) =
+            (task.queue, task.step, task.entered_queue_at, task.lane);
         let key = self.wait_key(t);
         self.lanes[lane as usize].waiting.insert(key);
         if let Some(s) = self.queues[queue].steps.get(step) {
@@ -1051,7 +1059,12 @@ impl Dispatcher {
     ///
     /// # Errors
     /// Unknown ids, or [`RouteError::Refused`] when it is not offered to this agent.
-    pub fn accept(&mut self, conversation: &str, agent: &str, now: Millis) -> Result<(), RouteError> {
+    pub fn accept(
+        &mut self,
+        conversation: &str,
+        agent: &str,
+        now: Millis,
+    ) -> Result<(), RouteError> {
         let (t, a) = (self.task_idx(conversation)?, self.agent_idx(agent)?);
         match self.task(t).state {
             TaskState::Offered { agent: held, .. } if held == a => {
@@ -1069,7 +1082,12 @@ impl Dispatcher {
     ///
     /// # Errors
     /// Unknown ids, or [`RouteError::Refused`] when it is not offered to this agent.
-    pub fn decline(&mut self, conversation: &str, agent: &str, now: Millis) -> Result<(), RouteError> {
+    pub fn decline(
+        &mut self,
+        conversation: &str,
+        agent: &str,
+        now: Millis,
+    ) -> Result<(), RouteError> {
         let (t, a) = (self.task_idx(conversation)?, self.agent_idx(agent)?);
         if !matches!(self.task(t).state, TaskState::Offered { agent: held, .. } if held == a) {
             return Err(RouteError::Refused(format!(
@@ -1098,7 +1116,12 @@ impl Dispatcher {
     ///
     /// # Errors
     /// Unknown ids, or [`RouteError::Refused`] saying why the agent may not take it.
-    pub fn claim(&mut self, conversation: &str, agent: &str, now: Millis) -> Result<(), RouteError> {
+    pub fn claim(
+        &mut self,
+        conversation: &str,
+        agent: &str,
+        now: Millis,
+    ) -> Result<(), RouteError> {
         let (t, a) = (self.task_idx(conversation)?, self.agent_idx(agent)?);
         let state = self.task(t).state;
         match state {
@@ -1180,7 +1203,12 @@ impl Dispatcher {
     ///
     /// # Errors
     /// [`RouteError::UnknownConversation`].
-    pub fn finish(&mut self, conversation: &str, handled: bool, now: Millis) -> Result<(), RouteError> {
+    pub fn finish(
+        &mut self,
+        conversation: &str,
+        handled: bool,
+        now: Millis,
+    ) -> Result<(), RouteError> {
         let t = self.task_idx(conversation)?;
         let task = self.task(t);
         let (queue, state) = (task.queue, task.state);
@@ -1218,7 +1246,12 @@ impl Dispatcher {
     ///
     /// # Errors
     /// Unknown conversation or queue.
-    pub fn transfer(&mut self, conversation: &str, queue: &str, now: Millis) -> Result<(), RouteError> {
+    pub fn transfer(
+        &mut self,
+        conversation: &str,
+        queue: &str,
+        now: Millis,
+    ) -> Result<(), RouteError> {
         let t = self.task_idx(conversation)?;
         let q = *self
             .queue_index
@@ -1326,8 +1359,12 @@ impl Dispatcher {
         let task = self.task(t);
         let key = self.wait_key(t);
         match task.state {
-            TaskState::Waiting => Some(1 + self.lanes[task.lane as usize].waiting.range(..key).count()),
-            TaskState::Reserved(a) => Some(1 + self.agents[a as usize].personal.range(..key).count()),
+            TaskState::Waiting => {
+                Some(1 + self.lanes[task.lane as usize].waiting.range(..key).count())
+            }
+            TaskState::Reserved(a) => {
+                Some(1 + self.agents[a as usize].personal.range(..key).count())
+            }
             _ => None,
         }
     }
@@ -1513,8 +1550,12 @@ impl Dispatcher {
     pub fn holder(&self, conversation: &str) -> Option<(&str, bool)> {
         let task = self.task(self.task_idx(conversation).ok()?);
         match task.state {
-            TaskState::Offered { agent, .. } => Some((self.agents[agent as usize].agent.id.as_str(), false)),
-            TaskState::Assigned { agent, .. } => Some((self.agents[agent as usize].agent.id.as_str(), true)),
+            TaskState::Offered { agent, .. } => {
+                Some((self.agents[agent as usize].agent.id.as_str(), false))
+            }
+            TaskState::Assigned { agent, .. } => {
+                Some((self.agents[agent as usize].agent.id.as_str(), true))
+            }
             _ => None,
         }
     }
@@ -1533,13 +1574,19 @@ impl Dispatcher {
             }
             let key = self.wait_key(t);
             let in_lane = self.lanes[task.lane as usize].waiting.contains(&key);
-            let reserved_in = self.agents.iter().filter(|a| a.personal.contains(&key)).count();
+            let reserved_in = self
+                .agents
+                .iter()
+                .filter(|a| a.personal.contains(&key))
+                .count();
             match task.state {
                 TaskState::Waiting if !in_lane || reserved_in != 0 => {
                     return Err(format!("waiting `{}` is not in exactly its lane", task.id))
                 }
                 TaskState::Reserved(a)
-                    if in_lane || reserved_in != 1 || !self.agents[a as usize].personal.contains(&key) =>
+                    if in_lane
+                        || reserved_in != 1
+                        || !self.agents[a as usize].personal.contains(&key) =>
                 {
                     return Err(format!("reserved `{}` is misplaced", task.id))
                 }
@@ -1554,7 +1601,11 @@ impl Dispatcher {
             if task.state == TaskState::Waiting {
                 in_lanes += 1;
                 let lane = &self.lanes[task.lane as usize];
-                if let Some(k) = lane.available.iter().find(|k| !task.declined.contains(&k.2)) {
+                if let Some(k) = lane
+                    .available
+                    .iter()
+                    .find(|k| !task.declined.contains(&k.2))
+                {
                     return Err(format!(
                         "`{}` waits while agent `{}` is eligible with free capacity",
                         task.id, self.agents[k.2 as usize].agent.id
@@ -1568,7 +1619,10 @@ impl Dispatcher {
         for (i, slot) in self.agents.iter().enumerate() {
             let a = i as AgentIdx;
             if slot.load != load[i] {
-                return Err(format!("agent `{}` load {} but holds {}", slot.agent.id, slot.load, load[i]));
+                return Err(format!(
+                    "agent `{}` load {} but holds {}",
+                    slot.agent.id, slot.load, load[i]
+                ));
             }
             if slot.load > slot.agent.capacity {
                 return Err(format!("agent `{}` is over capacity", slot.agent.id));
@@ -1576,25 +1630,43 @@ impl Dispatcher {
             for l in 0..self.lanes.len() as LaneIdx {
                 let admits = self.lane_admits(l, &slot.agent);
                 if admits != slot.lanes.contains(&l) {
-                    return Err(format!("agent `{}` lane membership is stale", slot.agent.id));
+                    return Err(format!(
+                        "agent `{}` lane membership is stale",
+                        slot.agent.id
+                    ));
                 }
                 let listed = self.lanes[l as usize].available.iter().any(|k| k.2 == a);
                 if listed != (admits && Self::available(slot)) {
-                    return Err(format!("agent `{}` availability index is stale", slot.agent.id));
+                    return Err(format!(
+                        "agent `{}` availability index is stale",
+                        slot.agent.id
+                    ));
                 }
-                if listed && !self.lanes[l as usize].available.contains(&self.agent_key(l, a)) {
-                    return Err(format!("agent `{}` is listed under a stale key", slot.agent.id));
+                if listed
+                    && !self.lanes[l as usize]
+                        .available
+                        .contains(&self.agent_key(l, a))
+                {
+                    return Err(format!(
+                        "agent `{}` is listed under a stale key",
+                        slot.agent.id
+                    ));
                 }
             }
             if Self::available(slot) && !slot.personal.is_empty() {
-                return Err(format!("agent `{}` is free but has reserved work", slot.agent.id));
+                return Err(format!(
+                    "agent `{}` is free but has reserved work",
+                    slot.agent.id
+                ));
             }
         }
         for (l, lane) in self.lanes.iter().enumerate() {
             let (slots, busy) = self
                 .agents
                 .iter()
-                .filter(|s| s.agent.status == AgentStatus::Online && s.lanes.contains(&(l as LaneIdx)))
+                .filter(|s| {
+                    s.agent.status == AgentStatus::Online && s.lanes.contains(&(l as LaneIdx))
+                })
                 .fold((0u64, 0u64), |(c, b), s| {
                     (c + u64::from(s.agent.capacity), b + u64::from(s.load))
                 });

@@ -222,7 +222,9 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> Millis {
-        text.parse::<Timestamp>().expect("timestamp").as_millisecond()
+        text.parse::<Timestamp>()
+            .expect("timestamp")
+            .as_millisecond()
     }
 
     fn berlin() -> Schedule {

@@ -53,7 +53,9 @@ impl SkillRequirement {
 
     /// Whether `agent` has the skill at the level needed.
     pub fn met_by(&self, agent: &Agent) -> bool {
-        agent.level(self.name()).is_some_and(|l| l >= self.min_level())
+        agent
+            .level(self.name())
+            .is_some_and(|l| l >= self.min_level())
     }
 }
 
@@ -73,7 +75,9 @@ impl From<&str> for SkillRequirement {
 }
 
 /// How the agent is chosen among those eligible.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// The agent who has waited longest since last being given a conversation.
@@ -315,7 +319,10 @@ pub fn select_queue(
     }
     if chosen.is_none() {
         if let Some(q) = req.rule_queue.and_then(by_name) {
-            chosen = Some((q, format!("its rule `{}` holds", q.when.as_deref().unwrap_or_default())));
+            chosen = Some((
+                q,
+                format!("its rule `{}` holds", q.when.as_deref().unwrap_or_default()),
+            ));
         }
     }
     if chosen.is_none() {
@@ -416,7 +423,10 @@ pub fn estimate_wait(
     let expected = needed as f64 / rate;
     let quantile = erlang_quantile(needed as u64, rate, config.quote_quantile);
     let rounding = config.wait_rounding_seconds.max(1);
-    let padded = (expected * config.wait_padding).max(quantile).min(1e9).ceil() as u64;
+    let padded = (expected * config.wait_padding)
+        .max(quantile)
+        .min(1e9)
+        .ceil() as u64;
     let quoted = padded.div_ceil(rounding).max(1) * rounding;
     WaitEstimate {
         expected_seconds: (expected * 10.0).round() / 10.0,

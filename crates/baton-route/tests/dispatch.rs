@@ -61,7 +61,8 @@ fn a_vip_overtakes_standard_conversations_and_equal_priority_is_first_in_first_o
     let mut a = agent("a1", &[], 1);
     a.status = AgentStatus::Away;
     d.upsert_agent(a.clone(), 0).expect("agent");
-    d.enqueue(conversation("std-1", "support", 0, 0), 0).expect("enqueue");
+    d.enqueue(conversation("std-1", "support", 0, 0), 0)
+        .expect("enqueue");
     d.enqueue(conversation("std-2", "support", 0, 10 * S), 10 * S)
         .expect("enqueue");
     d.enqueue(conversation("vip", "support", 30, 20 * S), 20 * S)
@@ -114,7 +115,9 @@ fn an_unaccepted_offer_moves_to_the_next_agent_and_the_first_goes_away() {
         .expect("enqueue");
     // a1 has been idle longest: offered first.
     let events = d.drain_events();
-    assert!(matches!(&events[0], RouteEvent::Offered { agent, expires_at, .. } if agent == "a1" && *expires_at == 40 * S));
+    assert!(
+        matches!(&events[0], RouteEvent::Offered { agent, expires_at, .. } if agent == "a1" && *expires_at == 40 * S)
+    );
     assert_eq!(d.holder("c1"), Some(("a1", false)));
     assert_eq!(d.next_timer(), Some(40 * S));
     d.advance(39 * S);
@@ -232,7 +235,10 @@ fn steps_relax_skills_then_overflow() {
         .iter()
         .find(|v| v.agent == "junior")
         .expect("junior");
-    assert!(!junior.eligible && junior.why.contains("billing>=4 (has level 2)"), "{junior:?}");
+    assert!(
+        !junior.eligible && junior.why.contains("billing>=4 (has level 2)"),
+        "{junior:?}"
+    );
     // After 60 s any billing level will do: the junior takes c1.
     d.advance(60 * S);
     assert_eq!(d.holder("c1"), Some(("junior", true)));
@@ -322,7 +328,8 @@ fn strategies_choose_longest_idle_least_busy_or_most_skilled() {
         // idle since 2 s.
         d.upsert_agent(agent("busy", &[("support", 5)], 4), 0)
             .expect("agent");
-        d.enqueue(conversation("c0", "q", 0, S), S).expect("enqueue");
+        d.enqueue(conversation("c0", "q", 0, S), S)
+            .expect("enqueue");
         d.upsert_agent(agent("fresh", &[("support", 2)], 1), 2 * S)
             .expect("agent");
         d.drain_events();
@@ -364,7 +371,10 @@ fn estimates_follow_position_staffing_and_observed_handle_times() {
 
 #[test]
 fn refusals_change_nothing() {
-    let mut d = Dispatcher::new(vec![queue("support", &["support"])], RoutingConfig::default());
+    let mut d = Dispatcher::new(
+        vec![queue("support", &["support"])],
+        RoutingConfig::default(),
+    );
     d.upsert_agent(agent("a1", &[("support", 1)], 1), 0)
         .expect("agent");
     d.enqueue(conversation("c1", "support", 0, 0), 0)
@@ -372,7 +382,9 @@ fn refusals_change_nothing() {
     assert!(d.enqueue(conversation("c1", "support", 0, 0), 0).is_err());
     assert!(d.enqueue(conversation("c2", "nope", 0, 0), 0).is_err());
     // Capacity cannot drop below what the agent holds.
-    assert!(d.upsert_agent(agent("a1", &[("support", 1)], 0), 0).is_err());
+    assert!(d
+        .upsert_agent(agent("a1", &[("support", 1)], 0), 0)
+        .is_err());
     d.enqueue(conversation("c3", "support", 0, 0), 0)
         .expect("enqueue");
     let err = d.claim("c3", "a1", 0).expect_err("full");
@@ -386,17 +398,49 @@ fn refusals_change_nothing() {
 /// One random step against the dispatcher.
 #[derive(Debug, Clone)]
 enum Op {
-    Arrive { queue: usize, priority: i64, lang: Option<usize>, owner: Option<usize> },
-    Agent { id: usize, skills: Vec<(usize, u8)>, lang: Option<usize>, capacity: u32 },
-    Presence { id: usize, status: usize },
-    Accept { pick: usize },
-    Decline { pick: usize },
-    Claim { pick: usize, agent: usize },
-    Reply { pick: usize },
-    CustomerWrites { pick: usize },
-    Finish { pick: usize, handled: bool },
-    Transfer { pick: usize, queue: usize },
-    Wait { seconds: i64 },
+    Arrive {
+        queue: usize,
+        priority: i64,
+        lang: Option<usize>,
+        owner: Option<usize>,
+    },
+    Agent {
+        id: usize,
+        skills: Vec<(usize, u8)>,
+        lang: Option<usize>,
+        capacity: u32,
+    },
+    Presence {
+        id: usize,
+        status: usize,
+    },
+    Accept {
+        pick: usize,
+    },
+    Decline {
+        pick: usize,
+    },
+    Claim {
+        pick: usize,
+        agent: usize,
+    },
+    Reply {
+        pick: usize,
+    },
+    CustomerWrites {
+        pick: usize,
+    },
+    Finish {
+        pick: usize,
+        handled: bool,
+    },
+    Transfer {
+        pick: usize,
+        queue: usize,
+    },
+    Wait {
+        seconds: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -1,13 +1,13 @@
 //! Request handlers.
 
 use crate::error::ApiError;
+use crate::routing;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use crate::routing;
 use baton_domain::{Agent, AgentStatus, ConversationId, Customer, HandoffState, Role, Turn};
 use baton_engine::{transition, Session, Transition, TurnOutcome};
 use baton_route::{Dispatcher, Millis};
@@ -356,7 +356,12 @@ pub async fn post_turn(
 
 /// Adds position, wait, the customer message and, when the queue is closed or the wait too
 /// long, the async alternatives to an escalation's answer.
-fn describe_placement(app: &AppState, session: &Session, placed: &routing::Placement, body: &mut Value) {
+fn describe_placement(
+    app: &AppState,
+    session: &Session,
+    placed: &routing::Placement,
+    body: &mut Value,
+) {
     let (pos, quote) = (placed.position, placed.wait.quoted_seconds);
     body["position"] = json!(pos);
     body["estimated_wait_seconds"] = json!(quote);
@@ -371,11 +376,30 @@ fn describe_placement(app: &AppState, session: &Session, placed: &routing::Place
             body["opens_at"] = json!(opens.map(rfc3339));
             let when = opens.map_or_else(
                 || "later".to_owned(),
-                |at| format!("in {}", baton_engine::human_duration(u64::try_from((at - now_ms()).max(0) / 1000).unwrap_or(0))),
+                |at| {
+                    format!(
+                        "in {}",
+                        baton_engine::human_duration(
+                            u64::try_from((at - now_ms()).max(0) / 1000).unwrap_or(0)
+                        )
+                    )
+                },
             );
-            app.engine.message(session, &messages.closed, pos, quote, &[("opens", when), ("options", options.clone())])
+            app.engine.message(
+                session,
+                &messages.closed,
+                pos,
+                quote,
+                &[("opens", when), ("options", options.clone())],
+            )
         }
-        None if placed.too_long => app.engine.message(session, &messages.long_wait, pos, quote, &[("options", options.clone())]),
+        None if placed.too_long => app.engine.message(
+            session,
+            &messages.long_wait,
+            pos,
+            quote,
+            &[("options", options.clone())],
+        ),
         None => app.engine.escalation_message(session, pos, quote),
     };
     if placed.closed.is_some() || placed.too_long {
@@ -392,7 +416,12 @@ fn rfc3339(ms: Millis) -> String {
 }
 
 /// The assigned agent answered: the silence timer and the response SLAs stop.
-async fn agent_answered(app: &AppState, d: &mut Dispatcher, id: &str, now: Millis) -> AppResult<()> {
+async fn agent_answered(
+    app: &AppState,
+    d: &mut Dispatcher,
+    id: &str,
+    now: Millis,
+) -> AppResult<()> {
     d.agent_replied(id)?;
     app.store.stop_sla(id, None, now).await?;
     Ok(())
@@ -400,7 +429,13 @@ async fn agent_answered(app: &AppState, d: &mut Dispatcher, id: &str, now: Milli
 
 /// The conversation leaves routing (resolved when `handled`, else cancelled, handed back or
 /// moved to the async path): its agent takes the next one, its SLA timers stop.
-async fn leave_routing(app: &AppState, d: &mut Dispatcher, id: &str, handled: bool, now: Millis) -> AppResult<()> {
+async fn leave_routing(
+    app: &AppState,
+    d: &mut Dispatcher,
+    id: &str,
+    handled: bool,
+    now: Millis,
+) -> AppResult<()> {
     if let Err(e) = d.finish(id, handled, now) {
         tracing::warn!(conversation = %id, error = %e, "left routing that did not hold it");
     }
@@ -703,12 +738,17 @@ pub async fn transfer(
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
-    let target = app.engine.policy().queue(&req.queue).cloned().ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no queue `{}`: the policy's queues are listed at GET /v1/queues",
-            req.queue
-        ))
-    })?;
+    let target = app
+        .engine
+        .policy()
+        .queue(&req.queue)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no queue `{}`: the policy's queues are listed at GET /v1/queues",
+                req.queue
+            ))
+        })?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
         require_owner(session, &req.agent_id)?;
@@ -829,10 +869,20 @@ pub async fn event_stream(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .or(q.after)
         .unwrap_or(0);
-    let conversation = q.conversation.map(|c| parse_id(&c)).transpose()?.map(|c| c.to_string());
+    let conversation = q
+        .conversation
+        .map(|c| parse_id(&c))
+        .transpose()?
+        .map(|c| c.to_string());
     let rx = app.events_written.subscribe();
     let stream = futures_util::stream::unfold(
-        (app, rx, last, conversation, std::collections::VecDeque::new()),
+        (
+            app,
+            rx,
+            last,
+            conversation,
+            std::collections::VecDeque::new(),
+        ),
         |(app, mut rx, mut last, conversation, mut pending)| async move {
             loop {
                 if let Some(e) = pending.pop_front() {
@@ -843,9 +893,16 @@ pub async fn event_stream(
                         .event(e.kind.clone())
                         .json_data(&e)
                         .unwrap_or_else(|_| Event::default().comment("unserialisable event"));
-                    return Some((Ok::<_, std::convert::Infallible>(event), (app, rx, last, conversation, pending)));
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(event),
+                        (app, rx, last, conversation, pending),
+                    ));
                 }
-                match app.store.events_after(last, conversation.as_deref(), 200).await {
+                match app
+                    .store
+                    .events_after(last, conversation.as_deref(), 200)
+                    .await
+                {
                     Ok(batch) if !batch.is_empty() => pending.extend(batch),
                     Ok(_) => {
                         if rx.changed().await.is_err() {

@@ -86,7 +86,15 @@ pub(crate) async fn persist(app: &AppState, d: &mut Dispatcher) -> AppResult<()>
                 } => {
                     let secs = (expires_at - now_ms()).max(0) / 1000;
                     let why = format!("offered to agent `{agent}`, to accept within {secs} s");
-                    move_to(app, &conversation, HandoffState::Offered, Some(agent), None, &why).await?;
+                    move_to(
+                        app,
+                        &conversation,
+                        HandoffState::Offered,
+                        Some(agent),
+                        None,
+                        &why,
+                    )
+                    .await?;
                 }
                 RouteEvent::Assigned {
                     conversation,
@@ -97,28 +105,49 @@ pub(crate) async fn persist(app: &AppState, d: &mut Dispatcher) -> AppResult<()>
                         "assigned to agent `{agent}` after {:.0} s waiting",
                         waited_ms as f64 / 1000.0
                     );
-                    move_to(app, &conversation, HandoffState::Assigned, Some(agent), None, &why).await?;
+                    move_to(
+                        app,
+                        &conversation,
+                        HandoffState::Assigned,
+                        Some(agent),
+                        None,
+                        &why,
+                    )
+                    .await?;
                     app.announced
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .remove(&conversation);
                 }
-                RouteEvent::Declined { conversation, agent } => {
+                RouteEvent::Declined {
+                    conversation,
+                    agent,
+                } => {
                     let why = format!("agent `{agent}` declined; offered to the next agent");
                     move_to(app, &conversation, HandoffState::Queued, None, None, &why).await?;
                 }
-                RouteEvent::OfferExpired { conversation, agent } => {
-                    let why = format!("agent `{agent}` did not accept in time; offered to the next agent");
+                RouteEvent::OfferExpired {
+                    conversation,
+                    agent,
+                } => {
+                    let why = format!(
+                        "agent `{agent}` did not accept in time; offered to the next agent"
+                    );
                     move_to(app, &conversation, HandoffState::Queued, None, None, &why).await?;
                 }
-                RouteEvent::Reclaimed { conversation, agent } => {
+                RouteEvent::Reclaimed {
+                    conversation,
+                    agent,
+                } => {
                     let why = format!(
                         "agent `{agent}` left the customer unanswered too long; back in the queue"
                     );
                     move_to(app, &conversation, HandoffState::Queued, None, None, &why).await?;
                 }
                 RouteEvent::AgentAway { agent, why } => {
-                    app.store.set_agent_status(&agent, AgentStatus::Away).await?;
+                    app.store
+                        .set_agent_status(&agent, AgentStatus::Away)
+                        .await?;
                     tracing::info!(%agent, %why, "agent set away");
                 }
                 RouteEvent::StepReached {
@@ -131,8 +160,15 @@ pub(crate) async fn persist(app: &AppState, d: &mut Dispatcher) -> AppResult<()>
                     } else {
                         format!("step {step} of queue `{queue}`: requirements relaxed")
                     };
-                    move_to(app, &conversation, HandoffState::Queued, None, Some(queue), &why)
-                        .await?;
+                    move_to(
+                        app,
+                        &conversation,
+                        HandoffState::Queued,
+                        None,
+                        Some(queue),
+                        &why,
+                    )
+                    .await?;
                 }
                 RouteEvent::OwnerFallback {
                     conversation,

@@ -178,7 +178,9 @@ impl Distribution {
             if v.is_finite() && v > 0.0 {
                 Ok(v)
             } else {
-                Err(format!("`{what}` is {v}: give a positive number of seconds"))
+                Err(format!(
+                    "`{what}` is {v}: give a positive number of seconds"
+                ))
             }
         };
         Ok(match *self {
@@ -289,16 +291,15 @@ pub struct Report {
 /// # Errors
 /// [`ScenarioError`] with the line and column of the first problem.
 pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
-    let err = |(line, column): yaml::Position, path: &str, message: String, hint: &str| {
-        ScenarioError {
+    let err =
+        |(line, column): yaml::Position, path: &str, message: String, hint: &str| ScenarioError {
             file: file.to_owned(),
             line,
             column,
             path: path.to_owned(),
             message,
             hint: hint.to_owned(),
-        }
-    };
+        };
     let (scenario, index) = yaml::deserialize::<Scenario>(text)
         .map_err(|e| err(e.position, &e.path, e.message, e.hint))?;
     let at = |path: &str, message: String, hint: &str| err(index.locate(path), path, message, hint);
@@ -609,9 +610,9 @@ pub fn simulate(scenario: &Scenario) -> Report {
                 .and_then(|p| p.sampler().ok()),
         );
         sim.interarrival
-            .push(Exp::new(s.per_hour.max(1e-9) / 3600.0).unwrap_or(Exp::new(1.0).unwrap_or_else(
-                |_| unreachable!("rate 1 is a valid exponential"),
-            )));
+            .push(Exp::new(s.per_hour.max(1e-9) / 3600.0).unwrap_or(
+                Exp::new(1.0).unwrap_or_else(|_| unreachable!("rate 1 is a valid exponential")),
+            ));
     }
     let end = ms(scenario.duration_seconds);
     for (g, group) in scenario.agents.iter().enumerate() {

@@ -16,7 +16,12 @@ fn mmc(agents: u32, per_hour: f64, seconds: f64, seed: u64) -> Scenario {
 #[test]
 fn simulation_agrees_with_erlang_c_from_half_to_95_percent_occupancy() {
     // 10 agents, 60 s handle time: 600 per hour is 100% occupancy.
-    for (occupancy, arrivals) in [(0.5, 400_000.0), (0.7, 400_000.0), (0.85, 600_000.0), (0.95, 1_500_000.0)] {
+    for (occupancy, arrivals) in [
+        (0.5, 400_000.0),
+        (0.7, 400_000.0),
+        (0.85, 600_000.0),
+        (0.95, 1_500_000.0),
+    ] {
         let per_hour = 600.0 * occupancy;
         let seconds = arrivals / per_hour * 3600.0;
         let report = simulate(&mmc(10, per_hour, seconds, 11));
@@ -115,15 +120,21 @@ fn bad_scenarios_say_where_and_how_to_fix() {
     assert!(e.hint.contains("q"), "{e}");
     let e = parse(&base.replace("per_hour: 10", "per_hour: 0"), "s.yaml").expect_err("rate");
     assert_eq!(e.path, "arrivals[0].per_hour");
-    let e = parse(&base.replace("mean_seconds: 60", "mean_seconds: -1"), "s.yaml")
-        .expect_err("mean");
+    let e = parse(
+        &base.replace("mean_seconds: 60", "mean_seconds: -1"),
+        "s.yaml",
+    )
+    .expect_err("mean");
     assert_eq!(e.path, "handle_time");
     let e = parse(&base.replace("count: 1", "count: 1, colour: red"), "s.yaml")
         .expect_err("unknown key");
     assert!(e.message.contains("colour"), "{e}");
     assert_eq!(e.line, 3);
-    let e = parse(&base.replace("distribution: exponential", "distribution: gamma"), "s.yaml")
-        .expect_err("distribution");
+    let e = parse(
+        &base.replace("distribution: exponential", "distribution: gamma"),
+        "s.yaml",
+    )
+    .expect_err("distribution");
     assert!(e.message.contains("gamma"), "{e}");
     assert!(e.to_string().starts_with("s.yaml:"), "{e}");
 }

@@ -570,7 +570,13 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        insert_events(&mut tx, &timer.conversation_id, std::slice::from_ref(event), now_ms()).await?;
+        insert_events(
+            &mut tx,
+            &timer.conversation_id,
+            std::slice::from_ref(event),
+            now_ms(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -861,7 +867,10 @@ mod tests {
         let c = s.conversation("c1").await.expect("load").expect("exists");
         assert_eq!(c.state, HandoffState::Queued);
         assert!(c.queued_at.is_some());
-        assert_eq!(s.waiting_records("billing").await.expect("waiting").len(), 1);
+        assert_eq!(
+            s.waiting_records("billing").await.expect("waiting").len(),
+            1
+        );
         assert_eq!(s.routing_records().await.expect("routing").len(), 1);
         assert_eq!(s.events("c1").await.expect("events").len(), 1);
     }
@@ -934,28 +943,49 @@ mod tests {
             actor: "sla".into(),
             reason: "test".into(),
         };
-        assert!(s.fire_sla(&due[0], false, &event("sla_warning")).await.expect("warn"));
-        assert!(!s.fire_sla(&due[0], false, &event("sla_warning")).await.expect("again"));
+        assert!(s
+            .fire_sla(&due[0], false, &event("sla_warning"))
+            .await
+            .expect("warn"));
+        assert!(!s
+            .fire_sla(&due[0], false, &event("sla_warning"))
+            .await
+            .expect("again"));
         s.close().await;
         // Reopened (a restart): the breach is still due, the warning is not fired again.
         let s = Store::connect(&url).await.expect("reconnect");
         let due = s.due_slas(150).await.expect("due");
         assert_eq!(due.len(), 1);
         assert!(due[0].warned && !due[0].breached);
-        assert!(s.fire_sla(&due[0], true, &event("sla_breach")).await.expect("breach"));
+        assert!(s
+            .fire_sla(&due[0], true, &event("sla_breach"))
+            .await
+            .expect("breach"));
         assert!(s.due_slas(150).await.expect("due").is_empty());
-        let kinds: Vec<String> = s.events("c1").await.expect("events").into_iter().map(|e| e.kind).collect();
+        let kinds: Vec<String> = s
+            .events("c1")
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
         assert_eq!(kinds, vec!["sla_warning", "sla_breach"]);
         // A stopped timer never fires; starting it again resets it.
         let mut next = timer.clone();
         next.kind = "next_response".into();
         s.start_sla(&next).await.expect("start");
-        s.stop_sla("c1", Some("next_response"), 50).await.expect("stop");
+        s.stop_sla("c1", Some("next_response"), 50)
+            .await
+            .expect("stop");
         assert!(s.due_slas(1000).await.expect("due").is_empty());
         s.start_sla(&next).await.expect("restart");
         assert_eq!(s.due_slas(1000).await.expect("due").len(), 1);
         let all = s.events_after(0, Some("c1"), 10).await.expect("events");
         assert_eq!(all.len(), 2);
-        assert!(s.events_after(all[1].id, None, 10).await.expect("after").is_empty());
+        assert!(s
+            .events_after(all[1].id, None, 10)
+            .await
+            .expect("after")
+            .is_empty());
     }
 }

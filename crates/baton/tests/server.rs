@@ -18,9 +18,19 @@ impl Server {
     /// Starts `baton serve` on port 0 against the SQLite file at `db`, and waits for its
     /// "listening on" line.
     fn start(db: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        Server::start_with(db, None)
+    }
+
+    /// As [`Server::start`], with a policy file.
+    fn start_with(db: &Path, policy: Option<&Path>) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-            .arg(format!("sqlite://{}", db.display()))
+            .arg(format!("sqlite://{}", db.display()));
+        if let Some(p) = policy {
+            command.arg("--policy").arg(p);
+        }
+        let mut child = command
             .env("BATON_LOG", "warn")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -237,7 +247,13 @@ async fn from_ai_turns_to_escalation_queue_claim_reply_and_resolve() {
         .collect();
     assert_eq!(
         path,
-        vec!["handoff_requested", "queued", "offered", "assigned", "resolved"]
+        vec![
+            "handoff_requested",
+            "queued",
+            "offered",
+            "assigned",
+            "resolved"
+        ]
     );
 }
 
@@ -551,4 +567,328 @@ async fn ownership_brief_and_lockout_survive_a_restart() {
     )
     .await;
     assert_eq!(s, 200, "capacity freed by the hand back");
+}
+
+/// A policy for the routing tests: a human request escalates; `support` offers for 1 s;
+/// customers of tier `night` go to `after-hours`, closed all of today (UTC); `fast` has a
+/// one-second SLA.
+fn routing_policy(dir: &Path) -> std::path::PathBuf {
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        / 86_400;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = today as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let all_day = "[\"00:00-24:00\"]";
+    let text = format!(
+        r#"version: 1
+threshold: 0.6
+min_threshold: 0.35
+assist_threshold: 0.3
+min_contribution: 0.05
+trigger_min_score: 0.6
+triggers: [human_requested]
+weights: {{human_requested: 1.0}}
+queues:
+  - name: after-hours
+    when: 'customer.tier == "night"'
+    sla_seconds: 600
+    hours:
+      timezone: UTC
+      mon: {all_day}
+      tue: {all_day}
+      wed: {all_day}
+      thu: {all_day}
+      fri: {all_day}
+      sat: {all_day}
+      sun: {all_day}
+      holidays: ["{y:04}-{m:02}-{d:02}"]
+  - name: fast
+    when: 'customer.tier == "fast"'
+    sla_seconds: 1
+  - name: support
+    default: true
+    sla_seconds: 300
+    offer_timeout_seconds: 1
+routing:
+  meeting_link: https://example.com/book
+messages:
+  escalation: "Connecting you: number {{position}}, about {{wait}}."
+  handback: "Back with the assistant."
+"#
+    );
+    let path = dir.join("policy.yaml");
+    std::fs::write(&path, text).expect("write policy");
+    path
+}
+
+async fn escalate(c: &reqwest::Client, b: &str, id: &str, tier: &str) -> Value {
+    let (s, _) = post(
+        c,
+        format!("{b}/v1/conversations"),
+        json!({"id": id, "customer": {"name": id, "tier": tier}}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, esc) = post(
+        c,
+        format!("{b}/v1/conversations/{id}/turns"),
+        json!({"role": "customer", "text": "I want to talk to a person"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{esc}");
+    assert_eq!(esc["escalate"], true, "{esc}");
+    esc
+}
+
+async fn agent(c: &reqwest::Client, b: &str, id: &str, status: &str) {
+    let (s, body) = post(
+        c,
+        format!("{b}/v1/agents"),
+        json!({"id": id, "name": id, "capacity": 1, "status": status}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+}
+
+/// Polls `GET url` until `check` holds (up to 5 s), returning the last body.
+async fn until(c: &reqwest::Client, url: String, check: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let body = get(c, url.clone()).await;
+        if check(&body) || started.elapsed() > Duration::from_secs(5) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_vip_conversation_overtakes_a_standard_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = routing_policy(dir.path());
+    let server = Server::start_with(&dir.path().join("baton.db"), Some(&policy));
+    let c = reqwest::Client::new();
+    let b = &server.base;
+    agent(&c, b, "ana", "away").await;
+    let first = escalate(&c, b, "std", "standard").await;
+    assert_eq!(
+        (first["state"].as_str(), first["position"].as_u64()),
+        (Some("queued"), Some(1))
+    );
+    let vip = escalate(&c, b, "vip", "vip").await;
+    assert_eq!(vip["position"], 1, "{vip}");
+    let queue = get(&c, format!("{b}/v1/queues/support")).await;
+    let order: Vec<&str> = queue["waiting"]
+        .as_array()
+        .expect("waiting")
+        .iter()
+        .filter_map(|w| w["conversation_id"].as_str())
+        .collect();
+    assert_eq!(order, vec!["vip", "std"]);
+    // Explain says why nobody has it yet.
+    let why = get(&c, format!("{b}/v1/conversations/std/explain")).await;
+    assert_eq!(why["queue"], "support");
+    assert_eq!(why["position"], 2);
+    assert!(
+        why["agents"][0]["why"]
+            .as_str()
+            .expect("why")
+            .contains("away"),
+        "{why}"
+    );
+    // Ana comes online: the VIP is offered to her first.
+    let (s, _) = post(
+        &c,
+        format!("{b}/v1/agents/ana/presence"),
+        json!({"status": "online"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let conv = get(&c, format!("{b}/v1/conversations/vip")).await;
+    assert_eq!(
+        (conv["state"].as_str(), conv["agent_id"].as_str()),
+        (Some("offered"), Some("ana")),
+        "{conv}"
+    );
+    let conv = get(&c, format!("{b}/v1/conversations/std")).await;
+    assert_eq!(conv["state"], "queued");
+    let queues = get(&c, format!("{b}/v1/queues")).await;
+    let support = queues["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["name"] == "support")
+        .expect("support")
+        .clone();
+    assert_eq!(support["waiting"], 2, "{support}");
+    assert_eq!(support["agents_online"], 1, "{support}");
+}
+
+#[tokio::test]
+async fn an_unaccepted_offer_moves_to_the_next_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = routing_policy(dir.path());
+    let server = Server::start_with(&dir.path().join("baton.db"), Some(&policy));
+    let c = reqwest::Client::new();
+    let b = &server.base;
+    agent(&c, b, "ana", "online").await;
+    agent(&c, b, "bo", "online").await;
+    let esc = escalate(&c, b, "c-1", "standard").await;
+    assert_eq!(
+        (esc["state"].as_str(), esc["agent_id"].as_str()),
+        (Some("offered"), Some("ana")),
+        "{esc}"
+    );
+    // Bo cannot take what is offered to Ana.
+    let (s, _) = post(
+        &c,
+        format!("{b}/v1/conversations/c-1/claim"),
+        json!({"agent_id": "bo"}),
+    )
+    .await;
+    assert_eq!(s, 409);
+    // Ana lets the offer lapse (1 s): it moves to Bo, and Ana is set away.
+    let conv = until(&c, format!("{b}/v1/conversations/c-1"), |v| {
+        v["agent_id"] == "bo"
+    })
+    .await;
+    assert_eq!(
+        (conv["state"].as_str(), conv["agent_id"].as_str()),
+        (Some("offered"), Some("bo")),
+        "{conv}"
+    );
+    let agents = get(&c, format!("{b}/v1/agents")).await;
+    let ana = agents["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["id"] == "ana")
+        .expect("ana")
+        .clone();
+    assert_eq!(ana["status"], "away");
+    let (s, claimed) = post(
+        &c,
+        format!("{b}/v1/conversations/c-1/claim"),
+        json!({"agent_id": "bo"}),
+    )
+    .await;
+    assert_eq!(
+        (s, claimed["state"].as_str()),
+        (200, Some("assigned")),
+        "{claimed}"
+    );
+    let reasons: Vec<String> = conv["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("did not accept in time")),
+        "{reasons:?}"
+    );
+    // The event stream replays the conversation's events with their ids.
+    let mut stream = c
+        .get(format!("{b}/v1/events?conversation=c-1"))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let chunk = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+        .await
+        .expect("an event within 5 s")
+        .expect("read")
+        .expect("a chunk");
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(
+        text.contains("event: transition") && text.contains("id: "),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_queue_offers_the_async_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = routing_policy(dir.path());
+    let server = Server::start_with(&dir.path().join("baton.db"), Some(&policy));
+    let c = reqwest::Client::new();
+    let b = &server.base;
+    let esc = escalate(&c, b, "late", "night").await;
+    assert_eq!(esc["queue"], "after-hours", "{esc}");
+    assert_eq!(esc["queue_open"], false, "{esc}");
+    assert!(
+        esc["opens_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{esc}"
+    );
+    assert_eq!(esc["alternatives"], json!(["email", "callback", "meeting"]));
+    assert_eq!(esc["meeting_link"], "https://example.com/book");
+    let message = esc["customer_message"].as_str().expect("message");
+    assert!(
+        message.contains("away right now") && message.contains("email, callback, meeting"),
+        "{message}"
+    );
+    let (s, bad) = post(
+        &c,
+        format!("{b}/v1/conversations/late/followup"),
+        json!({"via": "pigeon"}),
+    )
+    .await;
+    assert_eq!(s, 400, "{bad}");
+    let (s, done) = post(
+        &c,
+        format!("{b}/v1/conversations/late/followup"),
+        json!({"via": "email", "contact": "late@example.com"}),
+    )
+    .await;
+    assert_eq!(
+        (s, done["state"].as_str()),
+        (200, Some("async_followup")),
+        "{done}"
+    );
+    let queue = get(&c, format!("{b}/v1/queues/after-hours")).await;
+    assert_eq!(queue["waiting"], json!([]));
+}
+
+#[tokio::test]
+async fn sla_breach_events_fire_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    let policy = routing_policy(dir.path());
+    let server = Server::start_with(&db, Some(&policy));
+    let c = reqwest::Client::new();
+    let esc = escalate(&c, &server.base, "slow", "fast").await;
+    assert_eq!(esc["queue"], "fast", "{esc}");
+    // Down before the one-second SLA runs out, and for longer than it.
+    server.kill9();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let restarted = Server::start_with(&db, Some(&policy));
+    let b = &restarted.base;
+    let conv = until(&c, format!("{b}/v1/conversations/slow"), |v| {
+        v["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "sla_breach"))
+    })
+    .await;
+    let kinds: Vec<&str> = conv["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .filter(|k| k.starts_with("sla_"))
+        .collect();
+    assert_eq!(kinds, vec!["sla_warning", "sla_breach"], "{conv}");
+    assert_eq!(conv["sla"][0]["breached"], true);
+    // Still waiting, still in routing after the restart.
+    let why = get(&c, format!("{b}/v1/conversations/slow/explain")).await;
+    assert_eq!(why["state"], "waiting", "{why}");
 }
