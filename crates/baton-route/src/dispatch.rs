@@ -363,11 +363,34 @@ impl Dispatcher {
         self.timers.peek().map(|Reverse((at, ..))| *at)
     }
 
-    /// Conversations waiting for an agent (in a lane, or reserved for their dedicated agent).
-    pub fn waiting(&self) -> impl Iterator<Item = &str> {
-        self.live_tasks()
-            .filter(|(_, t)| matches!(t.state, TaskState::Waiting | TaskState::Reserved(_)))
-            .map(|(_, t)| t.id.as_str())
+    /// Every waiting conversation (in a lane, or reserved for its dedicated agent) with its
+    /// position and wait estimate, in one pass over each line: O(waiting), where asking
+    /// [`Dispatcher::estimate`] of each would be quadratic.
+    pub fn waiting_estimates(&self) -> Vec<(&str, usize, WaitEstimate)> {
+        let mut out = Vec::new();
+        for lane in &self.lanes {
+            let mut handle = None;
+            for (i, k) in lane.waiting.iter().enumerate() {
+                let task = self.task(k.2);
+                let h = *handle
+                    .get_or_insert_with(|| self.handle_seconds(&self.queues[task.queue].name));
+                let slots = u32::try_from(lane.slots).unwrap_or(u32::MAX);
+                let busy = u32::try_from(lane.busy).unwrap_or(u32::MAX);
+                out.push((
+                    task.id.as_str(),
+                    i + 1,
+                    estimate_wait(i + 1, slots, busy, h, &self.config),
+                ));
+            }
+        }
+        for slot in &self.agents {
+            for (i, k) in slot.personal.iter().enumerate() {
+                if let Some(e) = self.estimate(&self.task(k.2).id) {
+                    out.push((self.task(k.2).id.as_str(), i + 1, e));
+                }
+            }
+        }
+        out
     }
 
     /// Number of conversations in routing (waiting, reserved, offered or assigned).

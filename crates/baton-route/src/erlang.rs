@@ -58,11 +58,18 @@ impl ErlangC {
     }
 }
 
+/// Shapes above this use the Wilson-Hilferty approximation instead of the exact CDF.
+const EXACT_SHAPE_MAX: u64 = 24;
+
 /// The `p`-quantile (0 < p < 1) of an Erlang distribution with integer `shape` k >= 1 and `rate`
 /// per second: the time within which `k` exponential departures at that rate have happened with
-/// probability `p`. Found by bisection on the closed-form CDF
-/// `F(t) = 1 - Σ_{n<k} e^{-rt} (rt)^n / n!`, summed in log space so large shapes do not
-/// overflow. Returns 0 for `shape` 0 and infinity for a rate that is not positive.
+/// probability `p`.
+///
+/// Up to shape 24, by bisection on the closed-form CDF `F(t) = 1 - Σ_{n<k} e^{-rt} (rt)^n / n!`.
+/// Above, by the Wilson-Hilferty cube-root normal approximation of the gamma distribution
+/// (Wilson and Hilferty, 1931): `k (1 - 1/(9k) + z_p / sqrt(9k))^3 / r`, within 0.1% of the
+/// exact quantile from shape 24 on, at a constant cost however long the queue. Returns 0 for
+/// `shape` 0 and infinity for a rate that is not positive.
 pub fn erlang_quantile(shape: u64, rate: f64, p: f64) -> f64 {
     if shape == 0 {
         return 0.0;
@@ -71,6 +78,21 @@ pub fn erlang_quantile(shape: u64, rate: f64, p: f64) -> f64 {
         return f64::INFINITY;
     }
     let p = p.clamp(1e-9, 1.0 - 1e-9);
+    if shape > EXACT_SHAPE_MAX {
+        wilson_hilferty(shape, rate, p)
+    } else {
+        exact_quantile(shape, rate, p)
+    }
+}
+
+fn wilson_hilferty(shape: u64, rate: f64, p: f64) -> f64 {
+    let k = shape as f64;
+    let z = normal_quantile(p);
+    let c = 1.0 / (9.0 * k);
+    k * (1.0 - c + z * c.sqrt()).max(0.0).powi(3) / rate
+}
+
+fn exact_quantile(shape: u64, rate: f64, p: f64) -> f64 {
     let k = shape as f64;
     // The mean is k/r and the standard deviation sqrt(k)/r; the quantile lies well within
     // mean + 10 sd for any p used here.
@@ -87,6 +109,54 @@ pub fn erlang_quantile(shape: u64, rate: f64, p: f64) -> f64 {
         }
     }
     hi
+}
+
+/// The standard normal's `p`-quantile (0 < p < 1), by P. J. Acklam's rational approximation
+/// (relative error below 1.2e-9), in constant time.
+fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
 }
 
 /// CDF of the Erlang distribution with `shape` at `x = rate * t`.
@@ -148,6 +218,21 @@ mod tests {
         // Large shapes concentrate near the mean k/r (within about 1.28 sd at p = 0.9).
         let q = erlang_quantile(10_000, 1.0, 0.9);
         assert!((q - (10_000.0 + 1.2816 * 100.0)).abs() < 2.0, "{q}");
+        // Where the approximation takes over it is within 0.1% of the exact quantile.
+        for shape in [EXACT_SHAPE_MAX + 1, 50, 200] {
+            for p in [0.5, 0.9, 0.99] {
+                let exact = exact_quantile(shape, 0.5, p);
+                let approx = wilson_hilferty(shape, 0.5, p);
+                assert!(
+                    (exact - approx).abs() / exact < 0.001,
+                    "{shape}, {p}: {exact} vs {approx}"
+                );
+            }
+        }
+        assert!((normal_quantile(0.9) - 1.281_551_6).abs() < 1e-6);
+        assert!((normal_quantile(0.999) - 3.090_232_3).abs() < 1e-6);
+        assert!((normal_quantile(0.01) + 2.326_347_9).abs() < 1e-6);
+        assert!(normal_quantile(0.5).abs() < 1e-12);
         assert_eq!(erlang_quantile(0, 1.0, 0.9), 0.0);
         assert!(erlang_quantile(3, 0.0, 0.9).is_infinite());
     }

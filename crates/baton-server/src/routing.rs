@@ -383,12 +383,10 @@ async fn announce_waits(app: &AppState, d: &Dispatcher) -> AppResult<()> {
             .announced
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let waiting: Vec<&str> = d.waiting().collect();
-        announced.retain(|id, _| waiting.contains(&id.as_str()));
-        for id in waiting {
-            let (Some(position), Some(wait)) = (d.position(id), d.estimate(id)) else {
-                continue;
-            };
+        let waiting = d.waiting_estimates();
+        let ids: std::collections::HashSet<&str> = waiting.iter().map(|w| w.0).collect();
+        announced.retain(|id, _| ids.contains(id.as_str()));
+        for (id, position, wait) in waiting {
             let quote = wait.quoted_seconds;
             let material = match announced.get(id) {
                 None => true,
