@@ -102,6 +102,14 @@ pub enum RouteEvent {
         /// Agent id.
         agent: String,
     },
+    /// The agent went away or offline with the offer open; the conversation goes to the next
+    /// agent.
+    OfferWithdrawn {
+        /// Conversation id.
+        conversation: String,
+        /// Agent id.
+        agent: String,
+    },
     /// The assigned agent stayed silent too long and lost the conversation.
     Reclaimed {
         /// Conversation id.
@@ -186,6 +194,10 @@ struct Task {
     gen: u64,
     why: String,
 }
+
+/// A timer: due time, tie-break sequence, the conversation, the generation it was set for
+/// (a later change makes it stale), and what it is for.
+type Timer = (Millis, u64, TaskIdx, u64, TimerKind);
 
 /// Order key in a lane: static rank (higher first), then arrival.
 type WaitKey = (Reverse<i64>, u64, TaskIdx);
@@ -308,7 +320,7 @@ pub struct Dispatcher {
     tasks: Vec<Option<Task>>,
     free_tasks: Vec<TaskIdx>,
     task_index: HashMap<String, TaskIdx>,
-    timers: BinaryHeap<Reverse<(Millis, u64, TaskIdx, u64, TimerKind)>>,
+    timers: BinaryHeap<Reverse<Timer>>,
     seq: u64,
     handle_times: Vec<VecDeque<f64>>,
     counters: Vec<DayCounters>,
@@ -507,6 +519,10 @@ impl Dispatcher {
             for t in offered {
                 self.release_agent_of(t, now);
                 self.wait(t, now);
+                self.events.push(RouteEvent::OfferWithdrawn {
+                    conversation: self.task(t).id.clone(),
+                    agent: self.agents[idx as usize].agent.id.to_string(),
+                });
                 self.place(t, now);
             }
         }

@@ -104,11 +104,7 @@ async fn with_session<T>(
     if let Some(session) = guard.as_mut() {
         // Routing moves conversations on its own (offers, timeouts, transfers): the store's
         // routing fields are the truth.
-        session.state = record.state;
-        session.queue = record.queue;
-        session.priority = record.priority;
-        session.agent = record.agent_id;
-        session.requested_agent = record.requested_agent;
+        take_routing(session, record);
     } else {
         let turns = app
             .store
@@ -133,6 +129,29 @@ async fn with_session<T>(
         None => Err(ApiError::Internal(anyhow::anyhow!(
             "session slot empty after load"
         ))),
+    }
+}
+
+/// Copies the store's routing fields (state, queue, priority, agent) into the session.
+/// Returns whether any differed.
+fn take_routing(session: &mut Session, record: baton_store::ConversationRecord) -> bool {
+    let changed = (session.state, &session.queue, &session.agent)
+        != (record.state, &record.queue, &record.agent_id);
+    session.state = record.state;
+    session.queue = record.queue;
+    session.priority = record.priority;
+    session.agent = record.agent_id;
+    session.requested_agent = record.requested_agent;
+    changed
+}
+
+/// Re-reads the conversation's routing fields; call holding the dispatcher's lock, so that
+/// what a handler checks (owner, state) is what routing last decided. Returns whether they
+/// had changed since the session was loaded.
+async fn refresh_routing(app: &AppState, session: &mut Session) -> AppResult<bool> {
+    match app.store.conversation(session.id.as_str()).await? {
+        Some(record) => Ok(take_routing(session, record)),
+        None => Ok(false),
     }
 }
 
@@ -283,15 +302,24 @@ pub async fn post_turn(
                 return Ok(Json(answer));
             }
         }
-        app2.engine.check(session, &turn).map_err(|e| ApiError::conflict("ai_locked_out", e.to_string()))?;
-        if turn.role == Role::Agent {
-            require_owner(session, turn.agent_id.as_deref().unwrap_or_default())?;
+        let prepare = |session: &Session| -> AppResult<(Session, TurnOutcome)> {
+            app2.engine.check(session, &turn).map_err(|e| ApiError::conflict("ai_locked_out", e.to_string()))?;
+            if turn.role == Role::Agent {
+                require_owner(session, turn.agent_id.as_deref().unwrap_or_default())?;
+            }
+            let mut next = session.clone();
+            let outcome = app2.engine.process(&mut next, turn.clone());
+            Ok((next, outcome))
+        };
+        // Detection runs outside the routing lock; if routing moved the conversation meanwhile,
+        // the turn is processed again on what routing decided.
+        let (mut next, mut outcome) = prepare(session)?;
+        let mut d = app2.dispatcher.lock().await;
+        if refresh_routing(&app2, session).await? {
+            (next, outcome) = prepare(session)?;
         }
-        let mut next = session.clone();
-        let outcome = app2.engine.process(&mut next, turn.clone());
         let mut body = outcome_json(&next, &outcome);
         let now = now_ms();
-        let mut d = app2.dispatcher.lock().await;
         let was_routed = session.state.is_waiting() || session.state == HandoffState::Assigned;
         if let Some(route) = &outcome.route {
             let new = baton_route::NewConversation {
@@ -324,9 +352,11 @@ pub async fn post_turn(
             Ok(answer) => answer,
             Err(e) => {
                 if outcome.route.is_some() {
-                    // Not stored: take it back out of routing.
+                    // Not stored: take it back out of routing. What that frees up for others
+                    // is recorded; this conversation's own offer no longer applies to its
+                    // stored state and is skipped.
                     let _ = d.finish(&id, false, now);
-                    d.drain_events();
+                    routing::persist(&app2, &mut d).await?;
                 }
                 return Err(e);
             }
@@ -589,13 +619,14 @@ pub async fn claim(
     let agent = agent_by_id(&app, &req.agent_id).await?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
+        let mut d = app2.dispatcher.lock().await;
+        refresh_routing(&app2, session).await?;
         if !session.state.is_waiting() {
             return Err(ApiError::conflict(
                 "not_waiting",
                 format!("conversation `{}` is `{}`, not waiting in a queue: only queued or offered conversations can be claimed", session.id, session.state),
             ));
         }
-        let mut d = app2.dispatcher.lock().await;
         d.claim(session.id.as_str(), agent.id.as_str(), now_ms())
             .map_err(|e| ApiError::conflict("not_eligible", e.to_string()))?;
         routing::persist(&app2, &mut d).await?;
@@ -631,12 +662,13 @@ pub async fn reply(
     turn.agent_id = Some(req.agent_id.clone());
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
+        let mut d = app2.dispatcher.lock().await;
+        refresh_routing(&app2, session).await?;
         require_owner(session, &req.agent_id)?;
         let mut next = session.clone();
         let outcome = app2.engine.process(&mut next, turn.clone());
         let body = json!({"conversation_id": next.id, "turn": outcome.turn, "role": "agent", "state": next.state, "ai_may_reply": next.state.ai_may_reply()});
         let answer = commit_turn(&app2, session, next, &turn, &outcome, body).await?;
-        let mut d = app2.dispatcher.lock().await;
         agent_answered(&app2, &mut d, session.id.as_str(), now_ms()).await?;
         Ok(answer)
     })
@@ -679,8 +711,9 @@ pub async fn resolve(
     )?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
-        require_owner(session, &req.agent_id)?;
         let mut d = app2.dispatcher.lock().await;
+        refresh_routing(&app2, session).await?;
+        require_owner(session, &req.agent_id)?;
         agent_step(&app2, session, HandoffState::Resolved, &req.agent_id, &format!("resolved: {disposition}"), Some(disposition.clone())).await?;
         leave_routing(&app2, &mut d, session.id.as_str(), true, now_ms()).await?;
         Ok(Json(json!({"conversation_id": session.id, "state": session.state, "disposition": disposition, "ai_may_reply": true})))
@@ -696,12 +729,13 @@ pub async fn handback(
     let id = parse_id(&id)?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
+        let mut d = app2.dispatcher.lock().await;
+        refresh_routing(&app2, session).await?;
         require_owner(session, &req.agent_id)?;
         let why = req
             .text
             .clone()
             .unwrap_or_else(|| "handed back to the AI".to_owned());
-        let mut d = app2.dispatcher.lock().await;
         agent_step(
             &app2,
             session,
@@ -751,9 +785,10 @@ pub async fn transfer(
         })?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
-        require_owner(session, &req.agent_id)?;
         let now = now_ms();
         let mut d = app2.dispatcher.lock().await;
+        refresh_routing(&app2, session).await?;
+        require_owner(session, &req.agent_id)?;
         let why = format!(
             "transferred to queue `{}`{}",
             target.name,
@@ -802,6 +837,7 @@ pub async fn followup(
     with_session(&app, &id, async move |session: &mut Session| {
         let now = now_ms();
         let mut d = app2.dispatcher.lock().await;
+        refresh_routing(&app2, session).await?;
         let before = session.state;
         let mut next = session.clone();
         let why = format!(

@@ -223,6 +223,7 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baton_domain::HandoffState as HandoffStateAlias;
     use baton_policy::Policy;
 
     #[tokio::test]
@@ -377,6 +378,106 @@ mod tests {
             prop_assert!(!status.is_server_error(), "{path}: {status}");
             let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&bytes);
             prop_assert!(parsed.is_ok(), "{path}: {status} body is not JSON");
+        });
+    }
+
+    /// Many clients at once (escalations, claims, declines, replies, resolves, hand-backs,
+    /// presence changes, agent updates), on a multi-threaded runtime: afterwards every
+    /// dispatcher invariant holds (nothing held twice, nobody over capacity, nothing waiting
+    /// while an eligible agent has room), and the store agrees with the dispatcher on who holds
+    /// what.
+    #[test]
+    fn concurrent_api_calls_keep_routing_consistent() {
+        use proptest::prelude::*;
+        use tower::ServiceExt;
+        // 12 cases by default (each runs a server); proptest's PROPTEST_CASES asks for more.
+        let defaults = ProptestConfig::default();
+        let config = ProptestConfig {
+            cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+                defaults.cases
+            } else {
+                12
+            },
+            ..defaults
+        };
+        let script =
+            proptest::collection::vec(proptest::collection::vec((0u8..7, 0usize..5), 1..8), 4..24);
+        proptest!(config, |(scripts in script, capacities in proptest::collection::vec(1u32..3, 5))| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("t.db").display());
+                let store = Store::connect(&url).await.expect("store");
+                let state = AppState::new(Engine::new(Policy::builtin().expect("policy")), store, 64);
+                state.start_routing().await.expect("routing");
+                let app = router(state.clone());
+                let call = move |method: &'static str, uri: String, body: serde_json::Value| {
+                    let app = app.clone();
+                    async move {
+                        let request = axum::http::Request::builder()
+                            .method(method)
+                            .uri(uri)
+                            .header("content-type", "application/json")
+                            .body(axum::body::Body::from(body.to_string()))
+                            .expect("request");
+                        let response = app.oneshot(request).await.expect("response");
+                        assert!(!response.status().is_server_error(), "{}", response.status());
+                    }
+                };
+                for (i, cap) in capacities.iter().enumerate() {
+                    call("POST", "/v1/agents".into(), serde_json::json!({"id": format!("a{i}"), "name": "A", "skills": ["billing"], "capacity": cap})).await;
+                }
+                let mut tasks = Vec::new();
+                for (n, steps) in scripts.into_iter().enumerate() {
+                    let call = call.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let id = format!("c{n}");
+                        call("POST", "/v1/conversations".into(), serde_json::json!({"id": id})).await;
+                        call("POST", format!("/v1/conversations/{id}/turns"), serde_json::json!({"role": "customer", "text": "", "action": "request_human"})).await;
+                        for (op, agent) in steps {
+                            let agent = format!("a{agent}");
+                            let (path, body) = match op {
+                                0 => ("claim", serde_json::json!({"agent_id": agent})),
+                                1 => ("decline", serde_json::json!({"agent_id": agent})),
+                                2 => ("reply", serde_json::json!({"agent_id": agent, "text": "hello"})),
+                                3 => ("resolve", serde_json::json!({"agent_id": agent, "disposition": "done"})),
+                                4 => ("handback", serde_json::json!({"agent_id": agent})),
+                                5 => ("turns", serde_json::json!({"role": "customer", "text": "", "action": "request_human"})),
+                                _ => {
+                                    let status = ["online", "away", "offline"][n % 3];
+                                    call("POST", format!("/v1/agents/{agent}/presence"), serde_json::json!({"status": status})).await;
+                                    continue;
+                                }
+                            };
+                            call("POST", format!("/v1/conversations/{id}/{path}"), body).await;
+                        }
+                    }));
+                }
+                for t in tasks {
+                    t.await.expect("task");
+                }
+                let d = state.dispatcher.lock().await;
+                d.audit().expect("dispatcher invariants");
+                let loads = state.store.agent_loads().await.expect("loads");
+                for agent in state.store.agents().await.expect("agents") {
+                    let held = loads.get(agent.id.as_str()).copied().unwrap_or(0);
+                    assert!(held <= agent.capacity, "agent {} holds {held}", agent.id);
+                }
+                for record in state.store.routing_records().await.expect("records") {
+                    match record.state {
+                        HandoffStateAlias::Assigned | HandoffStateAlias::Offered => {
+                            let holder = d.holder(&record.id).map(|(a, accepted)| (a.to_owned(), accepted));
+                            let expected = record.agent_id.clone().map(|a| (a, record.state == HandoffStateAlias::Assigned));
+                            assert_eq!(holder, expected, "{}", record.id);
+                        }
+                        _ => assert!(d.holder(&record.id).is_none() && d.position(&record.id).is_some(), "{} is {:?}", record.id, record.state),
+                    }
+                }
+            });
         });
     }
 }

@@ -135,6 +135,15 @@ pub(crate) async fn persist(app: &AppState, d: &mut Dispatcher) -> AppResult<()>
                     );
                     move_to(app, &conversation, HandoffState::Queued, None, None, &why).await?;
                 }
+                RouteEvent::OfferWithdrawn {
+                    conversation,
+                    agent,
+                } => {
+                    let why = format!(
+                        "agent `{agent}` is no longer available; offered to the next agent"
+                    );
+                    move_to(app, &conversation, HandoffState::Queued, None, None, &why).await?;
+                }
                 RouteEvent::Reclaimed {
                     conversation,
                     agent,
