@@ -1408,8 +1408,8 @@ impl Dispatcher {
         }
     }
 
-    /// Mean handle time of `queue` in seconds: the last [`HANDLE_WINDOW`] observed, once
-    /// [`HANDLE_MIN_SAMPLES`] are known, else the configured default.
+    /// Mean handle time of `queue` in seconds: the last 200 observed, once
+    /// 5 are known, else the configured default.
     pub fn handle_seconds(&self, queue: &str) -> f64 {
         self.queue_index
             .get(queue)
