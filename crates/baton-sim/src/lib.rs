@@ -241,6 +241,10 @@ pub struct QueueReport {
     pub p90_wait_seconds: f64,
     /// Share answered within the queue's `sla_seconds`, of those answered or abandoned.
     pub service_level: f64,
+    /// Share of offered customers who abandoned.
+    pub abandonment_rate: f64,
+    /// Mean handle time of answered customers, seconds.
+    pub average_handle_seconds: f64,
     /// Handle time of this queue's conversations over the staffed capacity of the agents
     /// eligible for it.
     pub occupancy: f64,
@@ -734,6 +738,8 @@ fn report(sim: &Sim<'_>, finished: Millis) -> Report {
                 mean_wait_seconds: per(waits.iter().sum(), answered),
                 p90_wait_seconds: p90,
                 service_level: per(in_sla as f64, answered + abandoned),
+                abandonment_rate: per(abandoned as f64, offered),
+                average_handle_seconds: per(handled as f64 / 1000.0, answered),
                 occupancy: if staffed > 0 {
                     handled as f64 / staffed as f64
                 } else {

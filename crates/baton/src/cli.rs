@@ -68,6 +68,18 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Ask a running `baton serve` why a conversation is in its queue, and which agents are
+    /// eligible for it and why the first would be chosen.
+    Explain {
+        /// The conversation's id.
+        conversation: String,
+        /// The server's address.
+        #[arg(long, env = "BATON_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Print the server's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// What the engine runs with: policy, knowledge base and learned model.
@@ -170,6 +182,11 @@ pub fn run(args: Args) -> Result<()> {
         Command::Eval(args) => crate::eval::eval(&args),
         Command::Train(args) => crate::eval::train(&args),
         Command::Simulate { scenario, seed } => simulate(&scenario, seed),
+        Command::Explain {
+            conversation,
+            url,
+            json,
+        } => explain(&url, &conversation, json),
     }
 }
 
@@ -212,6 +229,75 @@ fn simulate(path: &Path, seed: Option<u64>) -> Result<()> {
         report.simulated_seconds,
         report.arrivals as f64 / wall.max(1e-9)
     );
+    Ok(())
+}
+
+/// `baton explain`: fetches `/v1/conversations/{id}/explain` and prints it.
+fn explain(url: &str, conversation: &str, json: bool) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let address = format!(
+        "{}/v1/conversations/{conversation}/explain",
+        url.trim_end_matches('/')
+    );
+    let (status, body): (u16, serde_json::Value) = runtime.block_on(async {
+        let response = reqwest::get(&address)
+            .await
+            .with_context(|| format!("cannot reach {url}: is `baton serve` running there?"))?;
+        let status = response.status().as_u16();
+        let body = response
+            .json()
+            .await
+            .with_context(|| format!("{address} did not answer with JSON"))?;
+        anyhow::Ok((status, body))
+    })?;
+    if status != 200 {
+        anyhow::bail!(
+            "{}",
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or("the server refused the request")
+        );
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    println!(
+        "conversation {}: {} in queue `{}` ({})",
+        text(&body["conversation"]),
+        text(&body["state"]),
+        text(&body["queue"]),
+        text(&body["queue_why"])
+    );
+    println!(
+        "  step {}, skills [{}], language {}, effective priority {:.1}, position {}",
+        body["step"],
+        body["skills"]
+            .as_array()
+            .map(|s| s.iter().map(text).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default(),
+        text(&body["language"]),
+        body["effective_priority"].as_f64().unwrap_or(0.0),
+        body["position"]
+    );
+    if let Some(agent) = body["agent"].as_str() {
+        println!("  held by agent `{agent}`");
+    }
+    for verdict in body["agents"].as_array().into_iter().flatten() {
+        let mark = match verdict["rank"].as_u64() {
+            Some(rank) => format!("#{rank}"),
+            None => "--".to_owned(),
+        };
+        println!(
+            "  {mark:>4} {}: {}",
+            text(&verdict["agent"]),
+            text(&verdict["why"])
+        );
+    }
     Ok(())
 }
 

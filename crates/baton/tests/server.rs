@@ -706,6 +706,27 @@ async fn a_vip_conversation_overtakes_a_standard_one() {
             .contains("away"),
         "{why}"
     );
+    // The same from the command line.
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["explain", "std", "--url", b])
+        .output()
+        .expect("baton explain");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("waiting in queue `support`") && text.contains("ana: is away"),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["explain", "nobody", "--url", b])
+        .output()
+        .expect("baton explain");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no conversation"));
     // Ana comes online: the VIP is offered to her first.
     let (s, _) = post(
         &c,
