@@ -812,8 +812,8 @@ impl Dispatcher {
         };
         let (t, _) = self.insert_task(new)?;
         let mark = self.events.len();
-        self.add_load(a, 1, since);
         if accepted {
+            self.add_load(a, 1, since);
             self.assign(t, a, since);
             // Assigned before the restart: not a new answer for today's service level.
             let q = self.task(t).queue;
@@ -821,6 +821,7 @@ impl Dispatcher {
             c.answered = c.answered.saturating_sub(1);
             c.answered_in_sla = c.answered_in_sla.min(c.answered);
         } else {
+            // `offer` takes the agent's capacity itself.
             self.offer(t, a, since);
         }
         self.events.truncate(mark);

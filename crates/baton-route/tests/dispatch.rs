@@ -441,6 +441,11 @@ enum Op {
     Wait {
         seconds: i64,
     },
+    Restore {
+        queue: usize,
+        agent: usize,
+        accepted: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -458,6 +463,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (any::<usize>(), any::<bool>()).prop_map(|(pick, handled)| Op::Finish { pick, handled }),
         1 => (any::<usize>(), 0..3usize).prop_map(|(pick, queue)| Op::Transfer { pick, queue }),
         3 => (1..200i64).prop_map(|seconds| Op::Wait { seconds }),
+        1 => (0..3usize, 0..6usize, any::<bool>()).prop_map(|(queue, agent, accepted)| Op::Restore { queue, agent, accepted }),
     ]
 }
 
@@ -570,6 +576,21 @@ proptest! {
                     None => Ok(()),
                 },
                 Op::Transfer { pick: p, queue } => pick(&ids, p).map_or(Ok(()), |c| d.transfer(&c, &format!("q{queue}"), now)),
+                Op::Restore { queue, agent, accepted } => {
+                    next += 1;
+                    let id = format!("c{next}");
+                    ids.push(id.clone());
+                    let new = NewConversation {
+                        id,
+                        queue: format!("q{queue}"),
+                        priority: 0,
+                        language: None,
+                        owner: None,
+                        queued_at: now - 30 * S,
+                        why: "restored".into(),
+                    };
+                    d.restore_held(new, &format!("a{agent}"), accepted, now - 10 * S, now)
+                }
                 Op::Wait { seconds } => {
                     now += seconds * S;
                     d.advance(now);
