@@ -1346,37 +1346,46 @@ impl Dispatcher {
         }
     }
 
+    /// An agent let an offer lapse (`offer`) or left an assigned customer unanswered: the
+    /// conversation goes back to its place in line and to the next agent, and the agent is set
+    /// away (not responding).
+    fn take_back(&mut self, t: TaskIdx, agent: AgentIdx, at: Millis, offer: bool) {
+        self.give_back(t, agent, at);
+        let conversation = self.task(t).id.clone();
+        let agent_id = self.agents[agent as usize].agent.id.to_string();
+        let (event, why) = if offer {
+            (
+                RouteEvent::OfferExpired {
+                    conversation,
+                    agent: agent_id.clone(),
+                },
+                "did not accept an offered conversation in time",
+            )
+        } else {
+            (
+                RouteEvent::Reclaimed {
+                    conversation,
+                    agent: agent_id.clone(),
+                },
+                "left a customer unanswered past the queue's silence limit",
+            )
+        };
+        self.events.push(event);
+        self.events.push(RouteEvent::AgentAway {
+            agent: agent_id,
+            why: why.into(),
+        });
+        self.change_presence(agent, AgentStatus::Away, at);
+        self.place(t, at);
+    }
+
     fn fire(&mut self, t: TaskIdx, kind: TimerKind, at: Millis) {
         match (kind, self.task(t).state) {
             (TimerKind::Offer, TaskState::Offered { agent, .. }) => {
-                self.give_back(t, agent, at);
-                let id = self.task(t).id.clone();
-                let agent_id = self.agents[agent as usize].agent.id.to_string();
-                self.events.push(RouteEvent::OfferExpired {
-                    conversation: id,
-                    agent: agent_id.clone(),
-                });
-                self.events.push(RouteEvent::AgentAway {
-                    agent: agent_id,
-                    why: "did not accept an offered conversation in time".into(),
-                });
-                self.change_presence(agent, AgentStatus::Away, at);
-                self.place(t, at);
+                self.take_back(t, agent, at, true);
             }
             (TimerKind::Silence, TaskState::Assigned { agent, .. }) => {
-                self.give_back(t, agent, at);
-                let id = self.task(t).id.clone();
-                let agent_id = self.agents[agent as usize].agent.id.to_string();
-                self.events.push(RouteEvent::Reclaimed {
-                    conversation: id,
-                    agent: agent_id.clone(),
-                });
-                self.events.push(RouteEvent::AgentAway {
-                    agent: agent_id,
-                    why: "left a customer unanswered past the queue's silence limit".into(),
-                });
-                self.change_presence(agent, AgentStatus::Away, at);
-                self.place(t, at);
+                self.take_back(t, agent, at, false);
             }
             (TimerKind::Step, TaskState::Waiting) => {
                 self.detach_task(t, at);

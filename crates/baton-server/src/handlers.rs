@@ -579,21 +579,23 @@ fn require_owner(session: &Session, agent_id: &str) -> AppResult<()> {
     }
 }
 
-/// Applies a state change made by an agent and persists it.
-async fn agent_step(
+/// Takes one step of the state machine for an agent (`agent:ID`) or the customer, and
+/// persists it; `queue` moves the conversation to another queue (a transfer).
+async fn session_step(
     app: &AppState,
     session: &mut Session,
     to: HandoffState,
-    agent_id: &str,
+    actor: &str,
     reason: &str,
     disposition: Option<String>,
+    queue: Option<String>,
 ) -> AppResult<()> {
     let before = session.state;
     let mut next = session.clone();
-    let t = transition(&mut next, to, &format!("agent:{agent_id}"), reason)
+    let t = transition(&mut next, to, actor, reason)
         .map_err(|e| ApiError::conflict("invalid_transition", e.to_string()))?;
-    if to == HandoffState::Assigned {
-        next.agent = Some(agent_id.to_owned());
+    if queue.is_some() {
+        next.queue = queue;
     }
     commit(
         app,
@@ -714,7 +716,7 @@ pub async fn resolve(
         let mut d = app2.dispatcher.lock().await;
         refresh_routing(&app2, session).await?;
         require_owner(session, &req.agent_id)?;
-        agent_step(&app2, session, HandoffState::Resolved, &req.agent_id, &format!("resolved: {disposition}"), Some(disposition.clone())).await?;
+        session_step(&app2, session, HandoffState::Resolved, &format!("agent:{}", req.agent_id), &format!("resolved: {disposition}"), Some(disposition.clone()), None).await?;
         leave_routing(&app2, &mut d, session.id.as_str(), true, now_ms()).await?;
         Ok(Json(json!({"conversation_id": session.id, "state": session.state, "disposition": disposition, "ai_may_reply": true})))
     })
@@ -736,12 +738,13 @@ pub async fn handback(
             .text
             .clone()
             .unwrap_or_else(|| "handed back to the AI".to_owned());
-        agent_step(
+        session_step(
             &app2,
             session,
             HandoffState::ReturnedToAi,
-            &req.agent_id,
+            &format!("agent:{}", req.agent_id),
             &why,
+            None,
             None,
         )
         .await?;
@@ -794,13 +797,16 @@ pub async fn transfer(
             target.name,
             req.text.as_deref().map_or_else(String::new, |t| format!(": {t}"))
         );
-        let before = session.state;
-        let mut next = session.clone();
-        let t = transition(&mut next, HandoffState::Queued, &format!("agent:{}", req.agent_id), &why)
-            .map_err(|e| ApiError::conflict("invalid_transition", e.to_string()))?;
-        next.queue = Some(target.name.clone());
-        commit(&app2, session, before, None, &events(&[t]), &update_of(&next, None, false)).await?;
-        *session = next;
+        session_step(
+            &app2,
+            session,
+            HandoffState::Queued,
+            &format!("agent:{}", req.agent_id),
+            &why,
+            None,
+            Some(target.name.clone()),
+        )
+        .await?;
         d.transfer(session.id.as_str(), &target.name, now)?;
         app2.store.stop_sla(session.id.as_str(), None, now).await?;
         routing::start_sla(&app2, session.id.as_str(), &target, "first_response", target.sla_seconds, now).await?;
@@ -838,17 +844,12 @@ pub async fn followup(
         let now = now_ms();
         let mut d = app2.dispatcher.lock().await;
         refresh_routing(&app2, session).await?;
-        let before = session.state;
-        let mut next = session.clone();
         let why = format!(
             "the customer chose a {} follow-up{}",
             req.via,
             req.contact.as_deref().map_or_else(String::new, |c| format!(" ({c})"))
         );
-        let t = transition(&mut next, HandoffState::AsyncFollowup, "customer", &why)
-            .map_err(|e| ApiError::conflict("invalid_transition", e.to_string()))?;
-        commit(&app2, session, before, None, &events(&[t]), &update_of(&next, None, false)).await?;
-        *session = next;
+        session_step(&app2, session, HandoffState::AsyncFollowup, "customer", &why, None, None).await?;
         leave_routing(&app2, &mut d, session.id.as_str(), false, now).await?;
         let mut body = json!({"conversation_id": session.id, "state": session.state, "via": req.via, "ai_may_reply": true});
         if req.via == "meeting" {
