@@ -573,29 +573,17 @@ impl Dispatcher {
 
     /// Removes the agent from its lanes' indexes and staffing (before a change).
     fn detach(&mut self, idx: AgentIdx) {
-        let slot = &self.agents[idx as usize];
-        let online = slot.agent.status == AgentStatus::Online;
-        let available = Self::available(slot);
-        let (cap, load) = (
-            u64::from(slot.agent.capacity),
-            u64::from(slot.load.min(slot.agent.capacity)),
-        );
-        for li in 0..slot.lanes.len() {
-            let lane = self.agents[idx as usize].lanes[li];
-            if available {
-                let key = self.agent_key(lane, idx);
-                self.lanes[lane as usize].available.remove(&key);
-            }
-            if online {
-                let l = &mut self.lanes[lane as usize];
-                l.slots -= cap;
-                l.busy -= load;
-            }
-        }
+        self.index_agent(idx, false, None);
     }
 
     /// Puts the agent back into its lanes' indexes and staffing (after a change).
     fn attach(&mut self, idx: AgentIdx) {
+        self.index_agent(idx, true, None);
+    }
+
+    /// Adds the agent to (`add`) or removes it from the available-agent index and the
+    /// staffing of its lanes, or of the one lane `only`.
+    fn index_agent(&mut self, idx: AgentIdx, add: bool, only: Option<LaneIdx>) {
         let slot = &self.agents[idx as usize];
         let online = slot.agent.status == AgentStatus::Online;
         let available = Self::available(slot);
@@ -603,16 +591,27 @@ impl Dispatcher {
             u64::from(slot.agent.capacity),
             u64::from(slot.load.min(slot.agent.capacity)),
         );
-        for li in 0..slot.lanes.len() {
-            let lane = self.agents[idx as usize].lanes[li];
+        let count = if only.is_some() { 1 } else { slot.lanes.len() };
+        for li in 0..count {
+            let lane = only.unwrap_or_else(|| self.agents[idx as usize].lanes[li]);
             if available {
                 let key = self.agent_key(lane, idx);
-                self.lanes[lane as usize].available.insert(key);
+                let set = &mut self.lanes[lane as usize].available;
+                if add {
+                    set.insert(key);
+                } else {
+                    set.remove(&key);
+                }
             }
             if online {
                 let l = &mut self.lanes[lane as usize];
-                l.slots += cap;
-                l.busy += load;
+                if add {
+                    l.slots += cap;
+                    l.busy += load;
+                } else {
+                    l.slots -= cap;
+                    l.busy -= load;
+                }
             }
         }
     }
@@ -681,24 +680,7 @@ impl Dispatcher {
         for idx in 0..self.agents.len() as AgentIdx {
             if self.lane_admits(lane, &self.agents[idx as usize].agent) {
                 // Attach to this lane only: the agent's other lanes are unchanged.
-                let slot = &self.agents[idx as usize];
-                let (online, available) = (
-                    slot.agent.status == AgentStatus::Online,
-                    Self::available(slot),
-                );
-                let (cap, load) = (
-                    u64::from(slot.agent.capacity),
-                    u64::from(slot.load.min(slot.agent.capacity)),
-                );
-                let key = self.agent_key(lane, idx);
-                let l = &mut self.lanes[lane as usize];
-                if available {
-                    l.available.insert(key);
-                }
-                if online {
-                    l.slots += cap;
-                    l.busy += load;
-                }
+                self.index_agent(idx, true, Some(lane));
                 self.agents[idx as usize].lanes.push(lane);
             }
         }
