@@ -210,3 +210,36 @@ fn a_restored_session_reads_the_language_like_a_live_one() {
     assert_eq!(live.detect.language.as_deref(), Some("es"));
     assert_eq!(restored.detect, live.detect);
 }
+
+#[test]
+fn the_bot_names_the_queue_and_agent_and_an_account_owner_is_waited_for() {
+    let e = engine();
+    let mut s = e.start(
+        ConversationId::parse("c-9").expect("id"),
+        Customer::default(),
+        None,
+    );
+    let out = e.process(
+        &mut s,
+        turn(
+            r#"{"role":"ai","text":"Let me get you a specialist.","ai_requested":true,"target_queue":"security","target_agent":"sam"}"#,
+        ),
+    );
+    assert!(out.decision.escalate, "{:?}", out.decision);
+    let route = out.route.expect("routed");
+    assert_eq!(route.queue, "security");
+    assert_eq!(route.why, "the bot asked for this queue");
+    assert_eq!(s.requested_agent.as_deref(), Some("sam"));
+
+    // Without a named agent, the customer's account owner is waited for.
+    let customer: Customer =
+        serde_json::from_str(r#"{"name":"Lee","tier":"vip","account_owner":"olga"}"#)
+            .expect("valid");
+    let mut s = e.start(ConversationId::parse("c-10").expect("id"), customer, None);
+    let out = e.process(
+        &mut s,
+        turn(r#"{"role":"customer","text":"I want to talk to a person"}"#),
+    );
+    assert_eq!(out.route.expect("routed").queue, "vip");
+    assert_eq!(s.requested_agent.as_deref(), Some("olga"));
+}

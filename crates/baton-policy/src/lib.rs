@@ -259,6 +259,46 @@ impl Checker<'_> {
         }
     }
 
+    /// Compiles a CEL condition that may use only `allowed` variables; reports a syntax error
+    /// or an unknown variable at `path`.
+    fn condition(
+        &mut self,
+        path: &str,
+        when: &str,
+        allowed: &[&str],
+        example: &str,
+    ) -> Option<cel::Program> {
+        match cel::Program::compile(when) {
+            Ok(program) => {
+                let unknown: Vec<String> = program
+                    .references()
+                    .variables()
+                    .into_iter()
+                    .filter(|v| !allowed.contains(v))
+                    .map(|v| format!("`{v}`"))
+                    .collect();
+                if unknown.is_empty() {
+                    return Some(program);
+                }
+                let names: Vec<String> = allowed.iter().map(|v| format!("`{v}`")).collect();
+                self.error(
+                    path,
+                    format!("condition uses unknown variable {}", unknown.join(", ")),
+                    Some(format!("conditions may use {}", names.join(", "))),
+                );
+            }
+            Err(e) => {
+                let msg = e.to_string().lines().next().unwrap_or_default().to_owned();
+                self.error(
+                    path,
+                    format!("invalid CEL condition: {msg}"),
+                    Some(format!("CEL syntax: `{example}`")),
+                );
+            }
+        }
+        None
+    }
+
     fn share(&mut self, path: &str, value: f64, max: f64) {
         if !(0.0..=max).contains(&value) {
             self.error(
@@ -423,39 +463,16 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
             .reason
             .as_ref()
             .and_then(|n| c.code(&format!("{base}.reason"), n));
-        match cel::Program::compile(&r.when) {
-            Ok(program) => {
-                let unknown: Vec<String> = program
-                    .references()
-                    .variables()
-                    .into_iter()
-                    .filter(|v| !CEL_VARIABLES.contains(v))
-                    .map(|v| format!("`{v}`"))
-                    .collect();
-                if unknown.is_empty() {
-                    rules.push(Rule {
-                        name: r.name.clone(),
-                        program,
-                        escalate: r.escalate,
-                        mode: r.mode,
-                        reason,
-                    });
-                } else {
-                    c.error(
-                        &format!("{base}.when"),
-                        format!("condition uses unknown variable {}", unknown.join(", ")),
-                        Some("conditions may use `customer`, `signals` and `conversation`".into()),
-                    );
-                }
-            }
-            Err(e) => {
-                let msg = e.to_string().lines().next().unwrap_or_default().to_owned();
-                c.error(
-                    &format!("{base}.when"),
-                    format!("invalid CEL condition: {msg}"),
-                    Some("CEL syntax: `customer.tier == \"vip\" && signals.anger > 0.5`".into()),
-                );
-            }
+        let example = "customer.tier == \"vip\" && signals.anger > 0.5";
+        if let Some(program) = c.condition(&format!("{base}.when"), &r.when, CEL_VARIABLES, example)
+        {
+            rules.push(Rule {
+                name: r.name.clone(),
+                program,
+                escalate: r.escalate,
+                mode: r.mode,
+                reason,
+            });
         }
     }
     let (queue_rules, schedules) = validate_queues(&file, c);
@@ -670,39 +687,11 @@ fn validate_queues(
             }
         }
         if let Some(when) = &q.when {
-            let path = format!("{base}.when");
-            match cel::Program::compile(when) {
-                Ok(program) => {
-                    let unknown: Vec<String> = program
-                        .references()
-                        .variables()
-                        .into_iter()
-                        .filter(|v| !QUEUE_CEL_VARIABLES.contains(v))
-                        .map(|v| format!("`{v}`"))
-                        .collect();
-                    if unknown.is_empty() {
-                        rules.push((q.name.clone(), program));
-                    } else {
-                        c.error(
-                            &path,
-                            format!("condition uses unknown variable {}", unknown.join(", ")),
-                            Some(format!(
-                                "queue conditions may use {}",
-                                QUEUE_CEL_VARIABLES.join(", ")
-                            )),
-                        );
-                    }
-                }
-                Err(e) => {
-                    let msg = e.to_string().lines().next().unwrap_or_default().to_owned();
-                    c.error(
-                        &path,
-                        format!("invalid CEL condition: {msg}"),
-                        Some(
-                            "CEL syntax: `topic == \"refund\" && customer.tier == \"vip\"`".into(),
-                        ),
-                    );
-                }
+            let example = "topic == \"refund\" && customer.tier == \"vip\"";
+            if let Some(program) =
+                c.condition(&format!("{base}.when"), when, QUEUE_CEL_VARIABLES, example)
+            {
+                rules.push((q.name.clone(), program));
             }
         }
     }

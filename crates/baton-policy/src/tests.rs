@@ -126,6 +126,69 @@ fn every_error_is_reported_with_line_column_and_hint() {
 }
 
 #[test]
+fn routing_mistakes_are_reported_where_they_are() {
+    let yaml = DEFAULT_POLICY_YAML
+        .replace(
+            "  - name: security\n",
+            "  - name: security\n    when: 'queue_depth > 3'\n    hours: {timezone: Mars/Base, mon: [\"09:00-17:00\"]}\n",
+        )
+        .replace("{after_seconds: 600, overflow: general}", "{after_seconds: 600, overflow: nowhere}")
+        .replace(
+            "    skills: [retention]",
+            "    skills: [{name: retention, min_level: 9}]\n    offer_timeout_seconds: 0",
+        )
+        .replace("  async_options: [email, callback, meeting]", "  async_options: [email, pigeon]");
+    let errors = Policy::parse(&yaml, "p.yaml").expect_err("invalid");
+    let text = errors.to_string();
+    let path_of = |needle: &str| {
+        errors
+            .0
+            .iter()
+            .find(|e| e.message.contains(needle))
+            .map(|e| e.path.clone())
+            .unwrap_or_else(|| panic!("no error with `{needle}` in {text}"))
+    };
+    assert_eq!(path_of("`queue_depth`"), "queues[1].when");
+    assert_eq!(path_of("IANA"), "queues[1].hours");
+    assert_eq!(path_of("`nowhere`"), "queues[2].steps[0].overflow");
+    assert_eq!(path_of("min_level 9"), "queues[3].skills[0].min_level");
+    assert_eq!(
+        path_of("offer_timeout_seconds is 0"),
+        "queues[3].offer_timeout_seconds"
+    );
+    assert_eq!(path_of("`pigeon`"), "routing.async_options[1]");
+    assert_eq!(errors.0.len(), 6, "{text}");
+}
+
+#[test]
+fn queue_rules_see_topic_intent_customer_and_language() {
+    let yaml = DEFAULT_POLICY_YAML.replace(
+        "  - name: security\n",
+        "  - name: security\n    when: 'topic == \"refund\" && intent == \"refund\" && customer.tier == \"gold\" && language == \"de\"'\n",
+    );
+    let p = Policy::parse(&yaml, "p.yaml").expect("valid");
+    let gold = Customer {
+        tier: Some("gold".into()),
+        ..Customer::default()
+    };
+    let mut f = facts(&[], &gold);
+    f.language = Some("de");
+    assert_eq!(
+        p.queue_rule(&f, Some(ReasonCode::Refund), Some("refund")),
+        Some("security")
+    );
+    assert_eq!(
+        p.queue_rule(&f, Some(ReasonCode::Refund), Some("other")),
+        None
+    );
+    f.language = None;
+    assert_eq!(
+        p.queue_rule(&f, Some(ReasonCode::Refund), Some("refund")),
+        None
+    );
+}
+
+#[test]
 fn structural_errors_point_at_the_key() {
     let yaml = DEFAULT_POLICY_YAML.replace("shadow: false", "shadow: false\nshadows: true");
     let errors = Policy::parse(&yaml, "p.yaml").expect_err("unknown key");
