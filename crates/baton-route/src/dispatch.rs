@@ -17,7 +17,8 @@
 //!   heads at the current time.
 //! - **Offers**: a conversation is offered to one agent, whose capacity it holds. Not accepted
 //!   within the queue's `offer_timeout_seconds`, it goes to the next agent and the agent is set
-//!   `away` (not responding); declined, the agent is not asked again for that conversation.
+//!   `away` (not responding); declined (or lost), it is not offered to that agent again for
+//!   the queue's `decline_cooldown_seconds`.
 //! - **Silence**: an assigned agent who leaves the customer unanswered past
 //!   `agent_silence_seconds` loses the conversation, which goes back to its place in the queue.
 //! - **Steps**: after `after_seconds` in a queue a conversation relaxes its skills or language,
@@ -28,7 +29,7 @@
 //! # Guarantees (checked by [`Dispatcher::audit`] in the property tests)
 //! A conversation is in exactly one place and held by at most one agent; no agent holds more
 //! than its capacity; after every call no waiting conversation has an eligible agent with free
-//! capacity that it has not declined.
+//! capacity that it has not declined within the cooldown.
 
 use crate::hours::Millis;
 use crate::{estimate_wait, QueueConfig, RoutingConfig, SkillRequirement, Strategy, WaitEstimate};
@@ -189,7 +190,8 @@ struct Task {
     entered_queue_at: Millis,
     seq: u64,
     state: TaskState,
-    declined: Vec<AgentIdx>,
+    /// Agents that declined or lost it, until when they are not asked again.
+    declined: Vec<(AgentIdx, Millis)>,
     owner: Option<AgentIdx>,
     gen: u64,
     why: String,
@@ -231,6 +233,8 @@ enum TimerKind {
     Step,
     Silence,
     Owner,
+    /// A decline's cooldown ran out: look for an agent again.
+    Retry,
 }
 
 /// Counters of one queue for the current day (UTC), for service level.
@@ -322,6 +326,8 @@ pub struct Dispatcher {
     task_index: HashMap<String, TaskIdx>,
     timers: BinaryHeap<Reverse<Timer>>,
     seq: u64,
+    /// The latest time any call carried: declines are judged against it.
+    clock: Millis,
     handle_times: Vec<VecDeque<f64>>,
     counters: Vec<DayCounters>,
     events: Vec<RouteEvent>,
@@ -353,6 +359,7 @@ impl Dispatcher {
             task_index: HashMap::new(),
             timers: BinaryHeap::new(),
             seq: 0,
+            clock: Millis::MIN,
             handle_times: vec![VecDeque::new(); n],
             counters: vec![DayCounters::default(); n],
             events: Vec::new(),
@@ -423,6 +430,7 @@ impl Dispatcher {
     /// [`RouteError::Refused`] when the new capacity is below the conversations the agent holds
     /// now (lower it after some are resolved); capacity 0.
     pub fn upsert_agent(&mut self, agent: Agent, now: Millis) -> Result<(), RouteError> {
+        self.tick(now);
         if agent.capacity == 0 {
             return Err(RouteError::Refused(
                 "`capacity` is 0: give the number of conversations the agent can hold at once, at least 1".into(),
@@ -483,6 +491,7 @@ impl Dispatcher {
         status: AgentStatus,
         now: Millis,
     ) -> Result<(), RouteError> {
+        self.tick(now);
         let idx = self.agent_idx(agent)?;
         self.change_presence(idx, status, now);
         Ok(())
@@ -715,6 +724,28 @@ impl Dispatcher {
             .ok_or_else(|| RouteError::UnknownConversation(id.to_owned()))
     }
 
+    /// When the next cooldown of the conversation's declines runs out, if one is running.
+    fn next_retry(&self, t: TaskIdx) -> Option<Millis> {
+        self.task(t)
+            .declined
+            .iter()
+            .map(|&(_, until)| until)
+            .filter(|&until| until > self.clock)
+            .min()
+    }
+
+    /// Moves the dispatcher's clock on to `now` (never back).
+    fn tick(&mut self, now: Millis) {
+        self.clock = self.clock.max(now);
+    }
+
+    /// Whether agent `a` declined (or lost) the conversation within the cooldown.
+    fn declined(&self, task: &Task, a: AgentIdx) -> bool {
+        task.declined
+            .iter()
+            .any(|&(d, until)| d == a && until > self.clock)
+    }
+
     fn wait_key(&self, t: TaskIdx) -> WaitKey {
         let task = self.task(t);
         let aging = self.lanes[task.lane as usize].aging_ms;
@@ -744,6 +775,7 @@ impl Dispatcher {
     /// # Errors
     /// [`RouteError::UnknownQueue`], or [`RouteError::AlreadyRouted`] for an id already in.
     pub fn enqueue(&mut self, new: NewConversation, now: Millis) -> Result<(), RouteError> {
+        self.tick(now);
         let queued_at = new.queued_at;
         let (t, owner) = self.insert_task(new)?;
         let queue = self.task(t).queue;
@@ -784,6 +816,7 @@ impl Dispatcher {
         since: Millis,
         now: Millis,
     ) -> Result<(), RouteError> {
+        self.tick(now);
         let room = self
             .agent_index
             .get(agent)
@@ -927,6 +960,9 @@ impl Dispatcher {
             let at = entered + self.wait_ms(s.after_seconds);
             self.schedule(at, t, TimerKind::Step);
         }
+        if let Some(at) = self.next_retry(t) {
+            self.schedule(at, t, TimerKind::Retry);
+        }
     }
 
     /// Removes a conversation from wherever it waits or is held, releasing the agent's
@@ -971,7 +1007,7 @@ impl Dispatcher {
             .available
             .iter()
             .map(|k| k.2)
-            .find(|a| !task.declined.contains(a));
+            .find(|&a| !self.declined(task, a));
         if let Some(a) = agent {
             self.offer(t, a, now);
         }
@@ -1000,7 +1036,7 @@ impl Dispatcher {
                 .waiting
                 .iter()
                 .map(|k| k.2)
-                .find(|&t| !self.task(t).declined.contains(&a));
+                .find(|&t| !self.declined(self.task(t), a));
             if let Some(t) = head {
                 let task = self.task(t);
                 let cand = (self.effective(t, now), task.queued_at, task.seq, t);
@@ -1087,6 +1123,7 @@ impl Dispatcher {
         agent: &str,
         now: Millis,
     ) -> Result<(), RouteError> {
+        self.tick(now);
         let (t, a) = (self.task_idx(conversation)?, self.agent_idx(agent)?);
         match self.task(t).state {
             TaskState::Offered { agent: held, .. } if held == a => {
@@ -1110,6 +1147,7 @@ impl Dispatcher {
         agent: &str,
         now: Millis,
     ) -> Result<(), RouteError> {
+        self.tick(now);
         let (t, a) = (self.task_idx(conversation)?, self.agent_idx(agent)?);
         if !matches!(self.task(t).state, TaskState::Offered { agent: held, .. } if held == a) {
             return Err(RouteError::Refused(format!(
@@ -1129,7 +1167,11 @@ impl Dispatcher {
     /// Returns a held conversation to its lane, marked as declined by the agent.
     fn give_back(&mut self, t: TaskIdx, a: AgentIdx, now: Millis) {
         self.release_agent_of(t, now);
-        self.task_mut(t).declined.push(a);
+        let cooldown = self.queues[self.task(t).queue].decline_cooldown_seconds;
+        let until = now + self.wait_ms(cooldown);
+        let task = self.task_mut(t);
+        task.declined.retain(|&(d, _)| d != a);
+        task.declined.push((a, until));
         self.wait(t, now);
     }
 
@@ -1144,6 +1186,7 @@ impl Dispatcher {
         agent: &str,
         now: Millis,
     ) -> Result<(), RouteError> {
+        self.tick(now);
         let (t, a) = (self.task_idx(conversation)?, self.agent_idx(agent)?);
         let state = self.task(t).state;
         match state {
@@ -1202,6 +1245,7 @@ impl Dispatcher {
     /// # Errors
     /// [`RouteError::UnknownConversation`].
     pub fn customer_wrote(&mut self, conversation: &str, now: Millis) -> Result<(), RouteError> {
+        self.tick(now);
         let t = self.task_idx(conversation)?;
         let queue = self.task(t).queue;
         if let TaskState::Assigned {
@@ -1231,6 +1275,7 @@ impl Dispatcher {
         handled: bool,
         now: Millis,
     ) -> Result<(), RouteError> {
+        self.tick(now);
         let t = self.task_idx(conversation)?;
         let task = self.task(t);
         let (queue, state) = (task.queue, task.state);
@@ -1274,6 +1319,7 @@ impl Dispatcher {
         queue: &str,
         now: Millis,
     ) -> Result<(), RouteError> {
+        self.tick(now);
         let t = self.task_idx(conversation)?;
         let q = *self
             .queue_index
@@ -1319,6 +1365,7 @@ impl Dispatcher {
                 break;
             }
             self.timers.pop();
+            self.tick(at);
             let live = self.tasks[t as usize]
                 .as_ref()
                 .is_some_and(|task| task.gen == gen);
@@ -1326,6 +1373,7 @@ impl Dispatcher {
                 self.fire(t, kind, at);
             }
         }
+        self.tick(now);
     }
 
     /// An agent let an offer lapse (`offer`) or left an assigned customer unanswered: the
@@ -1377,6 +1425,15 @@ impl Dispatcher {
                 self.place(t, at);
             }
             (TimerKind::Owner, TaskState::Reserved(_)) => self.fall_back(t, at),
+            (TimerKind::Retry, TaskState::Waiting) => {
+                self.place(t, at);
+                // Other declines may run out later.
+                if self.task(t).state == TaskState::Waiting {
+                    if let Some(next) = self.next_retry(t) {
+                        self.schedule(next, t, TimerKind::Retry);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -1513,7 +1570,7 @@ impl Dispatcher {
         let mut ranked: Vec<AgentVerdict> = lane
             .available
             .iter()
-            .filter(|k| !task.declined.contains(&k.2))
+            .filter(|k| !self.declined(task, k.2))
             .enumerate()
             .map(|(i, k)| {
                 let slot = &self.agents[k.2 as usize];
@@ -1543,8 +1600,8 @@ impl Dispatcher {
             }
             let why = if !slot.lanes.contains(&task.lane) {
                 self.ineligibility(task.lane, a)
-            } else if task.declined.contains(&a) {
-                "declined this conversation, or lost it".to_owned()
+            } else if self.declined(task, a) {
+                "declined this conversation, or lost it, within the cooldown".to_owned()
             } else if slot.agent.status != AgentStatus::Online {
                 format!("is {:?}", slot.agent.status).to_lowercase()
             } else {
@@ -1632,11 +1689,7 @@ impl Dispatcher {
             if task.state == TaskState::Waiting {
                 in_lanes += 1;
                 let lane = &self.lanes[task.lane as usize];
-                if let Some(k) = lane
-                    .available
-                    .iter()
-                    .find(|k| !task.declined.contains(&k.2))
-                {
+                if let Some(k) = lane.available.iter().find(|k| !self.declined(task, k.2)) {
                     return Err(format!(
                         "`{}` waits while agent `{}` is eligible with free capacity",
                         task.id, self.agents[k.2 as usize].agent.id

@@ -149,6 +149,10 @@ pub struct QueueConfig {
     /// agent (and the agent is set `away`); absent assigns at once, without an offer.
     #[serde(default = "default_offer_timeout")]
     pub offer_timeout_seconds: Option<u64>,
+    /// Seconds during which a conversation an agent declined (or let lapse, or lost) is not
+    /// offered to that agent again. Default 300.
+    #[serde(default = "default_decline_cooldown")]
+    pub decline_cooldown_seconds: u64,
     /// Seconds an assigned agent may leave the customer without an answer (since assignment
     /// or the customer's last message) before the conversation goes back to the queue.
     #[serde(default)]
@@ -187,6 +191,10 @@ fn default_offer_timeout() -> Option<u64> {
     Some(30)
 }
 
+fn default_decline_cooldown() -> u64 {
+    300
+}
+
 fn default_owner_wait() -> u64 {
     60
 }
@@ -207,6 +215,7 @@ impl QueueConfig {
             priority: 0,
             aging_per_minute: default_aging(),
             offer_timeout_seconds: default_offer_timeout(),
+            decline_cooldown_seconds: default_decline_cooldown(),
             agent_silence_seconds: None,
             owner_wait_seconds: default_owner_wait(),
             steps: Vec::new(),

@@ -525,6 +525,8 @@ proptest! {
         let mut next = 0;
         let pick = |ids: &Vec<String>, p: usize| (!ids.is_empty()).then(|| ids[p % ids.len()].clone());
         for op in ops {
+            // Time passes first, so that a refused call has nothing to change.
+            d.advance(now);
             let before = format!("{d:?}");
             let result = match op {
                 Op::Arrive { queue, priority, lang, owner } => {
@@ -613,4 +615,27 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_decline_holds_for_the_cooldown_then_the_agent_is_asked_again() {
+    let q = QueueConfig {
+        offer_timeout_seconds: Some(30),
+        decline_cooldown_seconds: 120,
+        ..queue("support", &[])
+    };
+    let mut d = Dispatcher::new(vec![q], RoutingConfig::default());
+    d.upsert_agent(agent("a1", &[], 1), 0).expect("agent");
+    d.enqueue(conversation("c1", "support", 0, 0), 0)
+        .expect("enqueue");
+    d.decline("c1", "a1", 10 * S).expect("decline");
+    assert_eq!(d.holder("c1"), None);
+    let why = d.explain("c1", 11 * S).expect("explain");
+    assert!(why.agents[0].why.contains("declined"), "{why:?}");
+    // Nobody else: after the cooldown a1 is asked again, so nothing waits forever.
+    d.advance(129 * S);
+    assert_eq!(d.holder("c1"), None);
+    d.advance(130 * S);
+    assert_eq!(d.holder("c1"), Some(("a1", false)));
+    d.audit().expect("invariants");
 }
