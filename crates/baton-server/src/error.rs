@@ -40,6 +40,15 @@ impl ApiError {
         }
     }
 
+    /// A 403 with code `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: message.into(),
+        }
+    }
+
     /// A 409.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         ApiError::Conflict {

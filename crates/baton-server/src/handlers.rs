@@ -1,5 +1,6 @@
 //! Request handlers.
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routing;
 use crate::AppState;
@@ -196,16 +197,18 @@ async fn commit_turn(
         response: body.clone(),
     };
     let update = update_of(&next, None, outcome.brief.is_some());
-    commit(
-        app,
-        session,
-        session.state,
-        Some(new_turn),
-        &events(&outcome.transitions),
-        &update,
-    )
-    .await?;
+    // A `turn` event first, so that consoles and widgets following the event stream fetch it.
+    let mut all = vec![NewEvent {
+        kind: "turn",
+        from: None,
+        to: None,
+        actor: turn.role.as_str().to_owned(),
+        reason: format!("turn {}", outcome.turn),
+    }];
+    all.extend(events(&outcome.transitions));
+    commit(app, session, session.state, Some(new_turn), &all, &update).await?;
     *session = next;
+    app.poke();
     Ok(Json(body))
 }
 
@@ -287,6 +290,16 @@ pub async fn post_turn(
     ApiJson(turn): ApiJson<Turn>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
+    take_turn(app, id, turn).await.map(Json)
+}
+
+/// Applies one turn to a conversation (the API's `POST .../turns`, and the widget's own
+/// messages): detection, decision, routing, persistence; returns the answer.
+pub(crate) async fn take_turn(
+    app: Arc<AppState>,
+    id: ConversationId,
+    turn: Turn,
+) -> AppResult<Value> {
     turn.require_content().map_err(unprocessable)?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
@@ -382,6 +395,7 @@ pub async fn post_turn(
         Ok(answer)
     })
     .await
+    .map(|Json(v)| v)
 }
 
 /// Adds position, wait, the customer message and, when the queue is closed or the wait too
@@ -615,9 +629,11 @@ async fn session_step(
 pub async fn claim(
     State(app): St,
     Path(id): Path<String>,
+    caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
+    caller.acts_as(&req.agent_id)?;
     let agent = agent_by_id(&app, &req.agent_id).await?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
@@ -641,9 +657,11 @@ pub async fn claim(
 pub async fn decline(
     State(app): St,
     Path(id): Path<String>,
+    caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
+    caller.acts_as(&req.agent_id)?;
     agent_by_id(&app, &req.agent_id).await?;
     let mut d = app.dispatcher.lock().await;
     d.decline(id.as_str(), &req.agent_id, now_ms())
@@ -655,9 +673,11 @@ pub async fn decline(
 pub async fn reply(
     State(app): St,
     Path(id): Path<String>,
+    caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
+    caller.acts_as(&req.agent_id)?;
     let text = req.text.clone().unwrap_or_default();
     let mut turn = Turn::new(Role::Agent, text).map_err(unprocessable)?;
     turn.require_content().map_err(unprocessable)?;
@@ -680,9 +700,11 @@ pub async fn reply(
 pub async fn note(
     State(app): St,
     Path(id): Path<String>,
+    caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
+    caller.acts_as(&req.agent_id)?;
     let text = required(&req.text, "a note needs `text`")?;
     agent_by_id(&app, &req.agent_id).await?;
     let app2 = app.clone();
@@ -704,9 +726,11 @@ pub async fn note(
 pub async fn resolve(
     State(app): St,
     Path(id): Path<String>,
+    caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
+    caller.acts_as(&req.agent_id)?;
     let disposition = required(
         &req.disposition,
         "resolving needs a `disposition` (the resolution category, e.g. `refund_issued`)",
@@ -726,9 +750,11 @@ pub async fn resolve(
 pub async fn handback(
     State(app): St,
     Path(id): Path<String>,
+    caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
+    caller.acts_as(&req.agent_id)?;
     let app2 = app.clone();
     with_session(&app, &id, async move |session: &mut Session| {
         let mut d = app2.dispatcher.lock().await;
@@ -772,9 +798,11 @@ pub struct TransferRequest {
 pub async fn transfer(
     State(app): St,
     Path(id): Path<String>,
+    caller: Caller,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
+    caller.acts_as(&req.agent_id)?;
     let target = app
         .engine
         .policy()
@@ -890,27 +918,44 @@ pub struct EventQuery {
     after: Option<i64>,
 }
 
-/// Server-sent events: every event (transitions, routing, SLA warnings and breaches, wait
-/// updates, notes) after `after` or the `Last-Event-ID` header, then live; of one conversation
-/// with `?conversation=ID`. Each event's SSE id is its sequence number, so a reconnect resumes
+/// Server-sent events: every event (turns, transitions, routing, SLA warnings and breaches,
+/// wait updates, notes, ratings) after `after` (`-1`: from now on) or the `Last-Event-ID`
+/// header, then live; of one conversation with `?conversation=ID`. Each event's SSE id is its sequence number, so a reconnect resumes
 /// where it stopped.
 pub async fn event_stream(
     State(app): St,
     headers: axum::http::HeaderMap,
     axum::extract::Query(q): axum::extract::Query<EventQuery>,
 ) -> AppResult<impl IntoResponse> {
-    use axum::response::sse::{Event, KeepAlive, Sse};
-    let last = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .or(q.after)
-        .unwrap_or(0);
     let conversation = q
         .conversation
         .map(|c| parse_id(&c))
         .transpose()?
         .map(|c| c.to_string());
+    // `after=-1`: only what happens from now on.
+    let after = match q.after {
+        Some(a) if a < 0 => Some(app.store.last_event_id().await?),
+        a => a,
+    };
+    stream_events(app, &headers, after, conversation, false)
+}
+
+/// The event stream after `after` (or the `Last-Event-ID` header), of one conversation or
+/// all; `customer_view` leaves out internal notes.
+pub(crate) fn stream_events(
+    app: Arc<AppState>,
+    headers: &axum::http::HeaderMap,
+    after: Option<i64>,
+    conversation: Option<String>,
+    customer_view: bool,
+) -> AppResult<impl IntoResponse> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .or(after)
+        .unwrap_or(0);
     let rx = app.events_written.subscribe();
     let stream = futures_util::stream::unfold(
         (
@@ -920,11 +965,14 @@ pub async fn event_stream(
             conversation,
             std::collections::VecDeque::new(),
         ),
-        |(app, mut rx, mut last, conversation, mut pending)| async move {
+        move |(app, mut rx, mut last, conversation, mut pending)| async move {
             loop {
                 if let Some(e) = pending.pop_front() {
                     let e: baton_store::EventRecord = e;
                     last = e.id;
+                    if customer_view && e.kind == "note" {
+                        continue;
+                    }
                     let event = Event::default()
                         .id(e.id.to_string())
                         .event(e.kind.clone())
@@ -1050,8 +1098,10 @@ pub struct PresenceRequest {
 pub async fn set_presence(
     State(app): St,
     Path(agent): Path<String>,
+    caller: Caller,
     ApiJson(req): ApiJson<PresenceRequest>,
 ) -> AppResult<Json<Value>> {
+    caller.acts_as(&agent)?;
     agent_by_id(&app, &agent).await?;
     let mut d = app.dispatcher.lock().await;
     d.set_presence(&agent, req.status, now_ms())?;

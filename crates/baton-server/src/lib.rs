@@ -6,6 +6,8 @@
 //! crash. Errors map to HTTP in one place ([`error::ApiError`]): 4xx bodies say what to fix, 5xx
 //! bodies are opaque and the cause is logged.
 
+pub mod auth;
+mod console;
 pub mod error;
 mod handlers;
 mod routing;
@@ -167,7 +169,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/queues/{name}", get(get_queue))
         .route("/v1/agents", get(list_agents).post(upsert_agent))
         .route("/v1/agents/{agent}/presence", post(set_presence))
+        .route("/v1/login", post(console::login))
+        .route("/v1/logout", post(console::logout))
+        .route("/v1/me", get(console::me))
+        .route("/v1/supervisor", get(console::supervisor))
+        .route("/v1/conversations/{id}/assist", get(console::assist))
+        .route("/console", get(console::console_page))
+        .route("/widget", get(console::widget_page))
+        .route("/assets/{file}", get(console::static_asset))
+        .route("/widget/api/start", post(console::widget_start))
+        .route("/widget/api/say", post(console::widget_say))
+        .route("/widget/api/rate", post(console::widget_rate))
+        .route("/widget/api/state", get(console::widget_state))
+        .route("/widget/api/events", get(console::widget_events))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
         .with_state(state)
 }

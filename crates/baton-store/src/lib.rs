@@ -7,6 +7,10 @@
 //! foreign keys on, schema migrations embedded in the binary. A turn, its decision, the state
 //! change it caused and the API's answer are written in one transaction.
 
+mod accounts;
+
+pub use accounts::User;
+
 use baton_domain::{Agent, AgentId, AgentStatus, Brief, Customer, HandoffState, Turn};
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -47,7 +51,7 @@ pub fn now_ms() -> i64 {
 /// The store.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 /// A conversation row.
@@ -321,6 +325,31 @@ impl Store {
         Ok(rows.iter().map(event_from_row).collect())
     }
 
+    /// The newest event's sequence number (0 when there is none).
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn last_event_id(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get("id"))
+    }
+
+    /// Conversations offered to or held by `agent`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn agent_conversations(&self, agent: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM conversations WHERE agent_id = ? AND state IN ('offered', 'assigned') ORDER BY updated_at",
+        )
+        .bind(agent)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get("id")).collect())
+    }
+
     /// Records events that change no state (notes, routing and SLA events, wait updates).
     ///
     /// # Errors
@@ -457,6 +486,33 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(conversation_from_row).collect()
+    }
+
+    /// The latest conversations that escalated (they have a brief), newest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure or unreadable data.
+    pub async fn recent_escalations(&self, limit: u32) -> Result<Vec<ConversationRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM conversations WHERE brief IS NOT NULL ORDER BY updated_at DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    /// Running SLA timers that have breached.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    pub async fn open_sla_breaches(&self) -> Result<Vec<SlaTimer>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sla_timers WHERE stopped_at IS NULL AND breached = 1 ORDER BY due_at LIMIT 200",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(sla_from_row).collect())
     }
 
     /// Conversations of `queue` first assigned since `since` (ms), and how many of those were

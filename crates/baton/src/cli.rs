@@ -68,6 +68,14 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Console accounts: `baton agents add ID --name NAME --role agent|supervisor|admin`
+    /// (password from `--password` or, safer, `--password-stdin`).
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// API keys for programs: `baton keys add --name NAME --scope bot|agent|admin` prints the
+    /// key once; only its digest is stored.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Ask a running `baton serve` why a conversation is in its queue, and which agents are
     /// eligible for it and why the first would be chosen.
     Explain {
@@ -79,6 +87,54 @@ enum Command {
         /// Print the server's JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `baton agents`.
+#[derive(Debug, clap::Subcommand)]
+enum AgentsCommand {
+    /// Adds (or updates) an agent with a console account.
+    Add {
+        /// The agent's id.
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Role: agent, supervisor or admin.
+        #[arg(long, default_value = "agent", value_parser = ["agent", "supervisor", "admin"])]
+        role: String,
+        /// Skills, comma-separated (`billing,vip`).
+        #[arg(long, value_delimiter = ',')]
+        skills: Vec<String>,
+        /// Concurrent conversations.
+        #[arg(long, default_value_t = 3)]
+        capacity: u32,
+        /// The password (visible to other users of this machine: prefer --password-stdin).
+        #[arg(long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Database.
+        #[arg(long, env = "BATON_DATABASE_URL", default_value = "sqlite://baton.db")]
+        database_url: String,
+    },
+}
+
+/// `baton keys`.
+#[derive(Debug, clap::Subcommand)]
+enum KeysCommand {
+    /// Creates an API key and prints it (once).
+    Add {
+        /// What the key is for.
+        #[arg(long)]
+        name: String,
+        /// Scopes: bot, agent, admin (repeat or comma-separate).
+        #[arg(long = "scope", required = true, value_delimiter = ',', value_parser = ["bot", "agent", "admin"])]
+        scopes: Vec<String>,
+        /// Database.
+        #[arg(long, env = "BATON_DATABASE_URL", default_value = "sqlite://baton.db")]
+        database_url: String,
     },
 }
 
@@ -187,6 +243,68 @@ pub fn run(args: Args) -> Result<()> {
             url,
             json,
         } => explain(&url, &conversation, json),
+        Command::Agents(AgentsCommand::Add {
+            id,
+            name,
+            role,
+            skills,
+            capacity,
+            password,
+            password_stdin,
+            database_url,
+        }) => {
+            let password = match (password, password_stdin) {
+                (Some(p), _) => p,
+                (None, true) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+                (None, false) => {
+                    anyhow::bail!("give the password with --password-stdin (or --password)")
+                }
+            };
+            if password.chars().count() < 8 {
+                anyhow::bail!("the password is shorter than 8 characters: choose a longer one");
+            }
+            let agent = baton_domain::Agent {
+                id: baton_domain::AgentId::parse(id.clone())?,
+                name,
+                skills: skills
+                    .iter()
+                    .map(|s| baton_domain::Skill::from(s.as_str()))
+                    .collect(),
+                languages: Vec::new(),
+                capacity: capacity.max(1),
+                status: baton_domain::AgentStatus::Offline,
+            };
+            let hash = baton_server::auth::hash_password(&password)?;
+            with_store(&database_url, async |store| {
+                if store.agent(&id).await?.is_none() {
+                    store.upsert_agent(&agent).await?;
+                }
+                store.upsert_user(&id, &hash, &role).await?;
+                Ok(())
+            })?;
+            eprintln!("baton: agent `{id}` ({role}) can sign in at /console");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Add {
+            name,
+            scopes,
+            database_url,
+        }) => {
+            let key = baton_server::auth::new_secret("bk");
+            let digest = baton_server::auth::digest(&key);
+            let id = uuid_like(&digest);
+            with_store(&database_url, async |store| {
+                store.create_api_key(&id, &digest, &name, &scopes).await?;
+                Ok(())
+            })?;
+            println!("{key}");
+            eprintln!("baton: key `{name}` ({}) created; send it as `Authorization: Bearer KEY`. It is not shown again.", scopes.join(", "));
+            Ok(())
+        }
     }
 }
 
@@ -230,6 +348,27 @@ fn simulate(path: &Path, seed: Option<u64>) -> Result<()> {
         report.arrivals as f64 / wall.max(1e-9)
     );
     Ok(())
+}
+
+/// Runs `f` against the database at `url`.
+fn with_store(url: &str, f: impl AsyncFnOnce(&baton_store::Store) -> Result<()>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let store = baton_store::Store::connect(url)
+            .await
+            .with_context(|| format!("cannot open database `{url}`"))?;
+        let result = f(&store).await;
+        store.close().await;
+        result
+    })
+}
+
+/// A short id for a key, from its digest (the key itself is never stored).
+fn uuid_like(digest: &str) -> String {
+    format!("key-{}", &digest[..12])
 }
 
 /// `baton explain`: fetches `/v1/conversations/{id}/explain` and prints it.

@@ -1,5 +1,5 @@
 //! `baton`, the command-line interface: `serve`, `check`, `detect`, `replay`, `eval`, `train`,
-//! `simulate`, `explain`.
+//! `simulate`, `explain`, `agents`, `keys`.
 //!
 //! Exit status (CONTRACTS.md): 0 success, 1 invalid input or policy (message on stderr),
 //! 2 usage error.

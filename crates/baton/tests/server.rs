@@ -831,8 +831,9 @@ async fn an_unaccepted_offer_moves_to_the_next_agent() {
         .expect("read")
         .expect("a chunk");
     let text = String::from_utf8_lossy(&chunk);
+    // The first event is the customer's turn; its id resumes a reconnect.
     assert!(
-        text.contains("event: transition") && text.contains("id: "),
+        text.contains("event: turn") && text.contains("id: 1"),
         "{text}"
     );
 }

@@ -1,0 +1,97 @@
+// The customer widget: chat with the demo assistant, hand off to a person, follow the
+// handoff live (server-sent events), rate the human part.
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  let token = sessionStorage.getItem("baton-widget-token");
+  let lastCount = 0;
+  let source = null;
+
+  async function call(path, body) {
+    const r = await fetch(path, { method: body ? "POST" : "GET", headers: { "content-type": "application/json" },
+      body: body ? JSON.stringify(body) : undefined });
+    const data = await r.json();
+    if (!r.ok) throw new Error((data.error && data.error.message) || r.statusText);
+    return data;
+  }
+
+  function minutes(s) { const m = Math.max(1, Math.ceil(s / 60)); return m + (m === 1 ? " minute" : " minutes"); }
+
+  async function refresh() {
+    if (!token) return;
+    const s = await call("/widget/api/state?token=" + encodeURIComponent(token));
+    const list = $("messages");
+    s.messages.slice(lastCount).forEach((m) => {
+      const li = document.createElement("li");
+      li.className = m.role;
+      const who = document.createElement("span");
+      who.className = "who";
+      who.textContent = m.role === "customer" ? "You" : m.role === "ai" ? "Assistant" : m.from;
+      li.append(who, document.createTextNode(m.text));
+      li.dataset.role = m.role;
+      list.append(li);
+    });
+    if (s.messages.length !== lastCount) list.scrollTop = list.scrollHeight;
+    lastCount = s.messages.length;
+    const status = $("status");
+    let text = "";
+    if (s.state === "queued" || s.state === "offered") {
+      text = "You're being transferred to a person, who will see this whole conversation. ";
+      if (s.position) text += "You are number " + s.position + " in line; the wait should be no more than " + minutes(s.estimated_wait_seconds) + ".";
+    } else if (s.state === "assigned") {
+      text = (s.agent_name || "A person") + " has joined the conversation.";
+    } else if (s.state === "async_followup") {
+      text = "A person will follow up with you.";
+    }
+    status.hidden = !text;
+    status.textContent = text;
+    status.dataset.state = s.state;
+    $("cancel-box").hidden = !(s.state === "queued" || s.state === "offered");
+    $("rate").hidden = !s.ask_rating;
+    $("person").disabled = ["queued", "offered", "assigned"].includes(s.state);
+  }
+
+  function follow() {
+    if (source) source.close();
+    source = new EventSource("/widget/api/events?token=" + encodeURIComponent(token));
+    source.onmessage = refresh;
+    ["turn", "transition", "routing", "wait_update", "csat"].forEach((k) => source.addEventListener(k, refresh));
+  }
+
+  async function start() {
+    if (!token) {
+      const s = await call("/widget/api/start", {});
+      token = s.token;
+      sessionStorage.setItem("baton-widget-token", token);
+    }
+    follow();
+    await refresh();
+  }
+
+  async function say(body) {
+    $("error").textContent = "";
+    try {
+      const r = await call("/widget/api/say", Object.assign({ token }, body));
+      await refresh();
+      const msg = r.customer && r.customer.customer_message;
+      if (msg) { $("status").hidden = false; $("status").textContent = msg; }
+    } catch (e) { $("error").textContent = e.message; }
+  }
+
+  $("say").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("text").value.trim();
+    if (!text) return;
+    $("text").value = "";
+    say({ text });
+  });
+  $("person").addEventListener("click", () => say({ text: "", action: "request_human" }));
+  $("cancel").addEventListener("click", () => say({ text: "", action: "cancel_handoff" }));
+  document.querySelectorAll("#rate button").forEach((b) => b.addEventListener("click", async () => {
+    try {
+      await call("/widget/api/rate", { token, score: Number(b.dataset.score) });
+      $("rate").hidden = true; $("thanks").hidden = false;
+    } catch (e) { $("error").textContent = e.message; }
+  }));
+  start().catch((e) => { $("error").textContent = e.message; });
+})();
