@@ -914,3 +914,199 @@ async fn sla_breach_events_fire_after_a_restart() {
     let why = get(&c, format!("{b}/v1/conversations/slow/explain")).await;
     assert_eq!(why["state"], "waiting", "{why}");
 }
+
+fn baton(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("baton");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write");
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[tokio::test]
+async fn once_credentials_exist_every_call_says_who_it_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    let url = format!("sqlite://{}", db.display());
+    let add = |id: &str, role: &str| {
+        let out = baton(
+            &[
+                "agents",
+                "add",
+                id,
+                "--name",
+                id,
+                "--role",
+                role,
+                "--password-stdin",
+                "--database-url",
+                &url,
+            ],
+            Some("long enough password\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    add("ana", "agent");
+    let short = baton(
+        &[
+            "agents",
+            "add",
+            "x",
+            "--name",
+            "x",
+            "--password-stdin",
+            "--database-url",
+            &url,
+        ],
+        Some("short\n"),
+    );
+    assert_eq!(short.status.code(), Some(1));
+    let key = baton(
+        &[
+            "keys",
+            "add",
+            "--name",
+            "bot",
+            "--scope",
+            "bot",
+            "--database-url",
+            &url,
+        ],
+        None,
+    );
+    assert!(key.status.success());
+    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    assert!(key.starts_with("bk_"), "{key}");
+
+    let server = Server::start(&db);
+    let b = &server.base;
+    let anonymous = reqwest::Client::new();
+    let r = anonymous
+        .get(format!("{b}/v1/queues"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = anonymous
+        .post(format!("{b}/v1/conversations"))
+        .json(&json!({"id": "k-1"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    // The bot key opens the bot's side, not the agents'.
+    let bot = |req: reqwest::RequestBuilder| req.bearer_auth(&key);
+    let r = bot(anonymous.post(format!("{b}/v1/conversations")))
+        .json(&json!({"id": "k-1"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 201);
+    let r = bot(anonymous.get(format!("{b}/v1/queues")))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    let r = anonymous
+        .get(format!("{b}/v1/queues"))
+        .bearer_auth("bk_wrong")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    // An agent signs in with a cookie; a wrong password is refused.
+    let agent = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let r = agent
+        .post(format!("{b}/v1/login"))
+        .json(&json!({"id": "ana", "password": "wrong"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = agent
+        .post(format!("{b}/v1/login"))
+        .json(&json!({"id": "ana", "password": "long enough password"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        agent
+            .get(format!("{b}/v1/queues"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(
+        agent
+            .get(format!("{b}/v1/supervisor"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        403
+    );
+    let r = agent
+        .post(format!("{b}/v1/agents/someone-else/presence"))
+        .json(&json!({"status": "online"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    agent
+        .post(format!("{b}/v1/logout"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        agent
+            .get(format!("{b}/v1/queues"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+
+    // A widget token opens its own conversation and no other.
+    let (_, one) = post(&anonymous, format!("{b}/widget/api/start"), json!({})).await;
+    let (_, two) = post(&anonymous, format!("{b}/widget/api/start"), json!({})).await;
+    let token = one["token"].as_str().expect("token");
+    let state = get(&anonymous, format!("{b}/widget/api/state?token={token}")).await;
+    assert_eq!(state["conversation_id"], one["conversation_id"]);
+    assert_ne!(state["conversation_id"], two["conversation_id"]);
+    let r = anonymous
+        .get(format!("{b}/widget/api/state?token=wt_forged"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let (s, _) = post(
+        &anonymous,
+        format!("{b}/widget/api/rate"),
+        json!({"token": token, "score": 9}),
+    )
+    .await;
+    assert_eq!(s, 400);
+}
