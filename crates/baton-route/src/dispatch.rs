@@ -780,16 +780,22 @@ impl Dispatcher {
         let (t, owner) = self.insert_task(new)?;
         let queue = self.task(t).queue;
         let owner_until = queued_at + self.wait_ms(self.queues[queue].owner_wait_seconds);
+        self.reserve_or_wait(t, owner, owner_until, now);
+        Ok(())
+    }
+
+    /// A detached conversation waits for its dedicated agent `owner` until `until` (when the
+    /// agent is not offline), else in its lane; then whatever match is possible is made.
+    fn reserve_or_wait(&mut self, t: TaskIdx, owner: Option<AgentIdx>, until: Millis, now: Millis) {
         match owner {
             Some(o)
-                if self.agents[o as usize].agent.status != AgentStatus::Offline
-                    && now < owner_until =>
+                if self.agents[o as usize].agent.status != AgentStatus::Offline && now < until =>
             {
                 self.task_mut(t).state = TaskState::Reserved(o);
                 self.touch(t);
                 let key = self.wait_key(t);
                 self.agents[o as usize].personal.insert(key);
-                self.schedule(owner_until, t, TimerKind::Owner);
+                self.schedule(until, t, TimerKind::Owner);
                 self.fill(o, now);
             }
             _ => {
@@ -798,7 +804,6 @@ impl Dispatcher {
                 self.place(t, now);
             }
         }
-        Ok(())
     }
 
     /// Puts back a conversation that an agent held before a restart: offered to it (the offer
@@ -1309,7 +1314,8 @@ impl Dispatcher {
     }
 
     /// Moves the conversation to another queue (an agent's transfer, or a re-route): it leaves
-    /// its agent, starts that queue's ladder, and keeps its place in time.
+    /// its agent, starts that queue's ladder, and keeps its place in time. With `to_agent`, it
+    /// waits for that agent first (as for a dedicated agent), then for anyone eligible.
     ///
     /// # Errors
     /// Unknown conversation or queue.
@@ -1317,6 +1323,7 @@ impl Dispatcher {
         &mut self,
         conversation: &str,
         queue: &str,
+        to_agent: Option<&str>,
         now: Millis,
     ) -> Result<(), RouteError> {
         self.tick(now);
@@ -1325,6 +1332,7 @@ impl Dispatcher {
             .queue_index
             .get(queue)
             .ok_or_else(|| RouteError::UnknownQueue(queue.to_owned()))?;
+        let owner = to_agent.map(|a| self.agent_idx(a)).transpose()?;
         let agent = self.detach_task(t, now);
         let language = self.task(t).language.clone();
         let lane = self.lane_for(q, 0, language.as_deref());
@@ -1334,9 +1342,9 @@ impl Dispatcher {
         task.lane = lane;
         task.entered_queue_at = now;
         task.declined.clear();
-        task.owner = None;
-        self.wait(t, now);
-        self.place(t, now);
+        task.owner = owner;
+        let until = now + self.wait_ms(self.queues[q].owner_wait_seconds);
+        self.reserve_or_wait(t, owner, until, now);
         if let Some(a) = agent {
             self.fill(a, now);
         }

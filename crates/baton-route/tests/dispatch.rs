@@ -577,7 +577,10 @@ proptest! {
                     }
                     None => Ok(()),
                 },
-                Op::Transfer { pick: p, queue } => pick(&ids, p).map_or(Ok(()), |c| d.transfer(&c, &format!("q{queue}"), now)),
+                Op::Transfer { pick: p, queue } => pick(&ids, p).map_or(Ok(()), |c| {
+                    let to = (queue == 1).then(|| format!("a{p}", p = p % 6));
+                    d.transfer(&c, &format!("q{queue}"), to.as_deref(), now)
+                }),
                 Op::Restore { queue, agent, accepted } => {
                     next += 1;
                     let id = format!("c{next}");

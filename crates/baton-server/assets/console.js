@@ -8,6 +8,7 @@
   let current = null;
   let source = null;
   let queueNames = [];
+  let ticker = null;
 
   async function call(path, body) {
     const r = await fetch(path, { method: body ? "POST" : "GET", credentials: "same-origin",
@@ -193,6 +194,8 @@
     show("work");
     await loadQueues();
     if (!source) follow();
+    // Waiting times and SLA countdowns move on their own: refresh them every five seconds.
+    if (!ticker) ticker = setInterval(() => { if (me && !$("work").hidden) loadQueues().catch(() => {}); }, 5000);
   }
 
   $("login-form").addEventListener("submit", async (e) => {
@@ -215,7 +218,10 @@
   $("decline").addEventListener("click", () => act("decline"));
   $("reply-form").addEventListener("submit", (e) => { e.preventDefault(); const t = $("reply").value; $("reply").value = ""; act("reply", { text: t }); });
   $("note-form").addEventListener("submit", (e) => { e.preventDefault(); const t = $("note").value; $("note").value = ""; act("notes", { text: t }); });
-  $("transfer").addEventListener("click", () => act("transfer", { queue: $("transfer-queue").value }));
+  $("transfer").addEventListener("click", () => {
+    const to = $("transfer-agent").value.trim();
+    act("transfer", Object.assign({ queue: $("transfer-queue").value }, to ? { to_agent: to } : {}));
+  });
   $("resolve").addEventListener("click", () => act("resolve", { disposition: $("disposition").value }));
   $("handback").addEventListener("click", () => act("handback"));
   window.addEventListener("hashchange", route);

@@ -47,6 +47,25 @@
     status.textContent = text;
     status.dataset.state = s.state;
     $("cancel-box").hidden = !(s.state === "queued" || s.state === "offered");
+    const later = $("later");
+    later.hidden = !s.alternatives;
+    const options = $("later-options");
+    if (s.alternatives && !options.children.length) {
+      const labels = { email: "Email me instead", callback: "Call me back", meeting: "Book a meeting" };
+      s.alternatives.forEach((via) => {
+        const b = document.createElement("button");
+        b.type = "button"; b.className = "secondary"; b.textContent = labels[via] || via;
+        b.addEventListener("click", async () => {
+          try {
+            const r = await call("/widget/api/followup", { token, via, contact: $("contact").value || undefined });
+            later.hidden = true;
+            $("status").hidden = false;
+            $("status").textContent = r.meeting_link ? "Book a time here: " + r.meeting_link : "Thank you: a person will get back to you.";
+          } catch (e) { $("error").textContent = e.message; }
+        });
+        options.append(b);
+      });
+    }
     $("rate").hidden = !s.ask_rating;
     $("person").disabled = ["queued", "offered", "assigned"].includes(s.state);
   }
@@ -63,7 +82,9 @@
       const s = await call("/widget/api/start", {});
       token = s.token;
       sessionStorage.setItem("baton-widget-token", token);
+      sessionStorage.setItem("baton-widget-greeting", s.greeting);
     }
+    $("greeting").textContent = sessionStorage.getItem("baton-widget-greeting") || "";
     follow();
     await refresh();
   }

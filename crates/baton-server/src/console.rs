@@ -371,6 +371,30 @@ pub async fn widget_say(
 }
 
 #[derive(Deserialize)]
+pub struct WidgetFollowup {
+    token: String,
+    via: String,
+    #[serde(default)]
+    contact: Option<String>,
+}
+
+/// `POST /widget/api/followup`: the customer takes the async path (email, callback, meeting)
+/// instead of waiting.
+pub async fn widget_followup(
+    State(app): St,
+    ApiJson(req): ApiJson<WidgetFollowup>,
+) -> AppResult<Json<Value>> {
+    let id = widget_conversation(&app, &req.token).await?;
+    let followup = crate::handlers::FollowupRequest {
+        via: req.via,
+        contact: req.contact,
+    };
+    crate::handlers::take_followup(app, id, followup)
+        .await
+        .map(Json)
+}
+
+#[derive(Deserialize)]
 pub struct WidgetRate {
     token: String,
     score: u8,
@@ -452,6 +476,28 @@ pub async fn widget_state(State(app): St, Query(q): Query<WidgetToken>) -> AppRe
     }
     if let Some(agent) = &record.agent_id {
         body["agent_name"] = json!(app.store.agent(agent).await?.map(|a| a.name));
+    }
+    if record.state.is_waiting() {
+        let policy = app.engine.policy();
+        let closed = record
+            .queue
+            .as_deref()
+            .and_then(|q| policy.schedule(q))
+            .is_some_and(|s| !s.is_open(baton_store::now_ms()));
+        let max = record
+            .queue
+            .as_deref()
+            .and_then(|q| policy.queue(q))
+            .and_then(|q| q.max_wait_seconds);
+        let too_long = max.is_some_and(|m| {
+            body["estimated_wait_seconds"]
+                .as_u64()
+                .is_some_and(|w| w > m)
+        });
+        if closed || too_long {
+            body["alternatives"] = json!(policy.file.routing.async_options);
+            body["meeting_link"] = json!(policy.file.routing.meeting_link);
+        }
     }
     let had_human = turns.iter().any(|t| t.turn.role == Role::Agent);
     body["ask_rating"] = json!(

@@ -790,11 +790,14 @@ pub struct TransferRequest {
     agent_id: String,
     queue: String,
     #[serde(default)]
+    to_agent: Option<String>,
+    #[serde(default)]
     text: Option<String>,
 }
 
-/// The owning agent transfers the conversation to another queue: it goes back to waiting
-/// there, keeping its place in time, with a new first-response SLA.
+/// The owning agent transfers the conversation to another queue (and, with `to_agent`, to a
+/// colleague, who is waited for first): it goes back to waiting there, keeping its place in
+/// time, with a new first-response SLA.
 pub async fn transfer(
     State(app): St,
     Path(id): Path<String>,
@@ -820,9 +823,18 @@ pub async fn transfer(
         let mut d = app2.dispatcher.lock().await;
         refresh_routing(&app2, session).await?;
         require_owner(session, &req.agent_id)?;
+        if let Some(to) = &req.to_agent {
+            if app2.store.agent(to).await?.is_none() {
+                return Err(ApiError::NotFound(format!("no agent `{to}` to transfer to")));
+            }
+            session.requested_agent = Some(to.clone());
+        }
         let why = format!(
-            "transferred to queue `{}`{}",
+            "transferred to queue `{}`{}{}",
             target.name,
+            req.to_agent
+                .as_deref()
+                .map_or_else(String::new, |a| format!(", for agent `{a}`")),
             req.text.as_deref().map_or_else(String::new, |t| format!(": {t}"))
         );
         session_step(
@@ -835,7 +847,12 @@ pub async fn transfer(
             Some(target.name.clone()),
         )
         .await?;
-        d.transfer(session.id.as_str(), &target.name, now)?;
+        d.transfer(
+            session.id.as_str(),
+            &target.name,
+            req.to_agent.as_deref(),
+            now,
+        )?;
         app2.store.stop_sla(session.id.as_str(), None, now).await?;
         routing::start_sla(&app2, session.id.as_str(), &target, "first_response", target.sla_seconds, now).await?;
         routing::persist(&app2, &mut d).await?;
@@ -846,9 +863,9 @@ pub async fn transfer(
 
 #[derive(Deserialize)]
 pub struct FollowupRequest {
-    via: String,
+    pub(crate) via: String,
     #[serde(default)]
-    contact: Option<String>,
+    pub(crate) contact: Option<String>,
 }
 
 /// The customer chooses the async path instead of waiting: an email follow-up, a callback or a
@@ -859,6 +876,15 @@ pub async fn followup(
     ApiJson(req): ApiJson<FollowupRequest>,
 ) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
+    take_followup(app, id, req).await.map(Json)
+}
+
+/// Moves a conversation to the async path (the API's and the widget's follow-up).
+pub(crate) async fn take_followup(
+    app: Arc<AppState>,
+    id: ConversationId,
+    req: FollowupRequest,
+) -> AppResult<Value> {
     let routing_config = &app.engine.policy().file.routing;
     if !routing_config.async_options.contains(&req.via) {
         return Err(ApiError::invalid(format!(
@@ -883,7 +909,7 @@ pub async fn followup(
         if req.via == "meeting" {
             body["meeting_link"] = json!(app2.engine.policy().file.routing.meeting_link);
         }
-        Ok(Json(body))
+        Ok(body)
     })
     .await
 }

@@ -180,6 +180,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/widget/api/start", post(console::widget_start))
         .route("/widget/api/say", post(console::widget_say))
         .route("/widget/api/rate", post(console::widget_rate))
+        .route("/widget/api/followup", post(console::widget_followup))
         .route("/widget/api/state", get(console::widget_state))
         .route("/widget/api/events", get(console::widget_events))
         .fallback(not_found)

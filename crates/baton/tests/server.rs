@@ -1110,3 +1110,45 @@ async fn once_credentials_exist_every_call_says_who_it_is() {
     .await;
     assert_eq!(s, 400);
 }
+
+#[tokio::test]
+async fn a_transfer_to_a_colleague_waits_for_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = routing_policy(dir.path());
+    let server = Server::start_with(&dir.path().join("baton.db"), Some(&policy));
+    let c = reqwest::Client::new();
+    let b = &server.base;
+    agent(&c, b, "ana", "online").await;
+    let esc = escalate(&c, b, "t-1", "standard").await;
+    assert_eq!(esc["agent_id"], "ana", "{esc}");
+    let (s, _) = post(
+        &c,
+        format!("{b}/v1/conversations/t-1/claim"),
+        json!({"agent_id": "ana"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    agent(&c, b, "cy", "online").await;
+    agent(&c, b, "bo", "online").await;
+    let (s, bad) = post(
+        &c,
+        format!("{b}/v1/conversations/t-1/transfer"),
+        json!({"agent_id": "ana", "queue": "support", "to_agent": "nobody"}),
+    )
+    .await;
+    assert_eq!(s, 404, "{bad}");
+    let (s, moved) = post(
+        &c,
+        format!("{b}/v1/conversations/t-1/transfer"),
+        json!({"agent_id": "ana", "queue": "support", "to_agent": "bo"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{moved}");
+    // Cy has been free longer, but the transfer names Bo: it is offered to Bo.
+    let conv = get(&c, format!("{b}/v1/conversations/t-1")).await;
+    assert_eq!(
+        (conv["state"].as_str(), conv["agent_id"].as_str()),
+        (Some("offered"), Some("bo")),
+        "{conv}"
+    );
+}
