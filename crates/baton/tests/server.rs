@@ -836,6 +836,24 @@ async fn an_unaccepted_offer_moves_to_the_next_agent() {
         text.contains("event: turn") && text.contains("id: 1"),
         "{text}"
     );
+    // A reconnect that says it saw event 1 gets event 2 first.
+    let mut resumed = c
+        .get(format!("{b}/v1/events?conversation=c-1"))
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .expect("events");
+    let chunk = tokio::time::timeout(Duration::from_secs(5), resumed.chunk())
+        .await
+        .expect("an event within 5 s")
+        .expect("read")
+        .expect("a chunk");
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(
+        text.starts_with("id: 2\n") || text.contains("\nid: 2\n"),
+        "{text}"
+    );
+    assert!(!text.contains("id: 1\n"), "{text}");
 }
 
 #[tokio::test]
