@@ -1129,12 +1129,20 @@ impl Dispatcher {
         now: Millis,
     ) -> Result<(), RouteError> {
         self.tick(now);
+        let (t, a) = self.offered_to(conversation, agent)?;
+        self.assign(t, a, now);
+        Ok(())
+    }
+
+    /// The conversation and agent, when the one is offered to the other.
+    fn offered_to(
+        &self,
+        conversation: &str,
+        agent: &str,
+    ) -> Result<(TaskIdx, AgentIdx), RouteError> {
         let (t, a) = (self.task_idx(conversation)?, self.agent_idx(agent)?);
         match self.task(t).state {
-            TaskState::Offered { agent: held, .. } if held == a => {
-                self.assign(t, a, now);
-                Ok(())
-            }
+            TaskState::Offered { agent: held, .. } if held == a => Ok((t, a)),
             _ => Err(RouteError::Refused(format!(
                 "conversation `{conversation}` is not offered to agent `{agent}`"
             ))),
@@ -1153,12 +1161,7 @@ impl Dispatcher {
         now: Millis,
     ) -> Result<(), RouteError> {
         self.tick(now);
-        let (t, a) = (self.task_idx(conversation)?, self.agent_idx(agent)?);
-        if !matches!(self.task(t).state, TaskState::Offered { agent: held, .. } if held == a) {
-            return Err(RouteError::Refused(format!(
-                "conversation `{conversation}` is not offered to agent `{agent}`"
-            )));
-        }
+        let (t, a) = self.offered_to(conversation, agent)?;
         self.give_back(t, a, now);
         self.events.push(RouteEvent::Declined {
             conversation: conversation.to_owned(),

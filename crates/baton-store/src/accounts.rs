@@ -17,6 +17,14 @@ pub struct User {
     pub role: String,
 }
 
+fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> User {
+    User {
+        id: r.get("id"),
+        password_hash: r.get("password_hash"),
+        role: r.get("role"),
+    }
+}
+
 impl Store {
     /// Creates or replaces the account of agent `id`.
     ///
@@ -45,11 +53,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| User {
-            id: r.get("id"),
-            password_hash: r.get("password_hash"),
-            role: r.get("role"),
-        }))
+        Ok(row.as_ref().map(user_from_row))
     }
 
     /// Whether any account or API key exists: from then on the API asks who is calling.
@@ -98,11 +102,7 @@ impl Store {
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| User {
-            id: r.get("id"),
-            password_hash: r.get("password_hash"),
-            role: r.get("role"),
-        }))
+        Ok(row.as_ref().map(user_from_row))
     }
 
     /// Ends a session.
