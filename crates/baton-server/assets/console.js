@@ -140,7 +140,7 @@
   async function refreshMe() {
     me = await call("/v1/me");
     $("whoami").textContent = me.id + " (" + me.role + ")";
-    if (me.agent) $("presence").value = me.agent.status === "away" ? "away" : "online";
+    if (me.agent) $("presence").value = me.agent.status;
   }
 
   async function supervisorView() {
