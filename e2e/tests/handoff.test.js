@@ -43,6 +43,7 @@ before(async () => {
     let seen = "";
     server.stderr.on("data", (chunk) => {
       seen += chunk;
+      if (base) process.stderr.write("server: " + chunk);
       const m = seen.match(/listening on (http:\/\/\S+)/);
       if (m) resolve(m[1]);
     });
@@ -58,9 +59,17 @@ after(async () => {
   if (server) server.kill("SIGKILL");
 });
 
+/// A page that reports its script errors and failed requests (to see why, when a step times out).
+async function newPage(options) {
+  const page = await (await browser.newContext(options)).newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  page.on("requestfailed", (r) => console.error("request failed:", r.url(), r.failure() && r.failure().errorText));
+  page.on("response", (r) => { if (r.status() >= 500) console.error("server error:", r.status(), r.url()); });
+  return page;
+}
+
 async function signIn(id, viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
+  const page = await newPage({ viewport });
   await page.goto(base + "/console");
   await page.getByLabel("Agent id").fill(id);
   await page.getByLabel("Password").fill(PASSWORD);
@@ -74,7 +83,7 @@ test("a customer's request for a person reaches an agent with its brief, and bac
   await ana.getByLabel("Presence").selectOption("online");
   await ana.waitForTimeout(200);
 
-  const customer = await (await browser.newContext({ viewport: { width: 390, height: 844 } })).newPage();
+  const customer = await newPage({ viewport: { width: 390, height: 844 } });
   await customer.goto(base + "/widget");
   // "Talk to a person" is the first thing the keyboard reaches.
   await customer.keyboard.press("Tab");
@@ -91,9 +100,10 @@ test("a customer's request for a person reaches an agent with its brief, and bac
   assert.match(await customer.locator("#status").innerText(), /see this whole conversation|number 1/);
 
   // Within a second the conversation is in Ana's console, offered to her.
-  const item = ana.locator(".queue-item").first();
+  const item = ana.locator("#queues .queue-item").first();
   await item.waitFor({ timeout: 1000 });
   const seenAfter = Date.now() - asked;
+  const conversation = await item.getAttribute("data-conversation");
   assert.ok(seenAfter <= 1000, `the escalation took ${seenAfter} ms to appear`);
   assert.match(await item.innerText(), /offered to you/);
   await item.click();
@@ -106,7 +116,6 @@ test("a customer's request for a person reaches an agent with its brief, and bac
   await ana.locator("#owner-tools").waitFor({ state: "visible" });
   // A second agent cannot claim it.
   const bo = await signIn("bo");
-  const conversation = await item.getAttribute("data-conversation");
   const second = await bo.evaluate(async (id) => {
     const r = await fetch(`/v1/conversations/${id}/claim`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ agent_id: "bo" }) });
     return r.status;
@@ -152,7 +161,7 @@ test("a customer's request for a person reaches an agent with its brief, and bac
 });
 
 test("a signed-out visitor sees no conversation data", async () => {
-  const page = await (await browser.newContext()).newPage();
+  const page = await newPage();
   await page.goto(base + "/console");
   await page.locator("#login").waitFor({ state: "visible" });
   assert.equal(await page.locator("#work").isVisible(), false);

@@ -37,11 +37,12 @@
     queueNames = queues.map((q) => q.name);
     const select = $("transfer-queue");
     if (!select.options.length) queueNames.forEach((n) => select.append(new Option(n, n)));
-    box.replaceChildren();
+    // Built aside and swapped in at once, so the list never shows half-loaded.
+    const next = document.createDocumentFragment();
     for (const q of queues) {
       const detail = await call("/v1/queues/" + encodeURIComponent(q.name));
       if (!detail.waiting.length) continue;
-      box.append(text("h3", q.name + " (" + detail.waiting.length + " waiting)"));
+      next.append(text("h3", q.name + " (" + detail.waiting.length + " waiting)"));
       for (const w of detail.waiting) {
         const b = document.createElement("button");
         b.type = "button";
@@ -54,10 +55,11 @@
         if (w.offered_to === me.id) b.append(text("span", " offered to you", "sla-warn"));
         if (w.reasons) { const chips = document.createElement("div"); chips.className = "chips"; w.reasons.forEach((r) => chips.append(text("span", r))); b.append(chips); }
         b.addEventListener("click", () => open(w.conversation_id));
-        box.append(b);
+        next.append(b);
       }
     }
-    if (!box.children.length) box.append(text("p", "Nobody is waiting.", "meta"));
+    if (!next.children.length) next.append(text("p", "Nobody is waiting.", "meta"));
+    box.replaceChildren(next);
     const mine = $("mine");
     mine.replaceChildren();
     (me.conversations || []).forEach((c) => {

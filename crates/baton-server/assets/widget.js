@@ -95,7 +95,7 @@
       const r = await call("/widget/api/say", Object.assign({ token }, body));
       await refresh();
       const msg = r.customer && r.customer.customer_message;
-      if (msg) { $("status").hidden = false; $("status").textContent = msg; }
+      if (msg) { $("handoff-message").hidden = false; $("handoff-message").textContent = msg; }
     } catch (e) { $("error").textContent = e.message; }
   }
 
