@@ -44,7 +44,8 @@ before(async () => {
     server.stderr.on("data", (chunk) => {
       seen += chunk;
       if (base) process.stderr.write("server: " + chunk);
-      const m = seen.match(/listening on (http:\/\/\S+)/);
+      // Only a whole line: the address can arrive split over two chunks.
+      const m = seen.match(/listening on (http:\/\/\S+)\r?\n/);
       if (m) resolve(m[1]);
     });
     server.on("exit", (code) => reject(new Error(`baton serve exited with ${code}: ${seen}`)));
