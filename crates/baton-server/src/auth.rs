@@ -197,11 +197,29 @@ pub async fn caller(app: &AppState, headers: &axum::http::HeaderMap) -> Result<C
             });
         }
     }
-    if app.store.has_credentials().await? {
+    if credentials_exist(app).await? {
         Ok(Caller::Anonymous)
     } else {
         Ok(Caller::Open)
     }
+}
+
+/// Whether any account or key exists. Once one does, the answer is kept (credentials are what
+/// closes the API); until then the store is asked at most once a second, so an open server
+/// adds no query to each call, and a first `baton agents add` takes effect within a second.
+async fn credentials_exist(app: &AppState) -> Result<bool, ApiError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    if app.credentials_seen.load(Relaxed) {
+        return Ok(true);
+    }
+    let now = baton_store::now_ms();
+    if now - app.credentials_checked_at.load(Relaxed) < 1000 {
+        return Ok(false);
+    }
+    let exists = app.store.has_credentials().await?;
+    app.credentials_checked_at.store(now, Relaxed);
+    app.credentials_seen.store(exists, Relaxed);
+    Ok(exists)
 }
 
 /// The session token from the `Cookie` header.

@@ -68,6 +68,10 @@ pub struct AppState {
     announced: Mutex<routing::Announced>,
     /// Bumped whenever events were written, so event streams look for new ones.
     events_written: tokio::sync::watch::Sender<u64>,
+    /// An account or key has been seen: the API asks every caller who they are.
+    credentials_seen: std::sync::atomic::AtomicBool,
+    /// When the store was last asked whether credentials exist (ms).
+    credentials_checked_at: std::sync::atomic::AtomicI64,
 }
 
 impl AppState {
@@ -83,6 +87,8 @@ impl AppState {
             )),
             announced: Mutex::new(HashMap::new()),
             events_written: tokio::sync::watch::channel(0).0,
+            credentials_seen: std::sync::atomic::AtomicBool::new(false),
+            credentials_checked_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
             engine,
         })
     }
