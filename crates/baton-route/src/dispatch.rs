@@ -366,11 +366,6 @@ impl Dispatcher {
         }
     }
 
-    /// The queues, in policy order.
-    pub fn queues(&self) -> &[QueueConfig] {
-        &self.queues
-    }
-
     /// Takes the events produced since the last call.
     pub fn drain_events(&mut self) -> Vec<RouteEvent> {
         std::mem::take(&mut self.events)

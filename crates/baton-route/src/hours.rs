@@ -205,16 +205,6 @@ impl Schedule {
         }
         None
     }
-
-    /// Seconds of open time between `from` and `to`.
-    pub fn open_seconds_between(&self, from: Millis, to: Millis) -> f64 {
-        let ms: Millis = self
-            .open_from(from)
-            .take_while(|&(s, _)| s < to)
-            .map(|(s, e)| e.min(to) - s)
-            .sum();
-        ms as f64 / 1000.0
-    }
 }
 
 #[cfg(test)]
@@ -272,10 +262,6 @@ mod tests {
         // Friday 16:50 Berlin with a 20-minute SLA: 10 minutes on Friday, 10 on Monday.
         let due = s.after_open_seconds(at("2026-11-27T15:50:00Z"), 1200);
         assert_eq!(due, Some(at("2026-11-30T08:10:00Z")));
-        assert_eq!(
-            s.open_seconds_between(at("2026-11-27T15:50:00Z"), at("2026-11-30T08:10:00Z")),
-            1200.0
-        );
         // Inside one period the clock is the wall clock.
         assert_eq!(
             s.after_open_seconds(at("2026-11-24T09:00:00Z"), 60),

@@ -247,11 +247,7 @@ pub async fn supervisor(State(app): St) -> AppResult<Json<Value>> {
 /// from the best knowledge-base article for the customer's last message, and the article links.
 pub async fn assist(State(app): St, Path(id): Path<String>) -> AppResult<Json<Value>> {
     let id = ConversationId::parse(id).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let record = app
-        .store
-        .conversation(id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no conversation `{id}`")))?;
+    let record = crate::handlers::stored_conversation(&app, &id).await?;
     let turns = app.store.turns(id.as_str()).await?;
     let last = turns
         .iter()
@@ -429,11 +425,7 @@ pub async fn widget_rate(
 /// wait, the agent's name, and whether to ask for a rating. No brief, no internal notes.
 pub async fn widget_state(State(app): St, Query(q): Query<WidgetToken>) -> AppResult<Json<Value>> {
     let id = widget_conversation(&app, &q.token).await?;
-    let record = app
-        .store
-        .conversation(id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no conversation `{id}`")))?;
+    let record = crate::handlers::stored_conversation(&app, &id).await?;
     let turns = app.store.turns(id.as_str()).await?;
     let mut names = std::collections::HashMap::new();
     let mut messages = Vec::new();

@@ -97,16 +97,15 @@ async fn with_session<T>(
 ) -> AppResult<T> {
     let slot = app.slot(id.as_str());
     let mut guard = slot.lock().await;
-    let record = app.store.conversation(id.as_str()).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no conversation `{id}`: create it with POST /v1/conversations"
-        ))
-    })?;
-    if let Some(session) = guard.as_mut() {
-        // Routing moves conversations on its own (offers, timeouts, transfers): the store's
-        // routing fields are the truth.
-        take_routing(session, record);
-    } else {
+    // A cached session's routing fields may be stale (routing moves conversations on its own);
+    // every handler that acts on them re-reads them under the dispatcher's lock
+    // (`refresh_routing`), so only a session not in the cache is read here.
+    if guard.is_none() {
+        let record = app.store.conversation(id.as_str()).await?.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no conversation `{id}`: create it with POST /v1/conversations"
+            ))
+        })?;
         let turns = app
             .store
             .turns(id.as_str())
@@ -114,15 +113,11 @@ async fn with_session<T>(
             .into_iter()
             .map(|t| t.turn)
             .collect();
-        let mut session = app
-            .engine
-            .start(id.clone(), record.customer, record.channel);
-        session.state = record.state;
-        session.queue = record.queue;
-        session.priority = record.priority;
-        session.agent = record.agent_id;
-        session.brief = record.brief;
-        session.requested_agent = record.requested_agent;
+        let mut session =
+            app.engine
+                .start(id.clone(), record.customer.clone(), record.channel.clone());
+        session.brief = record.brief.clone();
+        take_routing(&mut session, record);
         *guard = Some(app.engine.restore(session, turns));
     }
     match guard.as_mut() {
@@ -131,6 +126,17 @@ async fn with_session<T>(
             "session slot empty after load"
         ))),
     }
+}
+
+/// The stored conversation `id`, or a 404 that says so.
+pub(crate) async fn stored_conversation(
+    app: &AppState,
+    id: &ConversationId,
+) -> AppResult<baton_store::ConversationRecord> {
+    app.store
+        .conversation(id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation `{id}`")))
 }
 
 /// Copies the store's routing fields (state, queue, priority, agent) into the session.
@@ -489,11 +495,7 @@ async fn leave_routing(
 
 pub async fn get_conversation(State(app): St, Path(id): Path<String>) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
-    let record = app
-        .store
-        .conversation(id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no conversation `{id}`")))?;
+    let record = stored_conversation(&app, &id).await?;
     let turns = app.store.turns(id.as_str()).await?;
     let events = app.store.events(id.as_str()).await?;
     let ai_may_reply = record.state.ai_may_reply();
@@ -536,11 +538,7 @@ pub async fn get_brief(
     axum::extract::Query(q): axum::extract::Query<BriefQuery>,
 ) -> AppResult<axum::response::Response> {
     let id = parse_id(&id)?;
-    let record = app
-        .store
-        .conversation(id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no conversation `{id}`")))?;
+    let record = stored_conversation(&app, &id).await?;
     let brief = record.brief.ok_or_else(|| {
         ApiError::NotFound(format!(
             "conversation `{id}` has no brief yet: a brief is made when it escalates"
@@ -918,11 +916,7 @@ pub(crate) async fn take_followup(
 /// be chosen.
 pub async fn explain(State(app): St, Path(id): Path<String>) -> AppResult<Json<Value>> {
     let id = parse_id(&id)?;
-    let record = app
-        .store
-        .conversation(id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no conversation `{id}`")))?;
+    let record = stored_conversation(&app, &id).await?;
     let d = app.dispatcher.lock().await;
     let explanation = d.explain(id.as_str(), now_ms()).map_err(|_| {
         ApiError::conflict(
