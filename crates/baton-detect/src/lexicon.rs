@@ -85,6 +85,8 @@ pub struct Family {
     strong: Regex,
     weak: Option<Regex>,
     negatable: bool,
+    /// Strong and weak patterns as one alternation, for [`FamilySet`].
+    union: String,
 }
 
 /// Rewrites `\b`, `\w` and `\W` as their ASCII forms. The lexicons are English and run on
@@ -98,12 +100,17 @@ fn ascii_classes(pattern: &str) -> String {
         .replace("\\W", "[^0-9a-z_]")
 }
 
-fn compile(patterns: &[&str]) -> Regex {
-    let body = patterns
+/// The patterns as one alternation, apostrophes and word classes rewritten.
+fn alternation(patterns: &[&str]) -> String {
+    patterns
         .iter()
         .map(|p| format!("(?:{})", ascii_classes(&p.replace('\'', "['’]?"))))
         .collect::<Vec<_>>()
-        .join("|");
+        .join("|")
+}
+
+fn compile(patterns: &[&str]) -> Regex {
+    let body = alternation(patterns);
     // The patterns are constants of this crate: a bad one is a bug here, caught by every test
     // that builds `Detectors` before release.
     #[allow(clippy::expect_used)]
@@ -125,6 +132,7 @@ impl Family {
             strong: compile(strong),
             weak: (!weak.is_empty()).then(|| compile(weak)),
             negatable,
+            union: alternation(&all),
         }
     }
 
@@ -142,6 +150,11 @@ impl Family {
         {
             return None;
         }
+        self.best_matching(text)
+    }
+
+    /// [`Family::best_in`] once a scan has shown that some pattern of the family matches.
+    fn best_matching(&self, text: &Lowered<'_>) -> Option<Hit> {
         self.first_hit(&self.strong, text, STRONG).or_else(|| {
             self.weak
                 .as_ref()
@@ -161,6 +174,41 @@ impl Family {
                     strong: base >= STRONG,
                 }
             })
+    }
+}
+
+/// Several families scanned together: one pass of a [`regex::RegexSet`] over the text tells
+/// which families match at all (most turns match none or one), and only those are searched
+/// for their best hit. Same results as calling [`Family::best_in`] on each.
+#[derive(Debug, Clone)]
+pub struct FamilySet<K> {
+    scan: regex::RegexSet,
+    families: Vec<(K, Family)>,
+}
+
+impl<K: Copy> FamilySet<K> {
+    /// Builds the scan over `families`, keyed by `K`.
+    pub fn new(families: Vec<(K, Family)>) -> Self {
+        // As in `compile`: the patterns are this crate's constants.
+        #[allow(clippy::expect_used)]
+        let scan = regex::RegexSetBuilder::new(families.iter().map(|(_, f)| f.union.as_str()))
+            .dfa_size_limit(DFA_CACHE_BYTES)
+            .build()
+            .expect("built-in lexicon patterns compile");
+        Self { scan, families }
+    }
+
+    /// Every family that matches `text`, with its best hit, in the order given to
+    /// [`FamilySet::new`].
+    pub fn hits(&self, text: &Lowered<'_>) -> Vec<(K, Hit)> {
+        self.scan
+            .matches(&text.lower)
+            .iter()
+            .filter_map(|i| {
+                let (key, family) = &self.families[i];
+                family.best_matching(text).map(|hit| (*key, hit))
+            })
+            .collect()
     }
 }
 

@@ -156,7 +156,7 @@ pub struct Detectors {
     model: Option<Arc<LinearModel>>,
     knowledge_base: Option<Arc<kb::KnowledgeBase>>,
     sentiment: sentiment::Sentiment,
-    families: Vec<(ReasonCode, Family)>,
+    families: lexicon::FamilySet<ReasonCode>,
     rejection: Family,
     acceptance: Family,
     hedging: Family,
@@ -176,7 +176,7 @@ impl Detectors {
     /// Builds the detectors with the given learned model, or with the lexicons alone (`None`,
     /// as `baton train` does to compute the model's inputs).
     pub fn with_model(config: DetectConfig, model: Option<Arc<LinearModel>>) -> Self {
-        let families = families::all();
+        let families = lexicon::FamilySet::new(families::all());
         Self {
             config,
             model,
@@ -515,11 +515,7 @@ impl Detectors {
 
     /// Every phrase family that matches `text`, with its best hit.
     fn family_hits(&self, text: &str) -> Vec<(ReasonCode, lexicon::Hit)> {
-        let lowered = lexicon::Lowered::new(text);
-        self.families
-            .iter()
-            .filter_map(|(code, family)| family.best_in(&lowered).map(|hit| (*code, hit)))
-            .collect()
+        self.families.hits(&lexicon::Lowered::new(text))
     }
 
     /// The learned model's inputs for `text` (what `baton train` fits on), for a model of
