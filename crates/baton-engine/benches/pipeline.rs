@@ -14,6 +14,11 @@ use baton_policy::Policy;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 
+/// The allocator the `baton` binary ships with (crates/baton/src/main.rs), so the figures are
+/// the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn conversations() -> Vec<Conversation> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -42,6 +42,10 @@ enum Command {
         engine: EngineArgs,
         /// Utterances, JSON Lines: {"id", "text", "labels"?, "customer"?}. `-` reads stdin.
         input: PathBuf,
+        /// After the last line, report throughput to stderr: utterances per second for the
+        /// whole run (reading, detecting, writing JSON) and for detection and decision alone.
+        #[arg(long)]
+        stats: bool,
     },
     /// Run conversations turn by turn through the whole pipeline; one JSON line per turn.
     Replay {
@@ -229,7 +233,11 @@ pub fn run(args: Args) -> Result<()> {
             );
             Ok(())
         }
-        Command::Detect { engine, input } => detect(&engine.engine()?, &input),
+        Command::Detect {
+            engine,
+            input,
+            stats,
+        } => detect(&engine.engine()?, &input, stats),
         Command::Replay {
             engine,
             markdown,
@@ -511,14 +519,20 @@ struct DetectLine<'a> {
     signals: &'a [baton_domain::Signal],
 }
 
-fn detect(engine: &Engine, input: &Path) -> Result<()> {
+fn detect(engine: &Engine, input: &Path, stats: bool) -> Result<()> {
     let mut out = JsonLines::stdout();
     let id = ConversationId::parse("detect").context("internal id")?;
+    let started = std::time::Instant::now();
+    let mut assessing = std::time::Duration::ZERO;
+    let mut count = 0u64;
     for_each_line(input, |line, u: Utterance| {
         let turn = Turn::new(Role::Customer, u.text)
             .map_err(|e| anyhow::anyhow!("{}:{line}: {e}", input.display()))?;
+        let before = std::time::Instant::now();
         let mut session = engine.start(id.clone(), u.customer, None);
         let (signals, decision) = engine.assess(&mut session, &turn);
+        assessing += before.elapsed();
+        count += 1;
         out.write(&DetectLine {
             id: &u.id,
             escalate: decision.escalate,
@@ -528,7 +542,18 @@ fn detect(engine: &Engine, input: &Path) -> Result<()> {
             signals: &signals,
         })
     })?;
-    out.finish()
+    out.finish()?;
+    if stats {
+        let per_second = |d: std::time::Duration| count as f64 / d.as_secs_f64().max(1e-9);
+        eprintln!(
+            "{count} utterances in {:.3} s: {:.0}/s in all (reading, detecting, writing JSON); \
+             detection and decision alone {:.0}/s",
+            started.elapsed().as_secs_f64(),
+            per_second(started.elapsed()),
+            per_second(assessing),
+        );
+    }
+    Ok(())
 }
 
 /// A conversation (CONTRACTS.md); the id is echoed as given, string or number.
