@@ -600,16 +600,16 @@ impl Detectors {
         let model = self.model.as_ref()?;
         let head = model.codes().position(|c| c == code)?;
         let words = model::words(text);
-        let mut best: Option<(f32, String)> = None;
+        let mut best: Option<(f32, usize, usize)> = None;
         for i in 0..words.len() {
-            for span in [&words[i..=i], &words[i.saturating_sub(1)..=i]] {
-                let w = model.weight(head, model::bucket(model.bits(), span));
-                if w > 0.0 && best.as_ref().is_none_or(|(b, _)| w > *b) {
-                    best = Some((w, span.join(" ")));
+            for from in [i, i.saturating_sub(1)] {
+                let w = model.weight(head, model::bucket(model.bits(), &words[from..=i]));
+                if w > 0.0 && best.is_none_or(|(b, _, _)| w > b) {
+                    best = Some((w, from, i));
                 }
             }
         }
-        best.map(|(_, e)| e)
+        best.map(|(_, from, to)| words[from..=to].join(" "))
     }
 
     /// Anger shown by form: a shouted message (70%+ of at least 10 letters in capitals) or
