@@ -15,6 +15,10 @@ const HUMAN: &str = r"(?:(?:damn|goddamn|goddam|fucking|freaking|frigging|bloody
 /// Verbs of reaching someone.
 const REACH: &str = r"(?:speak|speaking|talk|talking|chat|chatting|connect|connecting|transfer|transferring|put|get|getting|reach|reaching|contact|contacting|escalate|escalating|call|calling|ring|message|messaging|hand|pass|direct|directing|redirect|redirecting)";
 
+/// Words that link a verb of reaching to the person reached ("talk to a", "get me through
+/// to the").
+const LINK: &str = r"(?:to|with|me|through|over|in|touch|into|contact|a|an|the|some|your|one|of|help|assistance|support|directly)";
+
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -23,8 +27,10 @@ fn strs(v: &[String]) -> Vec<&str> {
 pub fn all() -> Vec<(ReasonCode, Family)> {
     let human_strong = [
         format!(r"\b{REACH}\b(?:\W+\w+){{0,4}}?\W+(?:a |an |the |some |your )?(?:real|live|actual|human|another|living|proper|flesh and blood)\W+{HUMAN}\b"),
-        format!(r"\b{REACH}\b(?:\W+(?:to|with|me|through|over|in|touch|into|contact|a|an|the|some|your|one|of|help|assistance|support|directly)){{0,5}}\W+{HUMAN}\b"),
-        r"\b(?:want|wanna|need|needs|request|requesting|demand|demanding|prefer|give me|get me|send me|bring me|find me|like|rather have|looking for|where is|ask for|asking for)\b(?:\W+(?:to|a|an|the|some|real|live|actual|talk|speak|chat|with|one|another|just|please|right|now|human)){0,4}\W+(?:human|person|agent|representative|rep|operator|supervisor|manager|somebody|someone)s?\b".to_owned(),
+        // Between the verb and the person: linking words, and at most one short word that is
+        // none of them, a linking word mistyped ("speak t someone", "talk wth a person").
+        format!(r"\b{REACH}\b(?:\W+{LINK}){{0,4}}(?:\W+[a-z]{{1,3}})?(?:\W+{LINK}){{0,4}}\W+{HUMAN}\b"),
+        r"\b(?:want|wanna|need|needs|request|requesting|demand|demanding|prefer|give me|get me|send me|bring me|find me|i'd like|i would like|we'd like|we would like|rather have|looking for|where is|ask for|asking for)\b(?:\W+(?:to|a|an|the|some|real|live|actual|talk|speak|chat|with|one|another|just|please|right|now|human)){0,4}\W+(?:human|person|agent|representative|rep|operator|supervisor|manager|somebody|someone)s?\b".to_owned(),
         r"\b(?:real|live|actual) (?:human|person|people|agent|operator|representative)s?\b".to_owned(),
         // Failing to reach a person is asking for one ("I can't speak to a live agent"); the
         // pattern starts at the negator, so negation does not cancel it.
@@ -327,4 +333,137 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
             ),
         ),
     ]
+}
+
+/// Words for a person that [`respell_people`] restores from a slip of the finger: five letters
+/// or more, so that one slip rarely lands on another English word.
+const PEOPLE: &[&str] = &[
+    "person",
+    "someone",
+    "somebody",
+    "operator",
+    "assistant",
+    "representative",
+    "supervisor",
+    "human",
+    "agent",
+];
+
+/// Words an upset or hurried customer runs into the word for a person ("bloodyperson").
+const RUN_IN: &[&str] = &[
+    "damn", "bloody", "fucking", "freaking", "real", "live", "actual", "human", "a", "an", "the",
+];
+
+/// Whether `a` and `b` differ by exactly one slip: a letter dropped, added or replaced, or two
+/// neighbours swapped (the single edits of Damerau 1964, which account for most misspellings
+/// in typed text).
+fn one_slip(a: &[u8], b: &[u8]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    match long.len() - short.len() {
+        0 => {
+            let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+            match diff.as_slice() {
+                [_] => true,
+                [i, j] => *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i],
+                _ => false,
+            }
+        }
+        1 => {
+            let first = (0..short.len())
+                .find(|&i| short[i] != long[i])
+                .unwrap_or(short.len());
+            short[first..] == long[first + 1..]
+        }
+        _ => false,
+    }
+}
+
+/// The word for a person that `word` (lowercase ASCII letters) is a slip of, if any.
+fn person_word(word: &[u8]) -> Option<&'static str> {
+    let known = |p: &&str| {
+        // The word itself, or its plural, which the families already read.
+        p.as_bytes() == word || word.strip_suffix(b"s") == Some(p.as_bytes())
+    };
+    if word.len() < 4 || PEOPLE.iter().any(known) {
+        return None;
+    }
+    PEOPLE.iter().copied().find(|p| {
+        let p = p.as_bytes();
+        p.len().abs_diff(word.len()) <= 1
+            && (p[0] == word[0] || p[p.len() - 1] == word[word.len() - 1])
+            && one_slip(p, word)
+    })
+}
+
+/// `lower` (a lowercased text) with each word that is one slip away from a word for a person
+/// ("someolne", "agemt") written correctly, and such a word run into a word that goes before
+/// it ("bloodyperson", "aperson") split off; `None` when nothing needed mending. The request
+/// family is matched again on the mended text, so a misspelt request for a person still reads
+/// as one.
+pub fn respell_people(lower: &str) -> Option<String> {
+    let bytes = lower.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_lowercase() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_lowercase() {
+            i += 1;
+        }
+        let word = &bytes[start..i];
+        let mended = person_word(word).map(str::to_owned).or_else(|| {
+            RUN_IN.iter().find_map(|head| {
+                let rest = word.strip_prefix(head.as_bytes())?;
+                let person = PEOPLE
+                    .iter()
+                    .find(|p| p.as_bytes() == rest)
+                    .copied()
+                    .or_else(|| person_word(rest))?;
+                Some(format!("{head} {person}"))
+            })
+        });
+        if let Some(mended) = mended {
+            out.push_str(&lower[copied..start]);
+            out.push_str(&mended);
+            copied = i;
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&lower[copied..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slips_of_a_word_for_a_person_are_mended() {
+        assert_eq!(
+            respell_people("i can't contact someolne").as_deref(),
+            Some("i can't contact someone")
+        );
+        assert_eq!(
+            respell_people("talk to a live agemt").as_deref(),
+            Some("talk to a live agent")
+        );
+        assert_eq!(
+            respell_people("speak to a bloodyperson").as_deref(),
+            Some("speak to a bloody person")
+        );
+        assert_eq!(
+            respell_people("a presonal opertaor").as_deref(),
+            Some("a presonal operator")
+        );
+        // Correct words, other words and words two slips away are left alone.
+        assert_eq!(respell_people("talk to someone about my agenda"), None);
+        assert_eq!(respell_people("the humans and the urgent parcel"), None);
+        assert_eq!(respell_people("é someone"), None);
+    }
 }

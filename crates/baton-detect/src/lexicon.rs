@@ -198,6 +198,17 @@ impl<K: Copy> FamilySet<K> {
         Self { scan, families }
     }
 
+    /// The family of `key`.
+    pub fn family(&self, key: K) -> Option<&Family>
+    where
+        K: PartialEq,
+    {
+        self.families
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, f)| f)
+    }
+
     /// Every family that matches `text`, with its best hit, in the order given to
     /// [`FamilySet::new`].
     pub fn hits(&self, text: &Lowered<'_>) -> Vec<(K, Hit)> {

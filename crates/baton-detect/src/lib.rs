@@ -162,6 +162,7 @@ pub struct Detectors {
     hedging: Family,
     could_not: Family,
     insistence: Family,
+    declining: Family,
     repetition: Family,
     language: whatlang::Detector,
 }
@@ -245,6 +246,16 @@ impl Detectors {
                     r"\b(?:i|we) (?:must|have got to|need it to)\b",
                     r"\b(?:that|it) (?:has|needs) to be\b",
                     r"\b(?:instead|other|another|different|else)\b",
+                ],
+                &[],
+                false,
+            ),
+            declining: Family::new(
+                &[
+                    r"\bnot (?:right |just )?(?:now|yet|today|tonight|for now|at the moment|at this (?:time|point|moment))\b",
+                    r"\bno,? (?:thanks|thank you|thx|ty)\b",
+                    r"\bnot (?:interested|necessary|needed|required)\b",
+                    r"\bmaybe (?:later|another time|next time)\b",
                 ],
                 &[],
                 false,
@@ -513,9 +524,22 @@ impl Detectors {
         signals
     }
 
-    /// Every phrase family that matches `text`, with its best hit.
+    /// Every phrase family that matches `text`, with its best hit; the request family also on
+    /// the text with misspelt words for a person mended ([`families::respell_people`]).
     fn family_hits(&self, text: &str) -> Vec<(ReasonCode, lexicon::Hit)> {
-        self.families.hits(&lexicon::Lowered::new(text))
+        let lowered = lexicon::Lowered::new(text);
+        let mut hits = self.families.hits(&lowered);
+        if !hits.iter().any(|(c, _)| *c == ReasonCode::HumanRequested) {
+            // A request for a person with the person misspelt ("contact someolne").
+            let mended = families::respell_people(&lowered.lower);
+            let family = self.families.family(ReasonCode::HumanRequested);
+            if let Some((mended, family)) = mended.zip(family) {
+                if let Some(hit) = family.best(&mended) {
+                    hits.push((ReasonCode::HumanRequested, hit));
+                }
+            }
+        }
+        hits
     }
 
     /// The learned model's inputs for `text` (what `baton train` fits on), for a model of
@@ -663,7 +687,14 @@ impl Detectors {
         let mut found = None;
         if state.last_was_ai {
             let accepted = self.acceptance.best(text).is_some();
-            if let Some(hit) = self.rejection.best(text).filter(|_| !accepted) {
+            // "No, not right now" declines an offer ("would you like a ticket?"); it does not
+            // reject the answer.
+            let declined = self.declining.best(text).is_some();
+            let rejection = self
+                .rejection
+                .best(text)
+                .filter(|hit| !accepted && !(declined && starts_with_word(&hit.evidence, "no")));
+            if let Some(hit) = rejection {
                 found = Some(hit.evidence);
             } else if upset && !accepted {
                 found = Some("upset by the answer".to_owned());
@@ -858,6 +889,13 @@ pub fn content_words(text: &str) -> BTreeSet<String> {
             _ => w,
         })
         .collect()
+}
+
+/// Whether `text` starts with `word` as a whole word, in any case.
+fn starts_with_word(text: &str, word: &str) -> bool {
+    text.get(..word.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(word))
+        && !text[word.len()..].starts_with(|c: char| c.is_alphanumeric())
 }
 
 fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {

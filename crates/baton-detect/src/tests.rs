@@ -164,6 +164,32 @@ fn insisting_after_the_ai_could_not_counts_as_a_failure_and_moving_on_ends_the_r
 }
 
 #[test]
+fn declining_an_offer_is_not_rejecting_an_answer() {
+    let d = Detectors::new(DetectConfig::default());
+    let declines = failures_after(
+        &d,
+        &[
+            (Role::Customer, "which shows are on tonight?"),
+            (Role::Ai, "Two shows match. Would you like to buy a ticket?"),
+            (Role::Customer, "no not right now"),
+        ],
+    );
+    assert_eq!(declines, vec![0, 0, 0]);
+    let rejects = failures_after(
+        &d,
+        &[
+            (Role::Customer, "how do I reset the router?"),
+            (
+                Role::Ai,
+                "Hold the reset button for ten seconds. Did that help?",
+            ),
+            (Role::Customer, "no it didn't"),
+        ],
+    );
+    assert_eq!(rejects, vec![0, 0, 1]);
+}
+
+#[test]
 fn low_confidence_carries_to_the_next_customer_turn() {
     let d = Detectors::new(DetectConfig::default());
     let mut state = ConversationState::default();
