@@ -163,6 +163,7 @@ pub struct Detectors {
     could_not: Family,
     insistence: Family,
     declining: Family,
+    garbled_request: Family,
     repetition: Family,
     language: whatlang::Detector,
 }
@@ -250,6 +251,7 @@ impl Detectors {
                 &[],
                 false,
             ),
+            garbled_request: families::garbled_request(),
             declining: Family::new(
                 &[
                     r"\bnot (?:right |just )?(?:now|yet|today|tonight|for now|at the moment|at this (?:time|point|moment))\b",
@@ -524,18 +526,32 @@ impl Detectors {
         signals
     }
 
-    /// Every phrase family that matches `text`, with its best hit; the request family also on
-    /// the text with misspelt words for a person mended ([`families::respell_people`]).
+    /// Every phrase family that matches `text`, with its best hit. A weak request for a person
+    /// becomes strong when only a mistyped linking word kept it weak
+    /// ([`families::garbled_request`]); without any, the request family is tried again on the
+    /// text with misspelt words for a person mended ([`families::respell_people`]).
     fn family_hits(&self, text: &str) -> Vec<(ReasonCode, lexicon::Hit)> {
         let lowered = lexicon::Lowered::new(text);
         let mut hits = self.families.hits(&lowered);
-        if !hits.iter().any(|(c, _)| *c == ReasonCode::HumanRequested) {
-            // A request for a person with the person misspelt ("contact someolne").
-            let mended = families::respell_people(&lowered.lower);
-            let family = self.families.family(ReasonCode::HumanRequested);
-            if let Some((mended, family)) = mended.zip(family) {
-                if let Some(hit) = family.best(&mended) {
-                    hits.push((ReasonCode::HumanRequested, hit));
+        match hits
+            .iter_mut()
+            .find(|(c, _)| *c == ReasonCode::HumanRequested)
+        {
+            Some((_, hit)) if !hit.strong => {
+                // "speak t someone": a linking word mistyped.
+                if let Some(garbled) = self.garbled_request.best_in(&lowered) {
+                    *hit = garbled;
+                }
+            }
+            Some(_) => {}
+            None => {
+                // A request for a person with the person misspelt ("contact someolne").
+                let mended = families::respell_people(&lowered.lower);
+                let family = self.families.family(ReasonCode::HumanRequested);
+                if let Some((mended, family)) = mended.zip(family) {
+                    if let Some(hit) = family.best(&mended) {
+                        hits.push((ReasonCode::HumanRequested, hit));
+                    }
                 }
             }
         }
