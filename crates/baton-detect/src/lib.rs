@@ -709,7 +709,7 @@ impl Detectors {
             let rejection = self
                 .rejection
                 .best(text)
-                .filter(|hit| !accepted && !(declined && starts_with_word(&hit.evidence, "no")));
+                .filter(|hit| !(accepted || (declined && starts_with_word(&hit.evidence, "no"))));
             if let Some(hit) = rejection {
                 found = Some(hit.evidence);
             } else if upset && !accepted {

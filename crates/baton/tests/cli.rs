@@ -93,6 +93,22 @@ fn detect_writes_one_line_per_input_line_in_order() {
 }
 
 #[test]
+fn detect_stats_reports_throughput_on_stderr_and_leaves_stdout_alone() {
+    let input = examples("bitext_utterances.jsonl");
+    let plain = baton(&["detect", &input]);
+    let with_stats = baton(&["detect", "--stats", &input]);
+    assert!(with_stats.status.success());
+    assert_eq!(plain.stdout, with_stats.stdout);
+    let stderr = String::from_utf8_lossy(&with_stats.stderr);
+    let count = lines(&plain).len();
+    assert!(
+        stderr.starts_with(&format!("{count} utterances in ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/s in all") && stderr.contains("detection and decision alone"));
+}
+
+#[test]
 fn detect_accepts_the_contract_example_and_customer_attributes() {
     let mut file = tempfile::NamedTempFile::new().expect("temp");
     writeln!(file, r#"{{"id": "u-17", "text": "I want to speak to a real person", "labels": ["human_requested"]}}"#).expect("write");
