@@ -1,6 +1,6 @@
 //! Signals -> decision (DESIGN.md section 3).
 
-use crate::Policy;
+use crate::{Policy, Rule};
 use baton_domain::{Contribution, Customer, Decision, Mode, ReasonCode, Signal, SkippedRule};
 use cel::common::types::{CelDouble, CelInt, CelList, CelMap, CelMapKey, CelString};
 use cel::common::value::Val;
@@ -33,7 +33,12 @@ pub struct Facts<'a> {
 /// A customer converted once into the value rules read as `customer`. Converting a customer
 /// with a few attributes costs more than evaluating the rules, so a conversation keeps one.
 #[derive(Debug, Clone)]
-pub struct CustomerValue(cel::Value);
+pub struct CustomerValue {
+    value: cel::Value,
+    /// Per rule, in policy order: whether a condition part that reads only `customer` is
+    /// false for this customer, so the rule cannot hold on any turn.
+    pub(crate) ruled_out: Vec<bool>,
+}
 
 impl<'a> Facts<'a> {
     /// The facts of a conversation's first turn: these signals and this customer, one turn,
@@ -72,6 +77,11 @@ fn json_to_cel(v: &serde_json::Value) -> cel::Value {
     }
 }
 
+/// `customer` as CEL reads it.
+fn customer_cel(customer: &Customer) -> cel::Value {
+    json_to_cel(&serde_json::to_value(customer).unwrap_or_default())
+}
+
 /// A CEL map with string keys borrowed from `'v` (no copies of the keys).
 fn cel_map<'v>(
     entries: impl IntoIterator<Item = (&'v str, Box<dyn Val + 'v>)>,
@@ -91,9 +101,30 @@ impl Policy {
     /// `customer` as the rules read it; keep it for the conversation and pass it in
     /// [`Facts::customer_value`].
     pub fn customer_value(&self, customer: &Customer) -> CustomerValue {
-        CustomerValue(json_to_cel(
-            &serde_json::to_value(customer).unwrap_or_default(),
-        ))
+        let value = customer_cel(customer);
+        let ruled_out = if self.rules.iter().all(|r| r.customer_guards.is_empty()) {
+            Vec::new()
+        } else {
+            let mut ctx = cel::Context::with_env(self.cel_env.clone());
+            ctx.add_variable_from_value("customer", value.clone());
+            // Ruled out when the leading customer-only parts hold up to one that is false:
+            // evaluated left to right, the whole condition is then false.
+            let false_before_anything_else = |guards: &[cel::Program]| {
+                for guard in guards {
+                    match guard.execute(&ctx) {
+                        Ok(cel::Value::Bool(true)) => {}
+                        Ok(cel::Value::Bool(false)) => return true,
+                        _ => return false,
+                    }
+                }
+                false
+            };
+            self.rules
+                .iter()
+                .map(|r| false_before_anything_else(&r.customer_guards))
+                .collect()
+        };
+        CustomerValue { value, ruled_out }
     }
 
     /// The variables rules read, built straight into CEL's own value types with static keys:
@@ -102,8 +133,8 @@ impl Policy {
         let mut ctx = cel::Context::with_env(self.cel_env.clone());
         if self.reads_customer || everything {
             let value = match facts.customer_value {
-                Some(v) => v.0.clone(),
-                None => self.customer_value(facts.customer).0,
+                Some(v) => v.value.clone(),
+                None => customer_cel(facts.customer),
             };
             ctx.add_variable_from_value("customer", value);
         }
@@ -228,9 +259,19 @@ impl Policy {
         let mut mode_floor = Mode::AiOnly;
         let mut rules_fired = Vec::new();
         let mut skipped_rules = Vec::new();
-        if !self.rules.is_empty() {
+        let ruled_out = facts
+            .customer_value
+            .map_or(&[][..], |v| v.ruled_out.as_slice());
+        let live: Vec<&Rule> = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !ruled_out.get(*i).copied().unwrap_or(false))
+            .map(|(_, r)| r)
+            .collect();
+        if !live.is_empty() {
             let ctx = self.cel_context(facts, false);
-            for rule in &self.rules {
+            for rule in live {
                 match rule.program.execute(&ctx) {
                     Ok(cel::Value::Bool(true)) => {
                         rules_fired.push(rule.name.clone());

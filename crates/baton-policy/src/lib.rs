@@ -139,6 +139,11 @@ pub(crate) struct Rule {
     pub(crate) escalate: bool,
     pub(crate) mode: Option<Mode>,
     pub(crate) reason: Option<ReasonCode>,
+    /// The leading conjuncts of the condition (its top-level `&&` operands) that read only
+    /// `customer`, compiled on their own. When they hold up to one that is false for a
+    /// conversation's customer, the whole condition is false on every turn of it, so
+    /// [`Policy::customer_value`] evaluates them once and decisions skip the rule.
+    pub(crate) customer_guards: Vec<cel::Program>,
 }
 
 /// A validated policy, ready to decide.
@@ -472,6 +477,7 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
                 escalate: r.escalate,
                 mode: r.mode,
                 reason,
+                customer_guards: customer_guards(&r.when),
             });
         }
     }
@@ -566,6 +572,52 @@ fn signals_read<'a>(conditions: impl Iterator<Item = &'a str>) -> Option<Vec<Rea
         }
     }
     Some(codes)
+}
+
+/// The top-level `&&` operands of a CEL condition, as written: split outside parentheses,
+/// brackets, braces and string literals. A condition without a top-level `&&` is one operand.
+fn conjuncts(when: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    let mut quote: Option<char> = None;
+    let mut chars = when.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => depth -= 1,
+            (None, '&') if depth == 0 && chars.peek().is_some_and(|&(_, n)| n == '&') => {
+                parts.push(when[start..i].trim());
+                chars.next();
+                start = i + 2;
+            }
+            _ => {}
+        }
+    }
+    parts.push(when[start..].trim());
+    parts
+}
+
+/// The leading conjuncts of `when` that read `customer` and nothing else, compiled (see
+/// [`Rule::customer_guards`]). Empty when the condition has a single operand: then the whole
+/// condition is evaluated per decision.
+fn customer_guards(when: &str) -> Vec<cel::Program> {
+    let parts = conjuncts(when);
+    if parts.len() < 2 {
+        return Vec::new();
+    }
+    parts
+        .into_iter()
+        .map_while(|part| {
+            cel::Program::compile(part)
+                .ok()
+                .filter(|p| p.references().variables() == ["customer"])
+        })
+        .collect()
 }
 
 type QueueRules = Vec<(String, cel::Program)>;

@@ -256,3 +256,65 @@ fn rules_get_the_signals_they_read_and_every_signal_when_they_index_the_map() {
     let d = p.decide(&facts(&signals, &customer));
     assert!(d.rules_fired.contains(&"indexed".to_owned()), "{:?}", d);
 }
+
+#[test]
+fn conditions_split_at_top_level_ands_only() {
+    assert_eq!(
+        conjuncts(r#"has(customer.x) && (a || b && c) && s == "&&" && [1 && 2]"#),
+        vec![
+            "has(customer.x)",
+            "(a || b && c)",
+            r#"s == "&&""#,
+            "[1 && 2]"
+        ]
+    );
+    assert_eq!(
+        conjuncts("signals.anger > 0.5"),
+        vec!["signals.anger > 0.5"]
+    );
+    assert_eq!(customer_guards("signals.anger > 0.5").len(), 0);
+    // Only the leading customer-only parts guard a rule.
+    assert_eq!(
+        customer_guards("has(customer.tier) && customer.tier == 'vip' && signals.anger > 0 && has(customer.deal_value)").len(),
+        2
+    );
+    assert_eq!(
+        customer_guards("signals.anger > 0 && has(customer.tier)").len(),
+        0
+    );
+}
+
+/// A rule whose customer-only part is false is skipped for that customer's conversation, and
+/// every decision is the same as evaluating the rule in full.
+#[test]
+fn rules_ruled_out_by_the_customer_decide_as_the_full_condition_does() {
+    let p = Policy::builtin().expect("valid");
+    let signals = [
+        Signal::new(ReasonCode::NegativeSentiment, 0.5, "compound -0.5"),
+        Signal::new(ReasonCode::Frustration, 0.7, "annoyed"),
+    ];
+    for customer in [
+        r#"{}"#,
+        r#"{"contacts_same_issue_30d": 4}"#,
+        r#"{"contacts_same_issue_30d": 1, "deal_value": 20000.0}"#,
+        r#"{"tier": "vip"}"#,
+    ] {
+        let c: Customer = serde_json::from_str(customer).expect("customer");
+        let kept = p.customer_value(&c);
+        let with_guard = p.decide(&Facts {
+            customer_value: Some(&kept),
+            ..facts(&signals, &c)
+        });
+        let without = p.decide(&facts(&signals, &c));
+        assert_eq!(
+            serde_json::to_value(&with_guard).expect("json"),
+            serde_json::to_value(&without).expect("json"),
+            "{customer}"
+        );
+    }
+    let plain = p.customer_value(&Customer::default());
+    assert!(
+        plain.ruled_out.iter().filter(|&&r| r).count() >= 2,
+        "the repeat-contact and deal-value rules cannot hold for a customer without those facts"
+    );
+}
