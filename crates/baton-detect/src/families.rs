@@ -117,6 +117,12 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
                     r"\b(?:atm|machine) (?:ate|swallowed|kept|took) (?:my )?card\b",
                     r"\b(?:can't|cannot|unable to|not able to|couldn't) (?:verify|prove) (?:my )?identity\b",
                     r"\b(?:two[- ]factor|2fa|mfa|one[- ]time (?:code|password)|verification code)\b",
+                    r"\b(?:card|phone|wallet)\b(?:\W+\w+){0,2}\W+(?:is |was |has |have |went |gone )+missing\b",
+                    r"\b(?:someone|somebody|a stranger)\b(?:\W+\w+){0,3}\W+(?:has|have|got|knows?|stole|took|used|is using)\b(?:\W+\w+){0,2}\W+(?:card|pin|password|details|account|phone)\b",
+                    r"\b(?:card|pin|password|account|details) (?:has been |have been |was |were |got )?(?:stolen|copied|skimmed|cloned|leaked|exposed|breached)\b",
+                    r"\b(?:atm|cash machine|machine)\b(?:\W+\w+){0,3}\W+(?:kept|keeps|took|takes|swallowed|ate|retained|won't (?:give|return)|didn't (?:give|return))\b",
+                    r"\b(?:freeze|block|deactivate|cancel|stop) (?:my |the )?(?:stolen|lost|compromised) card\b",
+                    r"\bsecurity (?:breach|issue|problem|concern|risk)\b",
                 ],
                 &[
                     r"\b(?:forgot|forgotten|reset|recover|lost) (?:my |the )?(?:password|passcode|pin|username|login)\b",

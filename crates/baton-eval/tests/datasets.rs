@@ -62,7 +62,7 @@ fn banking77_test_split_f1() {
             (ReasonCode::Refund, 0.89),
             (ReasonCode::Cancellation, 0.80),
             (ReasonCode::BillingDispute, 0.85),
-            (ReasonCode::AccountSecurity, 0.78),
+            (ReasonCode::AccountSecurity, 0.80),
         ],
     );
 }
