@@ -85,8 +85,6 @@ pub struct Family {
     strong: Regex,
     weak: Option<Regex>,
     negatable: bool,
-    /// Strong and weak patterns as one alternation, for [`FamilySet`].
-    union: String,
 }
 
 /// Rewrites `\b`, `\w` and `\W` as their ASCII forms. The lexicons are English and run on
@@ -100,17 +98,12 @@ fn ascii_classes(pattern: &str) -> String {
         .replace("\\W", "[^0-9a-z_]")
 }
 
-/// The patterns as one alternation, apostrophes and word classes rewritten.
-fn alternation(patterns: &[&str]) -> String {
-    patterns
+fn compile(patterns: &[&str]) -> Regex {
+    let body = patterns
         .iter()
         .map(|p| format!("(?:{})", ascii_classes(&p.replace('\'', "['’]?"))))
         .collect::<Vec<_>>()
-        .join("|")
-}
-
-fn compile(patterns: &[&str]) -> Regex {
-    let body = alternation(patterns);
+        .join("|");
     // The patterns are constants of this crate: a bad one is a bug here, caught by every test
     // that builds `Detectors` before release.
     #[allow(clippy::expect_used)]
@@ -132,7 +125,6 @@ impl Family {
             strong: compile(strong),
             weak: (!weak.is_empty()).then(|| compile(weak)),
             negatable,
-            union: alternation(&all),
         }
     }
 
@@ -151,6 +143,11 @@ impl Family {
             return None;
         }
         self.best_matching(text)
+    }
+
+    /// The regex of all the family's patterns, strong and weak.
+    fn all(&self) -> &Regex {
+        self.any.as_ref().unwrap_or(&self.strong)
     }
 
     /// [`Family::best_in`] once a scan has shown that some pattern of the family matches.
@@ -191,7 +188,7 @@ impl<K: Copy> FamilySet<K> {
     pub fn new(families: Vec<(K, Family)>) -> Self {
         // As in `compile`: the patterns are this crate's constants.
         #[allow(clippy::expect_used)]
-        let scan = regex::RegexSetBuilder::new(families.iter().map(|(_, f)| f.union.as_str()))
+        let scan = regex::RegexSetBuilder::new(families.iter().map(|(_, f)| f.all().as_str()))
             .dfa_size_limit(DFA_CACHE_BYTES)
             .build()
             .expect("built-in lexicon patterns compile");

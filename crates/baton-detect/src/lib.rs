@@ -546,13 +546,12 @@ impl Detectors {
             Some(_) => {}
             None => {
                 // A request for a person with the person misspelt ("contact someolne").
-                let mended = families::respell_people(&lowered.lower);
-                let family = self.families.family(ReasonCode::HumanRequested);
-                if let Some((mended, family)) = mended.zip(family) {
-                    if let Some(hit) = family.best(&mended) {
-                        hits.push((ReasonCode::HumanRequested, hit));
-                    }
-                }
+                let hit = families::respell_people(&lowered.lower).and_then(|mended| {
+                    self.families
+                        .family(ReasonCode::HumanRequested)?
+                        .best(&mended)
+                });
+                hits.extend(hit.map(|hit| (ReasonCode::HumanRequested, hit)));
             }
         }
         hits
@@ -705,11 +704,13 @@ impl Detectors {
             let accepted = self.acceptance.best(text).is_some();
             // "No, not right now" declines an offer ("would you like a ticket?"); it does not
             // reject the answer.
-            let declined = self.declining.best(text).is_some();
+            let declines = |hit: &lexicon::Hit| {
+                starts_with_word(&hit.evidence, "no") && self.declining.best(text).is_some()
+            };
             let rejection = self
                 .rejection
                 .best(text)
-                .filter(|hit| !(accepted || (declined && starts_with_word(&hit.evidence, "no"))));
+                .filter(|hit| !accepted && !declines(hit));
             if let Some(hit) = rejection {
                 found = Some(hit.evidence);
             } else if upset && !accepted {

@@ -1,6 +1,6 @@
 //! Signals -> decision (DESIGN.md section 3).
 
-use crate::{Policy, Rule};
+use crate::Policy;
 use baton_domain::{Contribution, Customer, Decision, Mode, ReasonCode, Signal, SkippedRule};
 use cel::common::types::{CelDouble, CelInt, CelList, CelMap, CelMapKey, CelString};
 use cel::common::value::Val;
@@ -262,14 +262,14 @@ impl Policy {
         let ruled_out = facts
             .customer_value
             .map_or(&[][..], |v| v.ruled_out.as_slice());
-        let live: Vec<&Rule> = self
+        let mut live = self
             .rules
             .iter()
             .enumerate()
             .filter(|(i, _)| !ruled_out.get(*i).copied().unwrap_or(false))
             .map(|(_, r)| r)
-            .collect();
-        if !live.is_empty() {
+            .peekable();
+        if live.peek().is_some() {
             let ctx = self.cel_context(facts, false);
             for rule in live {
                 match rule.program.execute(&ctx) {

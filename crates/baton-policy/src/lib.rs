@@ -575,19 +575,22 @@ fn signals_read<'a>(conditions: impl Iterator<Item = &'a str>) -> Option<Vec<Rea
 }
 
 /// The top-level `&&` operands of a CEL condition, as written: split outside parentheses,
-/// brackets, braces and string literals. A condition without a top-level `&&` is one operand.
+/// brackets, braces and string literals (a backslash escapes the next character except in raw
+/// strings, `r"..."`). A condition without a top-level `&&` is one operand.
 fn conjuncts(when: &str) -> Vec<&str> {
     let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
-    let mut quote: Option<char> = None;
+    // The open quote, and whether its string is raw.
+    let mut quote: Option<(char, bool)> = None;
+    let mut previous = ' ';
     let mut chars = when.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         match (quote, c) {
-            (Some(_), '\\') => {
+            (Some((_, false)), '\\') => {
                 chars.next();
             }
-            (Some(q), c) if c == q => quote = None,
+            (Some((q, _)), c) if c == q => quote = None,
             (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
+            (None, '"' | '\'') => quote = Some((c, matches!(previous, 'r' | 'R'))),
             (None, '(' | '[' | '{') => depth += 1,
             (None, ')' | ']' | '}') => depth -= 1,
             (None, '&') if depth == 0 && chars.peek().is_some_and(|&(_, n)| n == '&') => {
@@ -597,6 +600,7 @@ fn conjuncts(when: &str) -> Vec<&str> {
             }
             _ => {}
         }
+        previous = c;
     }
     parts.push(when[start..].trim());
     parts

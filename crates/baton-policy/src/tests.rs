@@ -318,3 +318,11 @@ fn rules_ruled_out_by_the_customer_decide_as_the_full_condition_does() {
         "the repeat-contact and deal-value rules cannot hold for a customer without those facts"
     );
 }
+
+#[test]
+fn a_backslash_escapes_a_quote_except_in_a_raw_string() {
+    assert_eq!(
+        conjuncts(r#"a == "x\" && y" && r"\" == b && c"#),
+        vec![r#"a == "x\" && y""#, r#"r"\" == b"#, "c"]
+    );
+}

@@ -572,6 +572,15 @@ async fn ownership_brief_and_lockout_survive_a_restart() {
 /// A policy for the routing tests: a human request escalates; `support` offers for 1 s;
 /// customers of tier `night` go to `after-hours`, closed all of today (UTC); `fast` has a
 /// one-second SLA.
+/// A server on a fresh database with [`routing_policy`]; keep the directory alive as long as
+/// the server.
+fn routing_server() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = routing_policy(dir.path());
+    let server = Server::start_with(&dir.path().join("baton.db"), Some(&policy));
+    (dir, server)
+}
+
 fn routing_policy(dir: &Path) -> std::path::PathBuf {
     let today = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -674,9 +683,7 @@ async fn until(c: &reqwest::Client, url: String, check: impl Fn(&Value) -> bool)
 
 #[tokio::test]
 async fn a_vip_conversation_overtakes_a_standard_one() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = routing_policy(dir.path());
-    let server = Server::start_with(&dir.path().join("baton.db"), Some(&policy));
+    let (_dir, server) = routing_server();
     let c = reqwest::Client::new();
     let b = &server.base;
     agent(&c, b, "ana", "away").await;
@@ -757,9 +764,7 @@ async fn a_vip_conversation_overtakes_a_standard_one() {
 
 #[tokio::test]
 async fn an_unaccepted_offer_moves_to_the_next_agent() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = routing_policy(dir.path());
-    let server = Server::start_with(&dir.path().join("baton.db"), Some(&policy));
+    let (_dir, server) = routing_server();
     let c = reqwest::Client::new();
     let b = &server.base;
     agent(&c, b, "ana", "online").await;
@@ -858,9 +863,7 @@ async fn an_unaccepted_offer_moves_to_the_next_agent() {
 
 #[tokio::test]
 async fn a_closed_queue_offers_the_async_path() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = routing_policy(dir.path());
-    let server = Server::start_with(&dir.path().join("baton.db"), Some(&policy));
+    let (_dir, server) = routing_server();
     let c = reqwest::Client::new();
     let b = &server.base;
     let esc = escalate(&c, b, "late", "night").await;
@@ -1131,9 +1134,7 @@ async fn once_credentials_exist_every_call_says_who_it_is() {
 
 #[tokio::test]
 async fn a_transfer_to_a_colleague_waits_for_them() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = routing_policy(dir.path());
-    let server = Server::start_with(&dir.path().join("baton.db"), Some(&policy));
+    let (_dir, server) = routing_server();
     let c = reqwest::Client::new();
     let b = &server.base;
     agent(&c, b, "ana", "online").await;
