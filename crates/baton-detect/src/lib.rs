@@ -637,12 +637,12 @@ impl Detectors {
     /// no phrase family matched.
     fn model_evidence(&self, code: ReasonCode, text: &str) -> Option<String> {
         let model = self.model.as_ref()?;
-        let head = model.codes().position(|c| c == code)?;
         let words = model::words(text);
         let mut best: Option<(f32, usize, usize)> = None;
         for i in 0..words.len() {
             for from in [i, i.saturating_sub(1)] {
-                let w = model.weight(head, model::bucket(model.bits(), &words[from..=i]));
+                let w =
+                    model.evidence_weight(code, model::bucket(model.bits(), &words[from..=i]))?;
                 if w > 0.0 && best.is_none_or(|(b, _, _)| w > b) {
                     best = Some((w, from, i));
                 }

@@ -42,8 +42,15 @@ const NS_FORM: u8 = 5;
 pub struct ModelHeader {
     /// log2 of the number of hash buckets.
     pub bits: u8,
-    /// The heads, in the order of the interleaved weights.
+    /// The binary heads, in the order of the interleaved weights.
     pub heads: Vec<HeadHeader>,
+    /// The intent classes of the softmax block, in the order of its interleaved weights (empty:
+    /// no intent block).
+    #[serde(default)]
+    pub intents: Vec<IntentHeader>,
+    /// The codes the intent block scores, with their calibration.
+    #[serde(default)]
+    pub intent_codes: Vec<IntentCode>,
     /// How the model was made (data, splits, settings), for the model card.
     #[serde(default)]
     pub provenance: BTreeMap<String, serde_json::Value>,
@@ -60,6 +67,30 @@ pub struct HeadHeader {
     pub offset: f32,
     /// Weight of a stored byte: weight = byte * scale.
     pub scale: f32,
+}
+
+/// One class of the intent block: a native intent of a training set ("banking77:
+/// card_payment_not_recognised"), and the reason code its set maps it to, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntentHeader {
+    /// `set:intent`.
+    pub name: String,
+    /// The code the set's label map gives the intent (`None`: no escalation code).
+    pub code: Option<ReasonCode>,
+    /// Intercept.
+    pub bias: f32,
+    /// Weight of a stored byte: weight = byte * scale.
+    pub scale: f32,
+}
+
+/// A code scored by the intent block: the summed probability of its classes, shifted by
+/// `offset` on the logit scale (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntentCode {
+    /// The code.
+    pub code: ReasonCode,
+    /// Calibration shift added to the logit of the summed probability.
+    pub offset: f32,
 }
 
 /// Why a model file could not be read.
@@ -253,16 +284,22 @@ pub fn featurize(bits: u8, text: &str, extras: &Extras<'_>, out: &mut Features) 
     }
 }
 
-/// A trained model: one logistic head per reason code over shared hashed features.
+/// A trained model: binary logistic heads, and a softmax over intent classes whose
+/// probabilities add up per reason code, over shared hashed features.
 #[derive(Debug, Clone)]
 pub struct LinearModel {
     header: ModelHeader,
     /// `2^bits * heads` quantised weights, interleaved by bucket, as in the file: a weight is
-    /// `byte * scale` of its head. Kept as bytes (1 MiB at 17 bits and 8 heads, against 4 MiB
-    /// as `f32`), so the rows a turn touches stay in the CPU's caches.
+    /// `byte * scale` of its head. Kept as bytes, so the rows a turn touches stay in the CPU's
+    /// caches.
     weights: Vec<i8>,
-    /// Each head's `scale`, in head order.
-    scales: Vec<f32>,
+    /// The intent block's quantised weights, one row per bucket, each row padded with zeros
+    /// to `stride` classes so that it adds as whole vectors.
+    intent_rows: Vec<i8>,
+    /// Classes per row of `intent_rows`: the class count rounded up to a multiple of 16.
+    stride: usize,
+    /// Per intent class, the index of its code in `header.intent_codes`.
+    intent_code_of: Vec<Option<usize>>,
     /// One bit per bucket: whether a word unigram or bigram of the training data fell in it.
     seen: Vec<u8>,
 }
@@ -276,64 +313,172 @@ fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
+/// Per intent class, the index of its code in `header.intent_codes`.
+fn code_indexes(header: &ModelHeader) -> Vec<Option<usize>> {
+    header
+        .intents
+        .iter()
+        .map(|class| {
+            let code = class.code?;
+            header.intent_codes.iter().position(|c| c.code == code)
+        })
+        .collect()
+}
+
+/// Adds `v` times each byte of `row` to `acc` (the raw, unscaled dot products).
+fn add_row(acc: &mut [f32], row: &[i8], v: f32) {
+    for (a, &w) in acc.iter_mut().zip(row) {
+        *a += f32::from(w) * v;
+    }
+}
+
+/// The longest run of features added as integers before it is flushed: 258 rows of bytes up
+/// to 127 still fit an `i16`.
+const MAX_RUN: usize = 256;
+
+/// Running raw sums of one turn: per binary head and per intent class, with the integer sum of
+/// the current run of equally valued features.
+struct Sums {
+    heads: Vec<f32>,
+    intents: Vec<f32>,
+    run: Vec<i16>,
+}
+
+/// Adds the run's integer sums times its value `v` to `total`, and empties the run.
+fn flush(total: &mut [f32], run: &mut [i16], v: f32) {
+    for (t, r) in total.iter_mut().zip(run.iter_mut()) {
+        *t += f32::from(*r) * v;
+        *r = 0;
+    }
+}
+
 impl LinearModel {
     /// log2 of the bucket count.
     pub fn bits(&self) -> u8 {
         self.header.bits
     }
 
-    /// The header (heads and provenance).
+    /// The header (heads, intents and provenance).
     pub fn header(&self) -> &ModelHeader {
         &self.header
     }
 
-    /// The codes this model scores, in head order.
+    /// The codes this model scores: the binary heads', then the intent block's.
     pub fn codes(&self) -> impl Iterator<Item = ReasonCode> + '_ {
-        self.header.heads.iter().map(|h| h.code)
-    }
-
-    /// Scores every head on `features`: `(code, score in [0, 1])`, in head order.
-    pub fn scores(&self, features: &Features) -> Vec<(ReasonCode, f64)> {
-        self.scores_of(&features.index, &features.value)
-    }
-
-    fn scores_of(&self, index: &[u32], value: &[f32]) -> Vec<(ReasonCode, f64)> {
-        let mut z = self.intercepts();
-        self.accumulate(&mut z, index, value);
-        self.finish(&z)
-    }
-
-    fn intercepts(&self) -> Vec<f32> {
         self.header
             .heads
             .iter()
-            .map(|h| h.bias + h.offset)
-            .collect()
+            .map(|h| h.code)
+            .chain(self.header.intent_codes.iter().map(|c| c.code))
     }
 
-    fn accumulate(&self, z: &mut [f32], index: &[u32], value: &[f32]) {
-        let n = z.len();
-        for (&i, &v) in index.iter().zip(value) {
-            let row = &self.weights[i as usize * n..(i as usize + 1) * n];
-            for ((acc, &w), scale) in z.iter_mut().zip(row).zip(&self.scales) {
-                *acc += f32::from(w) * scale * v;
-            }
+    /// Scores every code on `features`: `(code, score in [0, 1])`, in [`codes`](Self::codes)
+    /// order.
+    pub fn scores(&self, features: &Features) -> Vec<(ReasonCode, f64)> {
+        let mut sums = self.zero();
+        self.accumulate(&mut sums, &features.index, &features.value);
+        self.finish(&sums)
+    }
+
+    fn zero(&self) -> Sums {
+        Sums {
+            heads: vec![0.0; self.header.heads.len()],
+            intents: vec![0.0; self.stride],
+            run: vec![0; self.stride],
         }
     }
 
-    fn finish(&self, z: &[f32]) -> Vec<(ReasonCode, f64)> {
-        self.header
-            .heads
-            .iter()
-            .zip(z)
-            .map(|(h, z)| (h.code, sigmoid(f64::from(*z))))
-            .collect()
+    fn accumulate(&self, sums: &mut Sums, index: &[u32], value: &[f32]) {
+        let n = sums.heads.len();
+        for (&i, &v) in index.iter().zip(value) {
+            let i = i as usize;
+            add_row(&mut sums.heads, &self.weights[i * n..(i + 1) * n], v);
+        }
+        let s = self.stride;
+        if s == 0 {
+            return;
+        }
+        // The features of a block share one value (each block is normalised from ones), so
+        // their rows of the intent block add up as integers and are scaled once per run.
+        let (mut run_value, mut run_len) = (0.0, 0);
+        for (&i, &v) in index.iter().zip(value) {
+            if v != run_value || run_len == MAX_RUN {
+                flush(&mut sums.intents, &mut sums.run, run_value);
+                (run_value, run_len) = (v, 0);
+            }
+            let i = i as usize;
+            for (a, &w) in sums
+                .run
+                .iter_mut()
+                .zip(&self.intent_rows[i * s..(i + 1) * s])
+            {
+                *a += i16::from(w);
+            }
+            run_len += 1;
+        }
+        flush(&mut sums.intents, &mut sums.run, run_value);
     }
 
-    /// The weight of one feature bucket for head `head`.
-    pub fn weight(&self, head: usize, bucket: u32) -> f32 {
-        f32::from(self.weights[bucket as usize * self.header.heads.len() + head])
-            * self.scales[head]
+    fn finish(&self, sums: &Sums) -> Vec<(ReasonCode, f64)> {
+        let mut out: Vec<(ReasonCode, f64)> = self
+            .header
+            .heads
+            .iter()
+            .zip(&sums.heads)
+            .map(|(h, z)| (h.code, sigmoid(f64::from(z * h.scale + h.bias + h.offset))))
+            .collect();
+        if !self.header.intents.is_empty() {
+            let logits = || {
+                self.header
+                    .intents
+                    .iter()
+                    .zip(&sums.intents)
+                    .map(|(c, z)| z * c.scale + c.bias)
+            };
+            let top = logits().fold(f32::MIN, f32::max);
+            let mut mass = vec![0f32; self.header.intent_codes.len()];
+            let mut total = 0.0;
+            for (z, code) in logits().zip(&self.intent_code_of) {
+                // A class this far below the best weighs under e^-16 = 1e-7 of it.
+                let d = z - top;
+                if d < -16.0 {
+                    continue;
+                }
+                let e = d.exp();
+                total += e;
+                if let Some(c) = code {
+                    mass[*c] += e;
+                }
+            }
+            out.extend(self.header.intent_codes.iter().zip(mass).map(|(c, m)| {
+                let p = f64::from(m / total);
+                (c.code, sigmoid(logit(p) + f64::from(c.offset)))
+            }));
+        }
+        out
+    }
+
+    /// How strongly one feature bucket argues for `code`: the head's weight, or for a code of
+    /// the intent block the largest weight among its classes. `None` when the model does not
+    /// score `code`.
+    pub fn evidence_weight(&self, code: ReasonCode, bucket: u32) -> Option<f32> {
+        let b = bucket as usize;
+        if let Some(h) = self.header.heads.iter().position(|h| h.code == code) {
+            let n = self.header.heads.len();
+            return Some(f32::from(self.weights[b * n + h]) * self.header.heads[h].scale);
+        }
+        let c = self
+            .header
+            .intent_codes
+            .iter()
+            .position(|c| c.code == code)?;
+        self.header
+            .intents
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.intent_code_of[*i] == Some(c))
+            .map(|(i, class)| f32::from(self.intent_rows[b * self.stride + i]) * class.scale)
+            .reduce(f32::max)
     }
 
     /// Reads a model file.
@@ -351,39 +496,71 @@ impl LinearModel {
         }
         let (head, body) = rest.split_at(len);
         let header: ModelHeader = serde_json::from_slice(head)?;
-        if header.bits > 24 || header.heads.is_empty() {
+        if header.bits > 24 || (header.heads.is_empty() && header.intents.is_empty()) {
             return Err(ModelError::Size(format!(
-                "bits {} and {} heads are out of range",
+                "bits {} with {} heads and {} intents are out of range",
                 header.bits,
-                header.heads.len()
+                header.heads.len(),
+                header.intents.len()
             )));
         }
-        let n = header.heads.len();
+        let (n, k) = (header.heads.len(), header.intents.len());
         let buckets = 1usize << header.bits;
-        let expected = buckets * n + buckets.div_ceil(8);
+        let expected = buckets * (n + k) + buckets.div_ceil(8);
         if body.len() != expected {
             return Err(ModelError::Size(format!(
                 "{} weight bytes, expected {expected}",
                 body.len()
             )));
         }
-        let (body, seen) = body.split_at(buckets * n);
-        Ok(Self {
-            scales: header.heads.iter().map(|h| h.scale).collect(),
+        let (body, seen) = body.split_at(buckets * (n + k));
+        let (heads, intents) = body.split_at(buckets * n);
+        let signed = |bytes: &[u8]| bytes.iter().map(|&b| b as i8).collect::<Vec<i8>>();
+        Ok(Self::from_parts(
             header,
-            weights: body.iter().map(|&b| b as i8).collect(),
-            seen: seen.to_vec(),
-        })
+            signed(heads),
+            &signed(intents),
+            seen.to_vec(),
+        ))
     }
 
-    /// Writes the model file (weights quantised to signed bytes per head).
+    /// A model from its header, the heads' weights, the intent block's weights (`2^bits`
+    /// rows of one byte per class) and the seen-bucket bits.
+    fn from_parts(header: ModelHeader, weights: Vec<i8>, intents: &[i8], seen: Vec<u8>) -> Self {
+        let k = header.intents.len();
+        let stride = k.div_ceil(16) * 16;
+        let mut intent_rows = vec![0i8; (1usize << header.bits) * stride];
+        if k > 0 {
+            for (row, from) in intent_rows.chunks_mut(stride).zip(intents.chunks(k)) {
+                row[..k].copy_from_slice(from);
+            }
+        }
+        Self {
+            intent_code_of: code_indexes(&header),
+            header,
+            weights,
+            intent_rows,
+            stride,
+            seen,
+        }
+    }
+
+    /// Writes the model file (weights quantised to signed bytes per head and per class).
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).unwrap_or_default();
-        let mut out = Vec::with_capacity(12 + header.len() + self.weights.len());
+        let k = self.header.intents.len();
+        let mut out = Vec::with_capacity(
+            12 + header.len() + self.weights.len() + self.intent_rows.len() + self.seen.len(),
+        );
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
         out.extend_from_slice(&header);
         out.extend(self.weights.iter().map(|&w| w as u8));
+        if k > 0 {
+            for row in self.intent_rows.chunks(self.stride) {
+                out.extend(row[..k].iter().map(|&w| w as u8));
+            }
+        }
         out.extend_from_slice(&self.seen);
         out
     }
@@ -402,30 +579,34 @@ impl LinearModel {
         seen as f64 / words.len() as f64
     }
 
-    /// Scores every head, leaning on the lexicon where the wording is new: with `m` the full
+    /// Scores every code, leaning on the lexicon where the wording is new: with `m` the full
     /// score, `l` the score from the lexicon and form features alone (which training teaches
     /// to stand on their own, see [`TrainConfig::ngram_dropout`]) and `f` the
-    /// [`familiarity`](Self::familiarity) of the words, a head scores `m` when `m >= l`, else
+    /// [`familiarity`](Self::familiarity) of the words, a code scores `m` when `m >= l`, else
     /// `f * m + (1 - f) * l`. On wording like the training data's, the n-grams decide (they
     /// know a refund policy question from a refund request); on wording they never saw, the
     /// lexicon's stems, synonyms and negation carry the decision.
     pub fn scores_blended(&self, features: &Features) -> Vec<(ReasonCode, f64)> {
-        // One pass: the lexicon and form features first (the lexicon-only logits), then the
-        // n-grams on top (the full logits).
-        let mut z = self.intercepts();
+        // One pass: the lexicon and form features first (the lexicon-only sums), then the
+        // n-grams on top (the full sums). Where every word is familiar, the full score stands
+        // alone and the lexicon-only one is not needed.
+        let f = self.familiarity(features);
+        let mut sums = self.zero();
         self.accumulate(
-            &mut z,
+            &mut sums,
             &features.index[features.ngrams..],
             &features.value[features.ngrams..],
         );
-        let lex = self.finish(&z);
+        let lex = (f < 1.0).then(|| self.finish(&sums));
         self.accumulate(
-            &mut z,
+            &mut sums,
             &features.index[..features.ngrams],
             &features.value[..features.ngrams],
         );
-        let full = self.finish(&z);
-        let f = self.familiarity(features);
+        let full = self.finish(&sums);
+        let Some(lex) = lex else {
+            return full;
+        };
         full.into_iter()
             .zip(lex)
             .map(|((code, m), (_, l))| (code, if m >= l { m } else { f * m + (1.0 - f) * l }))
@@ -439,8 +620,11 @@ impl LinearModel {
 pub struct Example {
     /// The features.
     pub features: Features,
-    /// Label per head, in head order.
+    /// Label per binary head, in head order.
     pub labels: Vec<Option<bool>>,
+    /// The intent class, an index into the `intents` given to [`train`] (`None`: the example
+    /// does not train the intent block).
+    pub intent: Option<u16>,
     /// Whether the example belongs to the validation split (used to calibrate, never to fit).
     pub validation: bool,
     /// The source set: calibration weighs each set that has positives for a head equally.
@@ -468,7 +652,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            bits: 17,
+            bits: 15,
             epochs: 30,
             learning_rate: 0.05,
             l2: 3e-5,
@@ -476,6 +660,15 @@ impl Default for TrainConfig {
             ngram_dropout: 0.3,
         }
     }
+}
+
+/// One class of the intent block to train: `set:intent` and the code its set maps it to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentSpec {
+    /// `set:intent`.
+    pub name: String,
+    /// The reason code, if the set maps the intent to one.
+    pub code: Option<ReasonCode>,
 }
 
 /// Validation figures of one head after calibration.
@@ -493,11 +686,13 @@ pub struct HeadReport {
     pub validation_f1: f64,
 }
 
-/// Trains one logistic head per code with AdaGrad over class-balanced examples, then picks each
-/// head's operating point on the validation examples (the best-F1 threshold, mapped to
+/// Trains one logistic head per code in `codes` with AdaGrad over class-balanced examples, and
+/// a softmax over `intents` (see [`train_intents`]), then picks each head's and each intent
+/// code's operating point on the validation examples (the best-F1 threshold, mapped to
 /// [`OPERATING_POINT`]). Deterministic for a given seed.
 pub fn train(
     codes: &[ReasonCode],
+    intents: &[IntentSpec],
     examples: &[Example],
     config: &TrainConfig,
     provenance: BTreeMap<String, serde_json::Value>,
@@ -602,17 +797,202 @@ pub fn train(
             seen[b as usize / 8] |= 1 << (b % 8);
         }
     }
-    let model = LinearModel {
-        seen,
-        scales: heads.iter().map(|h| h.scale).collect(),
-        header: ModelHeader {
-            bits: config.bits,
-            heads,
-            provenance,
-        },
-        weights,
+    let block = train_intents(intents, examples, config);
+    reports.extend(block.reports);
+    let header = ModelHeader {
+        bits: config.bits,
+        heads,
+        intents: block.classes,
+        intent_codes: block.codes,
+        provenance,
     };
+    let model = LinearModel::from_parts(header, weights, &block.weights, seen);
     (model, reports)
+}
+
+/// A trained intent block.
+struct IntentBlock {
+    classes: Vec<IntentHeader>,
+    codes: Vec<IntentCode>,
+    weights: Vec<i8>,
+    reports: Vec<HeadReport>,
+}
+
+/// A class's gradient below this does not update its weights: once training has separated an
+/// example from most classes, their probabilities are near zero and so are their updates.
+const INTENT_MIN_GRADIENT: f32 = 1e-4;
+
+/// Trains the intent block: one softmax over every intent class of the labelled sets, fitted
+/// with AdaGrad and the same n-gram dropout as the heads. A code's probability is the sum of
+/// its classes', so each set's conventions live in its own classes: BANKING77's "cancel a
+/// purchase" (a refund) and Bitext's (a cancellation) no longer pull one weight two ways, and
+/// a code learns the fine lines inside a domain (an unrecognised payment against a declined
+/// one) that a single yes-or-no head blurs. Each code's operating point is then picked on the
+/// validation examples, as for the heads.
+fn train_intents(
+    intents: &[IntentSpec],
+    examples: &[Example],
+    config: &TrainConfig,
+) -> IntentBlock {
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    use rand::SeedableRng;
+    let k = intents.len();
+    let buckets = 1usize << config.bits;
+    let mut codes: Vec<ReasonCode> = intents.iter().filter_map(|c| c.code).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    if k == 0 {
+        return IntentBlock {
+            classes: Vec::new(),
+            codes: Vec::new(),
+            weights: Vec::new(),
+            reports: Vec::new(),
+        };
+    }
+    let mut order: Vec<usize> = (0..examples.len())
+        .filter(|&i| !examples[i].validation && examples[i].intent.is_some())
+        .collect();
+    let mut w = vec![0f32; buckets * k];
+    let mut g2 = vec![1e-8f32; buckets * k];
+    let mut bias = vec![0f32; k];
+    let mut bias_g2 = vec![1e-8f32; k];
+    let rate = config.learning_rate as f32;
+    let l2 = config.l2 as f32;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(1000));
+    let mut z = vec![0f32; k];
+    let mut g = vec![0f32; k];
+    for _ in 0..config.epochs {
+        order.shuffle(&mut rng);
+        for &i in &order {
+            let ex = &examples[i];
+            let Some(y) = ex.intent else { continue };
+            let from = if rng.random_bool(config.ngram_dropout) {
+                ex.features.ngrams
+            } else {
+                0
+            };
+            let index = &ex.features.index[from..];
+            let value = &ex.features.value[from..];
+            z.copy_from_slice(&bias);
+            for (&j, &v) in index.iter().zip(value) {
+                let row = &w[j as usize * k..(j as usize + 1) * k];
+                for (a, x) in z.iter_mut().zip(row) {
+                    *a += x * v;
+                }
+            }
+            softmax_in_place(&mut z);
+            for (c, (gc, p)) in g.iter_mut().zip(&z).enumerate() {
+                *gc = p - f32::from(u8::from(c == usize::from(y)));
+            }
+            for (&j, &v) in index.iter().zip(value) {
+                let at = j as usize * k;
+                for c in 0..k {
+                    if g[c].abs() < INTENT_MIN_GRADIENT {
+                        continue;
+                    }
+                    let grad = g[c] * v + l2 * w[at + c];
+                    g2[at + c] += grad * grad;
+                    w[at + c] -= rate * grad / g2[at + c].sqrt();
+                }
+            }
+            for c in 0..k {
+                bias_g2[c] += g[c] * g[c];
+                bias[c] -= rate * g[c] / bias_g2[c].sqrt();
+            }
+        }
+    }
+    // Calibrate each code on the validation examples.
+    let code_index: Vec<Option<usize>> = intents
+        .iter()
+        .map(|c| {
+            c.code
+                .and_then(|code| codes.iter().position(|x| *x == code))
+        })
+        .collect();
+    let mut scored: Vec<Vec<(f64, bool, u16)>> = vec![Vec::new(); codes.len()];
+    for e in examples.iter().filter(|e| e.validation) {
+        let Some(y) = e.intent else { continue };
+        z.copy_from_slice(&bias);
+        for (&j, &v) in e.features.index.iter().zip(&e.features.value) {
+            let row = &w[j as usize * k..(j as usize + 1) * k];
+            for (a, x) in z.iter_mut().zip(row) {
+                *a += x * v;
+            }
+        }
+        softmax_in_place(&mut z);
+        let mut mass = vec![0f64; codes.len()];
+        for (p, c) in z.iter().zip(&code_index) {
+            if let Some(c) = c {
+                mass[*c] += f64::from(*p);
+            }
+        }
+        for (c, m) in mass.into_iter().enumerate() {
+            scored[c].push((m, code_index[usize::from(y)] == Some(c), e.group));
+        }
+    }
+    let mut reports = Vec::new();
+    let mut code_headers = Vec::new();
+    for (c, &code) in codes.iter().enumerate() {
+        let (threshold, validation_f1) = best_threshold(&mut scored[c]);
+        let train_counts = order
+            .iter()
+            .filter(|&&i| {
+                examples[i]
+                    .intent
+                    .is_some_and(|y| code_index[usize::from(y)] == Some(c))
+            })
+            .count();
+        reports.push(HeadReport {
+            code,
+            train: (train_counts, order.len()),
+            validation: (
+                scored[c].iter().filter(|(_, y, _)| *y).count(),
+                scored[c].len(),
+            ),
+            threshold,
+            validation_f1,
+        });
+        code_headers.push(IntentCode {
+            code,
+            offset: (logit(OPERATING_POINT) - logit(threshold)) as f32,
+        });
+    }
+    // Quantise each class's weights to signed bytes.
+    let mut weights = vec![0i8; buckets * k];
+    let mut classes = Vec::with_capacity(k);
+    for (c, spec) in intents.iter().enumerate() {
+        let max = (0..buckets).fold(0f32, |m, b| m.max(w[b * k + c].abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        for b in 0..buckets {
+            weights[b * k + c] = (w[b * k + c] / scale).round().clamp(-127.0, 127.0) as i8;
+        }
+        classes.push(IntentHeader {
+            name: spec.name.clone(),
+            code: spec.code,
+            bias: bias[c],
+            scale,
+        });
+    }
+    IntentBlock {
+        classes,
+        codes: code_headers,
+        weights,
+        reports,
+    }
+}
+
+/// Turns logits into probabilities, in place.
+fn softmax_in_place(z: &mut [f32]) {
+    let top = z.iter().fold(f32::MIN, |m, x| m.max(*x));
+    let mut total = 0.0;
+    for x in z.iter_mut() {
+        *x = (*x - top).exp();
+        total += *x;
+    }
+    for x in z.iter_mut() {
+        *x /= total;
+    }
 }
 
 /// Example weights per (group, label). A group (source set) with both classes is balanced
@@ -773,6 +1153,7 @@ mod tests {
                 examples.push(Example {
                     features: f,
                     labels: vec![Some(y)],
+                    intent: None,
                     validation: round == 3,
                     group: 0,
                 });
@@ -782,7 +1163,13 @@ mod tests {
             bits: 12,
             ..TrainConfig::default()
         };
-        let (model, reports) = train(&[ReasonCode::Refund], &examples, &config, BTreeMap::new());
+        let (model, reports) = train(
+            &[ReasonCode::Refund],
+            &[],
+            &examples,
+            &config,
+            BTreeMap::new(),
+        );
         assert_eq!(reports[0].validation, (3, 6));
         let mut f = Features::default();
         featurize(12, "can I get a refund", &Extras::default(), &mut f);
@@ -802,5 +1189,74 @@ mod tests {
             LinearModel::from_bytes(&cut),
             Err(ModelError::Size(_))
         ));
+    }
+
+    #[test]
+    fn an_intent_block_adds_up_its_classes_per_code() {
+        // Two sets that file "cancel my purchase" under different codes, each in its own
+        // class; a class without a code; the code's score is the sum of its classes.
+        let intents = [
+            ("a:get_refund", Some(ReasonCode::Refund)),
+            ("a:cancel_order", Some(ReasonCode::Cancellation)),
+            ("b:request_refund", Some(ReasonCode::Refund)),
+            ("a:opening_hours", None),
+        ]
+        .map(|(name, code)| IntentSpec {
+            name: name.to_owned(),
+            code,
+        });
+        let texts = [
+            ("please refund me", 0),
+            ("i want my money back", 0),
+            ("cancel my order please", 1),
+            ("i need to cancel the order", 1),
+            ("refund the purchase i cancelled", 2),
+            ("reverse that card purchase and refund it", 2),
+            ("what time do you open", 3),
+            ("are you open on sunday", 3),
+        ];
+        let mut examples = Vec::new();
+        for round in 0..4 {
+            for (t, class) in texts {
+                let mut f = Features::default();
+                featurize(12, t, &Extras::default(), &mut f);
+                examples.push(Example {
+                    features: f,
+                    labels: Vec::new(),
+                    intent: Some(class),
+                    validation: round == 3,
+                    group: u16::from(class == 2),
+                });
+            }
+        }
+        let config = TrainConfig {
+            bits: 12,
+            ..TrainConfig::default()
+        };
+        let (model, reports) = train(&[], &intents, &examples, &config, BTreeMap::new());
+        let codes: Vec<ReasonCode> = model.codes().collect();
+        assert_eq!(codes, [ReasonCode::Refund, ReasonCode::Cancellation]);
+        assert_eq!(reports[0].validation, (4, 8), "{reports:?}");
+        let score = |text: &str, code: ReasonCode| {
+            let mut f = Features::default();
+            featurize(12, text, &Extras::default(), &mut f);
+            let scores = model.scores(&f);
+            scores.iter().find(|(c, _)| *c == code).map(|(_, s)| *s)
+        };
+        let refund = score("can i get a refund", ReasonCode::Refund).expect("scored");
+        let open = score("when do you open", ReasonCode::Refund).expect("scored");
+        let cancel = score("cancel the order", ReasonCode::Cancellation).expect("scored");
+        assert!(
+            refund >= OPERATING_POINT && open < OPERATING_POINT,
+            "{refund} {open}"
+        );
+        assert!(cancel >= OPERATING_POINT, "{cancel}");
+        let bucket = bucket(12, &["refund".to_owned()]);
+        assert!(model.evidence_weight(ReasonCode::Refund, bucket) > Some(0.0));
+        assert_eq!(model.evidence_weight(ReasonCode::Anger, bucket), None);
+        let again = LinearModel::from_bytes(&model.to_bytes()).expect("round trip");
+        let mut f = Features::default();
+        featurize(12, "refund my cancelled order", &Extras::default(), &mut f);
+        assert_eq!(again.scores(&f), model.scores(&f));
     }
 }

@@ -10,22 +10,24 @@
 //! splits are never read here. USS and VADER ground truth are evaluation data only.
 
 use crate::datasets::{self, Dataset, DatasetError, Split, UtteranceSet};
-use baton_detect::model::{Example, TrainConfig};
+use baton_detect::model::{Example, IntentSpec, TrainConfig};
 use baton_detect::Detectors;
 use baton_domain::ReasonCode;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The heads of the learned model, in order.
-pub const HEADS: &[ReasonCode] = &[
+/// The binary heads of the learned model, in order: the emotions, which GoEmotions labels
+/// several at a time.
+pub const HEADS: &[ReasonCode] = &[ReasonCode::Anger, ReasonCode::Frustration];
+
+/// The codes the intent block scores: requests and topics, one intent per utterance.
+pub const INTENT_CODES: &[ReasonCode] = &[
     ReasonCode::HumanRequested,
     ReasonCode::Complaint,
     ReasonCode::Refund,
     ReasonCode::Cancellation,
     ReasonCode::BillingDispute,
     ReasonCode::AccountSecurity,
-    ReasonCode::Anger,
-    ReasonCode::Frustration,
 ];
 
 /// The sets training reads, with the codes their rows rule out and the native labels that are
@@ -35,6 +37,10 @@ struct Source {
     license: &'static str,
     negative_for: &'static [ReasonCode],
     ambiguous: &'static [(&'static str, ReasonCode)],
+    /// Whether each native intent is a class of its own in the intent block (a set whose
+    /// intents carry the codes' fine lines), or the set's rows share one class per code (a set
+    /// that only says what is not a topic).
+    own_classes: bool,
     /// Whether the set is a negative for `negative_for` only in rows without negative emotion:
     /// everyday chat teaches the topic heads what is not a topic, but angry or sad rows would
     /// teach them that emotional wording argues against a topic, the opposite of what an angry
@@ -51,6 +57,7 @@ const SOURCES: &[Source] = &[
             ("recover_password", ReasonCode::AccountSecurity),
             ("registration_problems", ReasonCode::AccountSecurity),
         ],
+        own_classes: true,
         calm_only: false,
     },
     Source {
@@ -58,6 +65,7 @@ const SOURCES: &[Source] = &[
         license: "CC BY 4.0 (Casanueva et al. 2020)",
         negative_for: &[ReasonCode::HumanRequested, ReasonCode::Complaint],
         ambiguous: &[],
+        own_classes: true,
         calm_only: false,
     },
     Source {
@@ -86,6 +94,7 @@ const SOURCES: &[Source] = &[
             ("cancel", ReasonCode::Cancellation),
             ("cancel_reservation", ReasonCode::Cancellation),
         ],
+        own_classes: false,
         calm_only: false,
     },
     Source {
@@ -100,6 +109,7 @@ const SOURCES: &[Source] = &[
             ReasonCode::Complaint,
         ],
         ambiguous: &[],
+        own_classes: false,
         calm_only: true,
     },
 ];
@@ -137,17 +147,21 @@ pub fn read_seed(path: &Path) -> Result<Vec<(String, Vec<ReasonCode>)>, DatasetE
         .collect()
 }
 
+fn emotional(row: &datasets::Labelled) -> bool {
+    [
+        ReasonCode::Anger,
+        ReasonCode::Frustration,
+        ReasonCode::NegativeSentiment,
+    ]
+    .iter()
+    .any(|c| row.labels.contains(c))
+}
+
 fn labels_for(source: &Source, set: &UtteranceSet, row: &datasets::Labelled) -> Vec<Option<bool>> {
+    let emotional = emotional(row);
     HEADS
         .iter()
         .map(|code| {
-            let emotional = [
-                ReasonCode::Anger,
-                ReasonCode::Frustration,
-                ReasonCode::NegativeSentiment,
-            ]
-            .iter()
-            .any(|c| row.labels.contains(c));
             if source
                 .ambiguous
                 .iter()
@@ -165,10 +179,72 @@ fn labels_for(source: &Source, set: &UtteranceSet, row: &datasets::Labelled) -> 
         .collect()
 }
 
+/// The intent classes met so far, in order of first appearance (so training is reproducible).
+#[derive(Default)]
+struct Classes {
+    specs: Vec<IntentSpec>,
+    index: BTreeMap<String, u16>,
+}
+
+impl Classes {
+    fn of(&mut self, name: String, code: Option<ReasonCode>) -> u16 {
+        if let Some(&i) = self.index.get(&name) {
+            return i;
+        }
+        let i = self.specs.len() as u16;
+        self.index.insert(name.clone(), i);
+        self.specs.push(IntentSpec { name, code });
+        i
+    }
+}
+
+/// The row's class in the intent block: `set:intent` for a set with [`Source::own_classes`],
+/// else `set:code` (or `set:other`). In a set of shared classes, rows that are ambiguous for an
+/// intent code train no class (in a set of own classes, an ambiguous intent is a class without
+/// a code: it keeps its rows apart from the codes' classes without claiming a code), and
+/// neither do emotional rows of a [`Source::calm_only`] set.
+fn intent_for(source: &Source, row: &datasets::Labelled, classes: &mut Classes) -> Option<u16> {
+    if source.calm_only && emotional(row) {
+        return None;
+    }
+    if !source.own_classes
+        && source
+            .ambiguous
+            .iter()
+            .any(|(native, c)| *native == row.native && INTENT_CODES.contains(c))
+    {
+        return None;
+    }
+    let code = INTENT_CODES
+        .iter()
+        .copied()
+        .find(|c| row.labels.contains(c));
+    let name = if source.own_classes {
+        format!("{}:{}", source.dataset.name(), row.native)
+    } else {
+        format!(
+            "{}:{}",
+            source.dataset.name(),
+            code.map_or("other", |c| c.as_str())
+        )
+    };
+    Some(classes.of(name, code))
+}
+
+/// What [`build_examples`] returns: the examples, the intent classes they refer to, and the
+/// provenance for the model card.
+pub struct TrainingData {
+    /// Every example, train and validation.
+    pub examples: Vec<Example>,
+    /// The intent block's classes, indexed by [`Example::intent`].
+    pub intents: Vec<IntentSpec>,
+    /// Sets, licenses and settings, for the model card.
+    pub provenance: BTreeMap<String, serde_json::Value>,
+}
+
 /// Reads the train and validation splits of every training set under `dir`, plus the seed
 /// utterances at `seed` (see [`read_seed`]), and computes each row's features with `detectors`
-/// (which must have no model: the model's inputs are the lexicon's outputs). Returns the
-/// examples and their provenance for the model card.
+/// (which must have no model: the model's inputs are the lexicon's outputs).
 ///
 /// # Errors
 /// [`DatasetError`] when a set cannot be read.
@@ -178,8 +254,9 @@ pub fn build_examples(
     detectors: &Detectors,
     config: &TrainConfig,
     mut progress: impl FnMut(&str, usize, usize),
-) -> Result<(Vec<Example>, BTreeMap<String, serde_json::Value>), DatasetError> {
+) -> Result<TrainingData, DatasetError> {
     let mut examples = Vec::new();
+    let mut classes = Classes::default();
     let mut sets = serde_json::Map::new();
     for (group, source) in SOURCES.iter().enumerate() {
         let mut counts = serde_json::Map::new();
@@ -190,6 +267,7 @@ pub fn build_examples(
                 examples.push(Example {
                     features: detectors.features(config.bits, &row.text),
                     labels: labels_for(source, &set, row),
+                    intent: intent_for(source, row, &mut classes),
                     validation: split == Split::Validation,
                     group: group as u16,
                 });
@@ -210,18 +288,17 @@ pub fn build_examples(
         let rows = read_seed(path)?;
         let group = SOURCES.len() as u16;
         for (text, labels) in &rows {
-            let labels: Vec<Option<bool>> = HEADS
-                .iter()
-                .map(|c| {
-                    (!matches!(c, ReasonCode::Anger | ReasonCode::Frustration))
-                        .then(|| labels.contains(c))
-                })
-                .collect();
+            let code = INTENT_CODES.iter().copied().find(|c| labels.contains(c));
+            let intent = classes.of(
+                format!("baton-seed:{}", code.map_or("other", |c| c.as_str())),
+                code,
+            );
             let features = detectors.features(config.bits, text);
             for _ in 0..SEED_REPEAT {
                 examples.push(Example {
                     features: features.clone(),
-                    labels: labels.clone(),
+                    labels: vec![None; HEADS.len()],
+                    intent: Some(intent),
                     validation: false,
                     group,
                 });
@@ -242,5 +319,13 @@ pub fn build_examples(
         "heads".to_owned(),
         serde_json::json!(HEADS.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
     );
-    Ok((examples, provenance))
+    provenance.insert(
+        "intent_classes".to_owned(),
+        serde_json::json!(classes.specs.len()),
+    );
+    Ok(TrainingData {
+        examples,
+        intents: classes.specs,
+        provenance,
+    })
 }

@@ -46,9 +46,9 @@ fn bitext_test_split_f1() {
         &[
             (ReasonCode::HumanRequested, 0.95),
             (ReasonCode::Complaint, 0.95),
-            (ReasonCode::Refund, 0.92),
-            (ReasonCode::Cancellation, 0.95),
-            (ReasonCode::BillingDispute, 0.95),
+            (ReasonCode::Refund, 0.97),
+            (ReasonCode::Cancellation, 0.97),
+            (ReasonCode::BillingDispute, 0.97),
         ],
     );
 }
@@ -59,10 +59,10 @@ fn banking77_test_split_f1() {
     assert_floors(
         Dataset::Banking77,
         &[
-            (ReasonCode::Refund, 0.89),
-            (ReasonCode::Cancellation, 0.80),
-            (ReasonCode::BillingDispute, 0.85),
-            (ReasonCode::AccountSecurity, 0.80),
+            (ReasonCode::Refund, 0.88),
+            (ReasonCode::Cancellation, 0.88),
+            (ReasonCode::BillingDispute, 0.91),
+            (ReasonCode::AccountSecurity, 0.90),
         ],
     );
 }

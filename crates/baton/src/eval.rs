@@ -309,7 +309,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let policy = crate::cli::load_policy(None)?;
     let detectors = Detectors::with_model(policy.file.detectors.clone(), None);
     let bar = progress(0, "features");
-    let (examples, provenance) = training::build_examples(
+    let data = training::build_examples(
         &args.datasets,
         (!args.seed_data.as_os_str().is_empty()).then_some(args.seed_data.as_path()),
         &detectors,
@@ -324,12 +324,19 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     )?;
     bar.finish_and_clear();
     eprintln!(
-        "training {} heads on {} examples ({} for validation)...",
+        "training {} heads and {} intent classes on {} examples ({} for validation)...",
         training::HEADS.len(),
-        examples.len(),
-        examples.iter().filter(|e| e.validation).count()
+        data.intents.len(),
+        data.examples.len(),
+        data.examples.iter().filter(|e| e.validation).count()
     );
-    let (model, reports) = model::train(training::HEADS, &examples, &config, provenance);
+    let (model, reports) = model::train(
+        training::HEADS,
+        &data.intents,
+        &data.examples,
+        &config,
+        data.provenance,
+    );
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create `{}`", parent.display()))?;
