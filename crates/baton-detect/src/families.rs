@@ -29,7 +29,8 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
         format!(r"\b{REACH}\b(?:\W+\w+){{0,4}}?\W+(?:a |an |the |some |your )?(?:real|live|actual|human|another|living|proper|flesh and blood)\W+{HUMAN}\b"),
         format!(r"\b{REACH}\b(?:\W+{LINK}){{0,5}}\W+{HUMAN}\b"),
         r"\b(?:want|wanna|need|needs|request|requesting|demand|demanding|prefer|give me|get me|send me|bring me|find me|i'd like|i would like|we'd like|we would like|rather have|looking for|where is|ask for|asking for)\b(?:\W+(?:to|a|an|the|some|real|live|actual|talk|speak|chat|with|one|another|just|please|right|now|human)){0,4}\W+(?:human|person|agent|representative|rep|operator|supervisor|manager|somebody|someone)s?\b".to_owned(),
-        r"\b(?:real|live|actual) (?:human|person|people|agent|operator|representative)s?\b".to_owned(),
+        // "Real people" alone describes ("based on real people"); "a real person" asks.
+        r"\b(?:real|live|actual) (?:human|person|agent|operator|representative)s?\b".to_owned(),
         // Failing to reach a person is asking for one ("I can't speak to a live agent"); the
         // pattern starts at the negator, so negation does not cancel it.
         format!(r"\b(?:can't|cannot|couldn't|could not|unable to|not able to)\b(?:\W+\w+){{0,2}}?\W+{REACH}\b(?:\W+\w+){{0,4}}?\W+{HUMAN}\b"),

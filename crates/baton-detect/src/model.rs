@@ -1,9 +1,9 @@
-//! A learned linear model over hashed n-grams and lexicon features, one logistic head per reason
-//! code.
+//! A learned linear model over hashed n-grams and lexicon features: binary logistic heads for
+//! the emotions, and an intent block for the requests and topics.
 //!
-//! Why a linear model: it trains in seconds on the shared datasets (`baton train`), scores a turn
-//! in a few microseconds, and its inputs include the lexicon families, so wording the training
-//! data never had still reaches it through the families' stems, synonyms and negation.
+//! Why a linear model: it trains in about a minute on the shared datasets (`baton train`),
+//! scores a turn in microseconds, and its inputs include the lexicon families, so wording the
+//! training data never had still reaches it through the families' stems, synonyms and negation.
 //!
 //! Features (all hashed with xxh3 into `2^bits` buckets, each block L2-normalised):
 //! - word unigrams and bigrams of the lowercased text (apostrophes dropped: "don't" = "dont");
@@ -13,13 +13,24 @@
 //!   valued at the family's score;
 //! - form: VADER's `neg` and negative compound, shouting (capitals) and `!!`.
 //!
-//! Each head's score is `sigmoid(w . x + bias + offset)`, where `offset` (fixed at training
-//! time on a validation split) puts the head's best-F1 point at [`OPERATING_POINT`], the
-//! default policy's `trigger_min_score`.
+//! Each binary head's score is `sigmoid(w . x + bias + offset)`, where `offset` (fixed at
+//! training time on a validation split) puts the head's best-F1 point at [`OPERATING_POINT`],
+//! the default policy's `trigger_min_score`.
+//!
+//! The intent block is one softmax over the native intents of the labelled sets
+//! ("banking77:card_payment_not_recognised", "bitext:get_refund", ...), each mapped to the code
+//! its set's label map gives it, or to none. A code's probability is the sum of its classes',
+//! shifted by the code's `offset` on the logit scale as for a head. Sets that disagree (BANKING77
+//! files "cancel my purchase" under refund, Bitext under cancellation) then keep their
+//! conventions in their own classes instead of pulling one weight two ways, and a code learns
+//! the fine lines between neighbouring intents (an unrecognised card payment against a declined
+//! one) that one yes-or-no head over ten intents blurs.
 //!
 //! The file format (`.model`): the 8 bytes `BATONLM1`, a little-endian `u32` header length, a
-//! JSON [`ModelHeader`], then `2^bits * heads` signed bytes, interleaved by bucket (all heads of
-//! bucket 0, then bucket 1...), each head's weights scaled by its `scale`.
+//! JSON [`ModelHeader`], then `2^bits * heads` signed bytes interleaved by bucket (all heads of
+//! bucket 0, then bucket 1...), then `2^bits * intents` signed bytes interleaved the same way,
+//! then one bit per bucket saying whether training saw a word there. Weights are scaled by
+//! their head's or class's `scale`.
 
 use baton_domain::ReasonCode;
 use serde::{Deserialize, Serialize};
@@ -687,7 +698,7 @@ pub struct HeadReport {
 }
 
 /// Trains one logistic head per code in `codes` with AdaGrad over class-balanced examples, and
-/// a softmax over `intents` (see [`train_intents`]), then picks each head's and each intent
+/// a softmax over `intents` (the intent block: see the module docs), then picks each head's and each intent
 /// code's operating point on the validation examples (the best-F1 threshold, mapped to
 /// [`OPERATING_POINT`]). Deterministic for a given seed.
 pub fn train(
@@ -822,13 +833,9 @@ struct IntentBlock {
 /// example from most classes, their probabilities are near zero and so are their updates.
 const INTENT_MIN_GRADIENT: f32 = 1e-4;
 
-/// Trains the intent block: one softmax over every intent class of the labelled sets, fitted
-/// with AdaGrad and the same n-gram dropout as the heads. A code's probability is the sum of
-/// its classes', so each set's conventions live in its own classes: BANKING77's "cancel a
-/// purchase" (a refund) and Bitext's (a cancellation) no longer pull one weight two ways, and
-/// a code learns the fine lines inside a domain (an unrecognised payment against a declined
-/// one) that a single yes-or-no head blurs. Each code's operating point is then picked on the
-/// validation examples, as for the heads.
+/// Trains the intent block (see the module docs): one softmax over `intents`, fitted with
+/// AdaGrad and the same n-gram dropout as the heads; then each code's operating point is
+/// picked on the validation examples, as for the heads.
 fn train_intents(
     intents: &[IntentSpec],
     examples: &[Example],
