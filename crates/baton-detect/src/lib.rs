@@ -134,7 +134,7 @@ const QUESTION_MEMORY: usize = 3;
 const SAME_QUESTION_JACCARD: f64 = 0.6;
 
 /// An emotion head's score (anger, frustration) from which it is reported as a signal. Request
-/// and topic heads are reported only from [`model::OPERATING_POINT`]: below it their guess is
+/// and topic codes are reported only from [`model::OPERATING_POINT`]: below it their guess is
 /// too weak to weigh, and several weak guesses must not add up to an escalation by noisy-OR.
 pub const MODEL_SIGNAL_FLOOR: f64 = 0.5;
 
@@ -593,7 +593,8 @@ impl Detectors {
         model::featurize(bits, text, &extras, out);
     }
 
-    /// The learned heads' scores for a customer turn (empty without a model).
+    /// The learned model's scores for a customer turn: emotion heads and intent codes (empty
+    /// without a model).
     fn learned(
         &self,
         text: &str,
@@ -604,7 +605,7 @@ impl Detectors {
             return Vec::new();
         };
         if !text.chars().any(char::is_alphanumeric) {
-            // No words, nothing to read: the heads would answer with their bias alone.
+            // No words, nothing to read: the model would answer with its biases alone.
             return Vec::new();
         }
         let mut features = Features::default();
@@ -613,7 +614,7 @@ impl Detectors {
         // A request is local: in a long message, one sentence may ask for a refund while the
         // rest tells the story, and the whole text's features dilute it. Each sentence of a
         // message of several is scored too, with the lexicon hits inside it, and the request
-        // and topic heads keep their highest score (emotion is read from the whole message).
+        // and topic codes keep their highest score (emotion is read from the whole message).
         let sentences = sentences(text);
         if sentences.len() > 1 {
             for sentence in sentences {
@@ -633,8 +634,8 @@ impl Detectors {
         scores
     }
 
-    /// The word or word pair of `text` that most raises the head for `code`, as evidence when
-    /// no phrase family matched.
+    /// The word or word pair of `text` that most raises `code` (its head, or its best intent
+    /// class), as evidence when no phrase family matched.
     fn model_evidence(&self, code: ReasonCode, text: &str) -> Option<String> {
         let model = self.model.as_ref()?;
         let words = model::words(text);
