@@ -324,15 +324,13 @@ fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
-/// Per intent class, the index of its code in `header.intent_codes`.
-fn code_indexes(header: &ModelHeader) -> Vec<Option<usize>> {
-    header
-        .intents
-        .iter()
-        .map(|class| {
-            let code = class.code?;
-            header.intent_codes.iter().position(|c| c.code == code)
-        })
+/// Per intent class (given by its code), the index of that code in `codes`.
+fn code_positions(
+    classes: impl Iterator<Item = Option<ReasonCode>>,
+    codes: &[ReasonCode],
+) -> Vec<Option<usize>> {
+    classes
+        .map(|code| codes.iter().position(|c| Some(*c) == code))
         .collect()
 }
 
@@ -547,7 +545,14 @@ impl LinearModel {
             }
         }
         Self {
-            intent_code_of: code_indexes(&header),
+            intent_code_of: code_positions(
+                header.intents.iter().map(|c| c.code),
+                &header
+                    .intent_codes
+                    .iter()
+                    .map(|c| c.code)
+                    .collect::<Vec<_>>(),
+            ),
             header,
             weights,
             intent_rows,
@@ -881,14 +886,7 @@ fn train_intents(
             };
             let index = &ex.features.index[from..];
             let value = &ex.features.value[from..];
-            z.copy_from_slice(&bias);
-            for (&j, &v) in index.iter().zip(value) {
-                let row = &w[j as usize * k..(j as usize + 1) * k];
-                for (a, x) in z.iter_mut().zip(row) {
-                    *a += x * v;
-                }
-            }
-            softmax_in_place(&mut z);
+            class_probabilities(&mut z, &bias, &w, index, value);
             for (c, (gc, p)) in g.iter_mut().zip(&z).enumerate() {
                 *gc = p - f32::from(u8::from(c == usize::from(y)));
             }
@@ -910,24 +908,11 @@ fn train_intents(
         }
     }
     // Calibrate each code on the validation examples.
-    let code_index: Vec<Option<usize>> = intents
-        .iter()
-        .map(|c| {
-            c.code
-                .and_then(|code| codes.iter().position(|x| *x == code))
-        })
-        .collect();
+    let code_index = code_positions(intents.iter().map(|c| c.code), &codes);
     let mut scored: Vec<Vec<(f64, bool, u16)>> = vec![Vec::new(); codes.len()];
     for e in examples.iter().filter(|e| e.validation) {
         let Some(y) = e.intent else { continue };
-        z.copy_from_slice(&bias);
-        for (&j, &v) in e.features.index.iter().zip(&e.features.value) {
-            let row = &w[j as usize * k..(j as usize + 1) * k];
-            for (a, x) in z.iter_mut().zip(row) {
-                *a += x * v;
-            }
-        }
-        softmax_in_place(&mut z);
+        class_probabilities(&mut z, &bias, &w, &e.features.index, &e.features.value);
         let mut mass = vec![0f64; codes.len()];
         for (p, c) in z.iter().zip(&code_index) {
             if let Some(c) = c {
@@ -987,6 +972,20 @@ fn train_intents(
         weights,
         reports,
     }
+}
+
+/// Fills `z` with the class probabilities of one example: `bias` plus the rows of `w` (one row
+/// of `z.len()` weights per bucket) for its features, through a softmax.
+fn class_probabilities(z: &mut [f32], bias: &[f32], w: &[f32], index: &[u32], value: &[f32]) {
+    let k = z.len();
+    z.copy_from_slice(bias);
+    for (&j, &v) in index.iter().zip(value) {
+        let row = &w[j as usize * k..(j as usize + 1) * k];
+        for (a, x) in z.iter_mut().zip(row) {
+            *a += x * v;
+        }
+    }
+    softmax_in_place(z);
 }
 
 /// Turns logits into probabilities, in place.

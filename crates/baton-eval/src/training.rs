@@ -1,12 +1,14 @@
-//! The training data of Baton's learned model: which shared sets teach which head.
+//! The training data of Baton's learned model: which shared sets teach which head, and the
+//! classes of the intent block.
 //!
-//! A set teaches a head when it labels the head's code (its rows are positives or negatives),
-//! or when its rows are plainly not about that code (negatives only: Reddit comments and
-//! banking queries are not requests for a person). A set neither labels nor rules out some
-//! codes; it does not train those heads. Rows whose native label is ambiguous for a head (a
-//! Bitext password recovery for account security) are left out of that head.
+//! The emotion heads: a set teaches a head when it labels the head's code (its rows are
+//! positives or negatives). The intent block: every row of a labelled set belongs to one class,
+//! its set's own intent (Bitext, BANKING77) or a class its set shares per code (CLINC150, calm
+//! GoEmotions comments, the seed lines); the class carries the code the label map gives the
+//! intent, or none. Rows whose native label is ambiguous for a code (CLINC150's security
+//! intents against BANKING77's) are left out of the shared classes.
 //!
-//! Only the train splits fit weights; validation splits set each head's operating point. Test
+//! Only the train splits fit weights; validation splits set each code's operating point. Test
 //! splits are never read here. USS and VADER ground truth are evaluation data only.
 
 use crate::datasets::{self, Dataset, DatasetError, Split, UtteranceSet};
