@@ -32,19 +32,17 @@ pub const INTENT_CODES: &[ReasonCode] = &[
     ReasonCode::AccountSecurity,
 ];
 
-/// The sets training reads, with the codes their rows rule out and the native labels that are
-/// ambiguous for a code.
+/// The sets training reads, with the native labels that are ambiguous for a code.
 struct Source {
     dataset: Dataset,
     license: &'static str,
-    negative_for: &'static [ReasonCode],
     ambiguous: &'static [(&'static str, ReasonCode)],
     /// Whether each native intent is a class of its own in the intent block (a set whose
     /// intents carry the codes' fine lines), or the set's rows share one class per code (a set
     /// that only says what is not a topic).
     own_classes: bool,
-    /// Whether the set is a negative for `negative_for` only in rows without negative emotion:
-    /// everyday chat teaches the topic heads what is not a topic, but angry or sad rows would
+    /// Whether only the set's rows without negative emotion train the intent block:
+    /// everyday chat teaches the block what is not a topic, but angry or sad rows would
     /// teach them that emotional wording argues against a topic, the opposite of what an angry
     /// customer asking for a refund needs.
     calm_only: bool,
@@ -54,7 +52,6 @@ const SOURCES: &[Source] = &[
     Source {
         dataset: Dataset::Bitext,
         license: "CDLA-Sharing-1.0 (results such as model weights are unrestricted)",
-        negative_for: &[ReasonCode::AccountSecurity],
         ambiguous: &[
             ("recover_password", ReasonCode::AccountSecurity),
             ("registration_problems", ReasonCode::AccountSecurity),
@@ -65,7 +62,6 @@ const SOURCES: &[Source] = &[
     Source {
         dataset: Dataset::Banking77,
         license: "CC BY 4.0 (Casanueva et al. 2020)",
-        negative_for: &[ReasonCode::HumanRequested, ReasonCode::Complaint],
         ambiguous: &[],
         own_classes: true,
         calm_only: false,
@@ -73,13 +69,6 @@ const SOURCES: &[Source] = &[
     Source {
         dataset: Dataset::Clinc150,
         license: "CC BY 3.0 (Larson et al. 2019)",
-        negative_for: &[
-            ReasonCode::HumanRequested,
-            ReasonCode::Refund,
-            ReasonCode::BillingDispute,
-            ReasonCode::Complaint,
-            ReasonCode::Cancellation,
-        ],
         // CLINC150's security intents include a declined or damaged card and a PIN change,
         // which BANKING77 labels as service failures or self-service; its `cancel` means
         // "never mind" and `cancel_reservation` is a booking change. Training on those rows
@@ -102,14 +91,6 @@ const SOURCES: &[Source] = &[
     Source {
         dataset: Dataset::Goemotions,
         license: "Apache-2.0 (Demszky et al. 2020)",
-        negative_for: &[
-            ReasonCode::HumanRequested,
-            ReasonCode::Refund,
-            ReasonCode::Cancellation,
-            ReasonCode::BillingDispute,
-            ReasonCode::AccountSecurity,
-            ReasonCode::Complaint,
-        ],
         ambiguous: &[],
         own_classes: false,
         calm_only: true,
@@ -160,7 +141,6 @@ fn emotional(row: &datasets::Labelled) -> bool {
 }
 
 fn labels_for(source: &Source, set: &UtteranceSet, row: &datasets::Labelled) -> Vec<Option<bool>> {
-    let emotional = emotional(row);
     HEADS
         .iter()
         .map(|code| {
@@ -172,8 +152,6 @@ fn labels_for(source: &Source, set: &UtteranceSet, row: &datasets::Labelled) -> 
                 None
             } else if set.codes.contains(code) {
                 Some(row.labels.contains(code))
-            } else if source.negative_for.contains(code) && !(source.calm_only && emotional) {
-                Some(false)
             } else {
                 None
             }
