@@ -341,8 +341,8 @@ fn add_row(acc: &mut [f32], row: &[i8], v: f32) {
     }
 }
 
-/// The longest run of features added as integers before it is flushed: 258 rows of bytes up
-/// to 127 still fit an `i16`.
+/// The longest run of features added as integers before it is flushed: 256 rows of bytes
+/// (at most 128 in size) still fit an `i16`, whatever a model file holds.
 const MAX_RUN: usize = 256;
 
 /// Running raw sums of one turn: per binary head and per intent class, with the integer sum of
@@ -515,11 +515,14 @@ impl LinearModel {
         }
         let (n, k) = (header.heads.len(), header.intents.len());
         let buckets = 1usize << header.bits;
-        let expected = buckets * (n + k) + buckets.div_ceil(8);
-        if body.len() != expected {
+        let expected = (n + k)
+            .checked_mul(buckets)
+            .and_then(|w| w.checked_add(buckets.div_ceil(8)));
+        if expected != Some(body.len()) {
             return Err(ModelError::Size(format!(
-                "{} weight bytes, expected {expected}",
-                body.len()
+                "{} weight bytes for {n} heads and {k} intents at {} bits",
+                body.len(),
+                header.bits
             )));
         }
         let (body, seen) = body.split_at(buckets * (n + k));
@@ -1113,6 +1116,25 @@ pub fn best_threshold(scored: &mut [(f64, bool, u16)]) -> (f64, f64) {
 mod tests {
     use super::*;
 
+    /// The features of `text` at 12 bits.
+    fn featured(text: &str) -> Features {
+        let mut f = Features::default();
+        featurize(12, text, &Extras::default(), &mut f);
+        f
+    }
+
+    /// Four rounds of `texts` (the last for validation), each made an example by `make` from
+    /// its features, its label and whether it is for validation.
+    fn rounds<L: Copy>(
+        texts: &[(&str, L)],
+        make: impl Fn(Features, L, bool) -> Example,
+    ) -> Vec<Example> {
+        (0..4)
+            .flat_map(|round| texts.iter().map(move |&(t, y)| (t, y, round == 3)))
+            .map(|(t, y, validation)| make(featured(t), y, validation))
+            .collect()
+    }
+
     #[test]
     fn words_lowercase_and_drop_apostrophes() {
         assert_eq!(words("I DON'T want it’s"), ["i", "dont", "want", "its"]);
@@ -1151,20 +1173,13 @@ mod tests {
             ("where is my parcel", false),
             ("hello there", false),
         ];
-        let mut examples = Vec::new();
-        for round in 0..4 {
-            for (t, y) in texts {
-                let mut f = Features::default();
-                featurize(12, t, &Extras::default(), &mut f);
-                examples.push(Example {
-                    features: f,
-                    labels: vec![Some(y)],
-                    intent: None,
-                    validation: round == 3,
-                    group: 0,
-                });
-            }
-        }
+        let examples = rounds(&texts, |features, y, validation| Example {
+            features,
+            labels: vec![Some(y)],
+            intent: None,
+            validation,
+            group: 0,
+        });
         let config = TrainConfig {
             bits: 12,
             ..TrainConfig::default()
@@ -1177,10 +1192,8 @@ mod tests {
             BTreeMap::new(),
         );
         assert_eq!(reports[0].validation, (3, 6));
-        let mut f = Features::default();
-        featurize(12, "can I get a refund", &Extras::default(), &mut f);
-        let yes = model.scores(&f)[0].1;
-        featurize(12, "what time do you open", &Extras::default(), &mut f);
+        let yes = model.scores(&featured("can I get a refund"))[0].1;
+        let f = featured("what time do you open");
         let no = model.scores(&f)[0].1;
         assert!(yes >= OPERATING_POINT && no < OPERATING_POINT, "{yes} {no}");
         let again = LinearModel::from_bytes(&model.to_bytes()).expect("round trip");
@@ -1221,20 +1234,13 @@ mod tests {
             ("what time do you open", 3),
             ("are you open on sunday", 3),
         ];
-        let mut examples = Vec::new();
-        for round in 0..4 {
-            for (t, class) in texts {
-                let mut f = Features::default();
-                featurize(12, t, &Extras::default(), &mut f);
-                examples.push(Example {
-                    features: f,
-                    labels: Vec::new(),
-                    intent: Some(class),
-                    validation: round == 3,
-                    group: u16::from(class == 2),
-                });
-            }
-        }
+        let examples = rounds(&texts, |features, class, validation| Example {
+            features,
+            labels: Vec::new(),
+            intent: Some(class),
+            validation,
+            group: u16::from(class == 2),
+        });
         let config = TrainConfig {
             bits: 12,
             ..TrainConfig::default()
@@ -1244,9 +1250,7 @@ mod tests {
         assert_eq!(codes, [ReasonCode::Refund, ReasonCode::Cancellation]);
         assert_eq!(reports[0].validation, (4, 8), "{reports:?}");
         let score = |text: &str, code: ReasonCode| {
-            let mut f = Features::default();
-            featurize(12, text, &Extras::default(), &mut f);
-            let scores = model.scores(&f);
+            let scores = model.scores(&featured(text));
             scores.iter().find(|(c, _)| *c == code).map(|(_, s)| *s)
         };
         let refund = score("can i get a refund", ReasonCode::Refund).expect("scored");
@@ -1261,8 +1265,7 @@ mod tests {
         assert!(model.evidence_weight(ReasonCode::Refund, bucket) > Some(0.0));
         assert_eq!(model.evidence_weight(ReasonCode::Anger, bucket), None);
         let again = LinearModel::from_bytes(&model.to_bytes()).expect("round trip");
-        let mut f = Features::default();
-        featurize(12, "refund my cancelled order", &Extras::default(), &mut f);
+        let f = featured("refund my cancelled order");
         assert_eq!(again.scores(&f), model.scores(&f));
     }
 }

@@ -32,11 +32,13 @@ pub const INTENT_CODES: &[ReasonCode] = &[
     ReasonCode::AccountSecurity,
 ];
 
-/// The sets training reads, with the native labels that are ambiguous for a code.
+/// The sets training reads.
 struct Source {
     dataset: Dataset,
     license: &'static str,
-    ambiguous: &'static [(&'static str, ReasonCode)],
+    /// Native intents that mean one code in this set and another elsewhere: their rows train
+    /// no class of a set whose rows share one class per code.
+    ambiguous: &'static [&'static str],
     /// Whether each native intent is a class of its own in the intent block (a set whose
     /// intents carry the codes' fine lines), or the set's rows share one class per code (a set
     /// that only says what is not a topic).
@@ -52,10 +54,7 @@ const SOURCES: &[Source] = &[
     Source {
         dataset: Dataset::Bitext,
         license: "CDLA-Sharing-1.0 (results such as model weights are unrestricted)",
-        ambiguous: &[
-            ("recover_password", ReasonCode::AccountSecurity),
-            ("registration_problems", ReasonCode::AccountSecurity),
-        ],
+        ambiguous: &[],
         own_classes: true,
         calm_only: false,
     },
@@ -71,19 +70,19 @@ const SOURCES: &[Source] = &[
         license: "CC BY 3.0 (Larson et al. 2019)",
         // CLINC150's security intents include a declined or damaged card and a PIN change,
         // which BANKING77 labels as service failures or self-service; its `cancel` means
-        // "never mind" and `cancel_reservation` is a booking change. Training on those rows
-        // would teach a head two meanings, so they train neither way (CLINC150 still
-        // measures account_security).
+        // "never mind" and `cancel_reservation` is a booking change. In CLINC150's one shared
+        // class they would teach the block that these are not security or cancellation
+        // matters, so they train nothing (CLINC150 still measures account_security).
         ambiguous: &[
-            ("report_fraud", ReasonCode::AccountSecurity),
-            ("report_lost_card", ReasonCode::AccountSecurity),
-            ("freeze_account", ReasonCode::AccountSecurity),
-            ("account_blocked", ReasonCode::AccountSecurity),
-            ("damaged_card", ReasonCode::AccountSecurity),
-            ("card_declined", ReasonCode::AccountSecurity),
-            ("pin_change", ReasonCode::AccountSecurity),
-            ("cancel", ReasonCode::Cancellation),
-            ("cancel_reservation", ReasonCode::Cancellation),
+            "report_fraud",
+            "report_lost_card",
+            "freeze_account",
+            "account_blocked",
+            "damaged_card",
+            "card_declined",
+            "pin_change",
+            "cancel",
+            "cancel_reservation",
         ],
         own_classes: false,
         calm_only: false,
@@ -140,22 +139,11 @@ fn emotional(row: &datasets::Labelled) -> bool {
     .any(|c| row.labels.contains(c))
 }
 
-fn labels_for(source: &Source, set: &UtteranceSet, row: &datasets::Labelled) -> Vec<Option<bool>> {
+/// A row's label per emotion head: its own where its set labels the head's code, none else.
+fn labels_for(set: &UtteranceSet, row: &datasets::Labelled) -> Vec<Option<bool>> {
     HEADS
         .iter()
-        .map(|code| {
-            if source
-                .ambiguous
-                .iter()
-                .any(|(native, c)| c == code && *native == row.native)
-            {
-                None
-            } else if set.codes.contains(code) {
-                Some(row.labels.contains(code))
-            } else {
-                None
-            }
-        })
+        .map(|code| set.codes.contains(code).then(|| row.labels.contains(code)))
         .collect()
 }
 
@@ -179,20 +167,15 @@ impl Classes {
 }
 
 /// The row's class in the intent block: `set:intent` for a set with [`Source::own_classes`],
-/// else `set:code` (or `set:other`). In a set of shared classes, rows that are ambiguous for an
-/// intent code train no class (in a set of own classes, an ambiguous intent is a class without
-/// a code: it keeps its rows apart from the codes' classes without claiming a code), and
-/// neither do emotional rows of a [`Source::calm_only`] set.
+/// else `set:code` (or `set:other`). Rows of a [`Source::ambiguous`] intent train no class, and
+/// neither do emotional rows of a [`Source::calm_only`] set. (A set with its own classes needs
+/// no such list: an intent its label map does not place is a class without a code, which keeps
+/// its rows apart from the codes' classes without claiming a code.)
 fn intent_for(source: &Source, row: &datasets::Labelled, classes: &mut Classes) -> Option<u16> {
     if source.calm_only && emotional(row) {
         return None;
     }
-    if !source.own_classes
-        && source
-            .ambiguous
-            .iter()
-            .any(|(native, c)| *native == row.native && INTENT_CODES.contains(c))
-    {
+    if source.ambiguous.contains(&row.native.as_str()) {
         return None;
     }
     let code = INTENT_CODES
@@ -246,7 +229,7 @@ pub fn build_examples(
             for (i, row) in set.rows.iter().enumerate() {
                 examples.push(Example {
                     features: detectors.features(config.bits, &row.text),
-                    labels: labels_for(source, &set, row),
+                    labels: labels_for(&set, row),
                     intent: intent_for(source, row, &mut classes),
                     validation: split == Split::Validation,
                     group: group as u16,
