@@ -233,7 +233,7 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
                     r"\blooking (?:at|for) (?:other|another|alternative)s? (?:provider|option|service|company|bank)s?\b",
                     r"\b(?:close|closing|cancel\w*|terminat\w*) (?:my|our) (?:whole |entire )?(?:account|subscription|contract|membership)\b",
                 ],
-                &[r"\bcompetitor\w*", r"\balternatives?\b"],
+                &[r"\bcompetitor\w*"],
                 true,
             ),
         ),

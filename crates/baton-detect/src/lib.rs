@@ -200,6 +200,9 @@ impl Detectors {
                     r"^\W*no\b(?:\W+\w+){0,3}\W*(?:not|wrong|didn't|doesn't|isn't)\b",
                     r"\bnot helpful\b",
                     r"\bstill (?:not|doesn't|isn't|won't|the same|broken|nothing)\b",
+                    // Turning down what the assistant suggested and asking for another one
+                    // ("no, find some other movies", "no someone else please").
+                    r"^\W*(?:no|nope|nah)\b[^.?!]{0,40}?\b(?:other|another|else|different)\b",
                 ],
                 &[],
                 false,

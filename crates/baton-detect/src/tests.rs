@@ -190,6 +190,32 @@ fn declining_an_offer_is_not_rejecting_an_answer() {
 }
 
 #[test]
+fn turning_down_a_suggestion_for_another_is_a_failed_answer() {
+    let d = Detectors::new(DetectConfig::default());
+    let turned_down = failures_after(
+        &d,
+        &[
+            (Role::Customer, "I need a dentist in Gilroy"),
+            (Role::Ai, "How about Albert Lee in Gilroy?"),
+            (Role::Customer, "No please find someone else."),
+            (Role::Ai, "How about Amy Tran in Gilroy?"),
+            (Role::Customer, "no, a different one"),
+        ],
+    );
+    assert_eq!(turned_down, vec![0, 0, 1, 0, 2]);
+    // Declining an offer politely, or naming another need, is not turning an answer down.
+    let declined = failures_after(
+        &d,
+        &[
+            (Role::Customer, "I need a dentist in Gilroy"),
+            (Role::Ai, "Albert Lee is free at 3 pm. Shall I book it?"),
+            (Role::Customer, "no thanks, I need something else now"),
+        ],
+    );
+    assert_eq!(declined, vec![0, 0, 0]);
+}
+
+#[test]
 fn low_confidence_carries_to_the_next_customer_turn() {
     let d = Detectors::new(DetectConfig::default());
     let mut state = ConversationState::default();

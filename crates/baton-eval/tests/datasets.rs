@@ -102,6 +102,8 @@ fn uss_escalation_timing_is_reported() {
     println!("{}", baton_eval::timing::render_timing(&r));
     assert_eq!(r.dialogues, 1750);
     assert!(r.with_trigger > 0 && r.good > 0);
-    // Regression guard on the needless side (the target is 5%; see the model card).
-    assert!(r.needless_share <= 0.12, "needless {:.3}", r.needless_share);
+    // The needless target (5%), met since suggestions turned down count as failed
+    // answers; on time is a regression guard (4 of 14; the target is 80%, see the model card).
+    assert!(r.needless_share <= 0.05, "needless {:.3}", r.needless_share);
+    assert!(r.on_time_share >= 0.28, "on time {:.3}", r.on_time_share);
 }
