@@ -101,6 +101,11 @@ impl Policy {
     /// `customer` as the rules read it; keep it for the conversation and pass it in
     /// [`Facts::customer_value`].
     pub fn customer_value(&self, customer: &Customer) -> CustomerValue {
+        if let Some(anonymous) = &self.anonymous {
+            if *customer == Customer::default() {
+                return anonymous.clone();
+            }
+        }
         let value = customer_cel(customer);
         let ruled_out = if self.rules.iter().all(|r| r.customer_guards.is_empty()) {
             Vec::new()
@@ -266,7 +271,12 @@ impl Policy {
             .rules
             .iter()
             .enumerate()
-            .filter(|(i, _)| !ruled_out.get(*i).copied().unwrap_or(false))
+            .filter(|(i, r)| {
+                !ruled_out.get(*i).copied().unwrap_or(false)
+                    && r.signal_guards
+                        .iter()
+                        .all(|g| g.holds(best.get(&g.code).map_or(0.0, |s| s.score)))
+            })
             .map(|(_, r)| r)
             .peekable();
         if live.peek().is_some() {

@@ -22,7 +22,7 @@ pub mod yaml;
 pub use decide::{CustomerValue, Facts};
 
 use baton_detect::DetectConfig;
-use baton_domain::{Mode, QueueName, ReasonCode};
+use baton_domain::{Customer, Mode, QueueName, ReasonCode};
 use baton_route::{QueueConfig, RoutingConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -144,6 +144,31 @@ pub(crate) struct Rule {
     /// conversation's customer, the whole condition is false on every turn of it, so
     /// [`Policy::customer_value`] evaluates them once and decisions skip the rule.
     pub(crate) customer_guards: Vec<cel::Program>,
+    /// The leading conjuncts of the condition that compare one signal with a number
+    /// (`signals.vip_customer > 0`), read without CEL: when one fails on a turn, the whole
+    /// condition is false and the decision skips the rule (and builds no CEL variables when
+    /// no rule is left).
+    pub(crate) signal_guards: Vec<SignalGuard>,
+}
+
+/// A condition part `signals.<code> > <number>` (or `>=`), checked on the turn's strongest
+/// signal of that code (0 when there is none), as CEL would read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SignalGuard {
+    pub(crate) code: ReasonCode,
+    pub(crate) min: f64,
+    pub(crate) inclusive: bool,
+}
+
+impl SignalGuard {
+    /// Whether the part holds for a signal scoring `score`.
+    pub(crate) fn holds(&self, score: f64) -> bool {
+        if self.inclusive {
+            score >= self.min
+        } else {
+            score > self.min
+        }
+    }
 }
 
 /// A validated policy, ready to decide.
@@ -167,6 +192,9 @@ pub struct Policy {
     pub(crate) queue_rules: Vec<(String, cel::Program)>,
     /// Business hours of the queues that have them.
     pub(crate) schedules: BTreeMap<String, baton_route::Schedule>,
+    /// [`Policy::customer_value`] of a customer Baton knows nothing about (a visitor, a bot
+    /// that sends no customer), converted once when the policy is built.
+    pub(crate) anonymous: Option<CustomerValue>,
 }
 
 impl fmt::Debug for Policy {
@@ -360,8 +388,9 @@ impl Policy {
             index: &index,
             errors: Vec::new(),
         };
-        let policy = validate(parsed, &mut c);
+        let mut policy = validate(parsed, &mut c);
         if c.errors.is_empty() {
+            policy.anonymous = Some(policy.customer_value(&Customer::default()));
             Ok(policy)
         } else {
             Err(PolicyErrors(c.errors))
@@ -478,6 +507,7 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
                 mode: r.mode,
                 reason,
                 customer_guards: customer_guards(&r.when),
+                signal_guards: signal_guards(&r.when),
             });
         }
     }
@@ -539,6 +569,7 @@ fn validate(file: PolicyFile, c: &mut Checker<'_>) -> Policy {
         reads_conversation,
         queue_rules,
         schedules,
+        anonymous: None,
     }
 }
 
@@ -622,6 +653,36 @@ fn customer_guards(when: &str) -> Vec<cel::Program> {
                 .filter(|p| p.references().variables() == ["customer"])
         })
         .collect()
+}
+
+/// The leading conjuncts of `when` of the form `signals.<code> > <number>` or `>=` (see
+/// [`Rule::signal_guards`]), up to the first of another form. A code Baton does not know, or a
+/// part with anything more (`||`, parentheses, arithmetic), ends the guards.
+fn signal_guards(when: &str) -> Vec<SignalGuard> {
+    conjuncts(when)
+        .into_iter()
+        .map_while(signal_guard)
+        .collect()
+}
+
+fn signal_guard(part: &str) -> Option<SignalGuard> {
+    let rest = part.strip_prefix("signals.")?;
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let (name, rest) = rest.split_at(end);
+    let code: ReasonCode = name.parse().ok()?;
+    let rest = rest.trim_start();
+    let (inclusive, number) = match rest.strip_prefix(">=") {
+        Some(number) => (true, number),
+        None => (false, rest.strip_prefix('>')?),
+    };
+    let min: f64 = number.trim().parse().ok()?;
+    min.is_finite().then_some(SignalGuard {
+        code,
+        min,
+        inclusive,
+    })
 }
 
 type QueueRules = Vec<(String, cel::Program)>;

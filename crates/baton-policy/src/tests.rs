@@ -320,6 +320,72 @@ fn rules_ruled_out_by_the_customer_decide_as_the_full_condition_does() {
 }
 
 #[test]
+fn signal_guards_read_leading_comparisons_of_one_signal_only() {
+    let guard = |code, min, inclusive| SignalGuard {
+        code,
+        min,
+        inclusive,
+    };
+    assert_eq!(
+        signal_guards("signals.vip_customer > 0 && (signals.low_confidence > 0 || x)"),
+        vec![guard(ReasonCode::VipCustomer, 0.0, false)]
+    );
+    assert_eq!(
+        signal_guards("signals.anger >= 0.5 && signals.urgency > 0.25 && has(customer.tier)"),
+        vec![
+            guard(ReasonCode::Anger, 0.5, true),
+            guard(ReasonCode::Urgency, 0.25, false)
+        ]
+    );
+    for not_a_guard in [
+        "(signals.anger > 0.5) && x",
+        "signals.anger > 0.5 || x",
+        "signals.anger < 0.5 && x",
+        "signals.angry > 0.5 && x",
+        "signals.anger > 0.5 * y && x",
+        "has(customer.tier) && signals.anger > 0.5",
+    ] {
+        assert_eq!(signal_guards(not_a_guard), vec![], "{not_a_guard}");
+    }
+}
+
+/// A rule skipped because its leading signal comparison fails decides as the full condition
+/// does: the built-in policy with that comparison in parentheses (which is no guard) agrees.
+#[test]
+fn rules_skipped_by_a_signal_guard_decide_as_the_full_condition_does() {
+    let guarded = Policy::builtin().expect("valid");
+    let written = "when: signals.vip_customer > 0 &&";
+    assert!(DEFAULT_POLICY_YAML.contains(written));
+    let plain = Policy::parse(
+        &DEFAULT_POLICY_YAML.replace(written, "when: (signals.vip_customer > 0) &&"),
+        "plain",
+    )
+    .expect("plain policy");
+    let guards = |p: &Policy| p.rules.iter().map(|r| r.signal_guards.len()).sum::<usize>();
+    assert_eq!((guards(&guarded), guards(&plain)), (1, 0));
+    let c = Customer::default();
+    let vip = |score| Signal::new(ReasonCode::VipCustomer, score, "tier vip");
+    let low = Signal::new(ReasonCode::LowConfidence, 0.6, "kb_similarity 0.1");
+    for signals in [
+        vec![],
+        vec![low.clone()],
+        vec![vip(0.0), low.clone()],
+        vec![vip(1.0)],
+        vec![vip(1.0), low.clone()],
+    ] {
+        let a = guarded.decide(&facts(&signals, &c));
+        let b = plain.decide(&facts(&signals, &c));
+        assert_eq!(
+            serde_json::to_value(&a).expect("json"),
+            serde_json::to_value(&b).expect("json"),
+            "{signals:?}"
+        );
+    }
+    let served_badly = guarded.decide(&facts(&[vip(1.0), low], &c));
+    assert_eq!(served_badly.rules_fired, vec!["vip_not_served".to_owned()]);
+}
+
+#[test]
 fn a_backslash_escapes_a_quote_except_in_a_raw_string() {
     assert_eq!(
         conjuncts(r#"a == "x\" && y" && r"\" == b && c"#),
