@@ -300,14 +300,12 @@ pub fn featurize(bits: u8, text: &str, extras: &Extras<'_>, out: &mut Features) 
 #[derive(Debug, Clone)]
 pub struct LinearModel {
     header: ModelHeader,
-    /// `2^bits * heads` quantised weights, interleaved by bucket, as in the file: a weight is
-    /// `byte * scale` of its head. Kept as bytes, so the rows a turn touches stay in the CPU's
-    /// caches.
-    weights: Vec<i8>,
-    /// The intent block's quantised weights, one row per bucket, each row padded with zeros
-    /// to `stride` classes so that it adds as whole vectors.
-    intent_rows: Vec<i8>,
-    /// Classes per row of `intent_rows`: the class count rounded up to a multiple of 16.
+    /// The quantised weights, one row per bucket: the intent classes' bytes, then the heads'
+    /// (a weight is `byte * scale` of its class or head), padded with zeros to `stride` so
+    /// that a row adds as whole vectors. Kept as bytes, so the rows a turn touches stay in the
+    /// CPU's caches, and in one row, so a feature costs one read.
+    rows: Vec<i8>,
+    /// Bytes per row: classes plus heads, rounded up to a multiple of 16.
     stride: usize,
     /// Per intent class, the index of its code in `header.intent_codes`.
     intent_code_of: Vec<Option<usize>>,
@@ -336,33 +334,25 @@ fn code_positions(
         .collect()
 }
 
-/// Adds `v` times each byte of `row` to `acc` (the raw, unscaled dot products).
-fn add_row(acc: &mut [f32], row: &[i8], v: f32) {
-    for (a, &w) in acc.iter_mut().zip(row) {
-        *a += f32::from(w) * v;
-    }
-}
-
 /// The longest run of features added as integers before it is flushed: 256 rows of bytes
 /// (at most 128 in size) still fit an `i16`, whatever a model file holds.
 const MAX_RUN: usize = 256;
 
-/// Running raw sums of one turn: per binary head and per intent class, with the integer sum of
-/// the current run of equally valued features.
+/// Running raw sums of one turn, laid out as a row (intent classes, then heads), with the
+/// integer sums of the current run of equally valued features.
 struct Sums {
-    heads: Vec<f32>,
-    intents: Vec<f32>,
+    total: Vec<f32>,
     run: Vec<i16>,
 }
 
-/// The intent block's share of [`LinearModel::accumulate`]: the rows of `index`, scaled by
-/// `value`, added to `sums.intents`.
+/// The body of [`LinearModel::accumulate`]: the rows of `index`, scaled by `value`, added to
+/// `sums.total`.
 ///
 /// The features of a block share one value (each block is normalised from ones), so their rows
 /// add up as integers and are scaled once per run. `pulp` compiles the loop for the widest
 /// vectors the processor has (AVX2 where present, chosen once at run time) and for plain
 /// x86-64; the integer sums, and so the scores, are the same either way.
-struct IntentRows<'a> {
+struct AddRows<'a> {
     rows: &'a [i8],
     stride: usize,
     index: &'a [u32],
@@ -370,7 +360,7 @@ struct IntentRows<'a> {
     sums: &'a mut Sums,
 }
 
-impl pulp::WithSimd for IntentRows<'_> {
+impl pulp::WithSimd for AddRows<'_> {
     type Output = ();
 
     #[inline(always)]
@@ -385,7 +375,7 @@ impl pulp::WithSimd for IntentRows<'_> {
         let (mut run_value, mut run_len) = (0.0, 0);
         for (&i, &v) in index.iter().zip(value) {
             if v != run_value || run_len == MAX_RUN {
-                flush(&mut sums.intents, &mut sums.run, run_value);
+                flush(&mut sums.total, &mut sums.run, run_value);
                 (run_value, run_len) = (v, 0);
             }
             let i = i as usize;
@@ -394,13 +384,13 @@ impl pulp::WithSimd for IntentRows<'_> {
             }
             run_len += 1;
         }
-        flush(&mut sums.intents, &mut sums.run, run_value);
+        flush(&mut sums.total, &mut sums.run, run_value);
     }
 }
 
 /// The softmax's numerators: each logit `z` becomes `e^(z - top)`, and 0 for a class more
 /// than 16 below the best (it would weigh under e^-16 = 1e-7 of it). Compiled like
-/// [`IntentRows`], so the exponentials run eight at a time where AVX2 is present.
+/// [`AddRows`], so the exponentials run eight at a time where AVX2 is present.
 struct Exponentials<'a> {
     z: &'a mut [f32],
     top: f32,
@@ -477,25 +467,15 @@ impl LinearModel {
 
     fn zero(&self) -> Sums {
         Sums {
-            heads: vec![0.0; self.header.heads.len()],
-            intents: vec![0.0; self.stride],
+            total: vec![0.0; self.stride],
             run: vec![0; self.stride],
         }
     }
 
     fn accumulate(&self, sums: &mut Sums, index: &[u32], value: &[f32]) {
-        let n = sums.heads.len();
-        for (&i, &v) in index.iter().zip(value) {
-            let i = i as usize;
-            add_row(&mut sums.heads, &self.weights[i * n..(i + 1) * n], v);
-        }
-        let s = self.stride;
-        if s == 0 {
-            return;
-        }
-        self.arch.dispatch(IntentRows {
-            rows: &self.intent_rows,
-            stride: s,
+        self.arch.dispatch(AddRows {
+            rows: &self.rows,
+            stride: self.stride,
             index,
             value,
             sums,
@@ -507,7 +487,7 @@ impl LinearModel {
             .header
             .heads
             .iter()
-            .zip(&sums.heads)
+            .zip(&sums.total[self.header.intents.len()..])
             .map(|(h, z)| (h.code, sigmoid(f64::from(z * h.scale + h.bias + h.offset))))
             .collect();
         if !self.header.intents.is_empty() {
@@ -516,7 +496,7 @@ impl LinearModel {
                 .header
                 .intents
                 .iter()
-                .zip(&sums.intents)
+                .zip(&sums.total)
                 .map(|(c, z)| z * c.scale + c.bias)
                 .collect();
             let top = e.iter().copied().fold(f32::MIN, f32::max);
@@ -543,8 +523,8 @@ impl LinearModel {
     pub fn evidence_weight(&self, code: ReasonCode, bucket: u32) -> Option<f32> {
         let b = bucket as usize;
         if let Some(h) = self.header.heads.iter().position(|h| h.code == code) {
-            let n = self.header.heads.len();
-            return Some(f32::from(self.weights[b * n + h]) * self.header.heads[h].scale);
+            let at = b * self.stride + self.header.intents.len() + h;
+            return Some(f32::from(self.rows[at]) * self.header.heads[h].scale);
         }
         let c = self
             .header
@@ -556,7 +536,7 @@ impl LinearModel {
             .iter()
             .enumerate()
             .filter(|(i, _)| self.intent_code_of[*i] == Some(c))
-            .map(|(i, class)| f32::from(self.intent_rows[b * self.stride + i]) * class.scale)
+            .map(|(i, class)| f32::from(self.rows[b * self.stride + i]) * class.scale)
             .reduce(f32::max)
     }
 
@@ -600,21 +580,24 @@ impl LinearModel {
         let signed = |bytes: &[u8]| bytes.iter().map(|&b| b as i8).collect::<Vec<i8>>();
         Ok(Self::from_parts(
             header,
-            signed(heads),
+            &signed(heads),
             &signed(intents),
             seen.to_vec(),
         ))
     }
 
-    /// A model from its header, the heads' weights, the intent block's weights (`2^bits`
-    /// rows of one byte per class) and the seen-bucket bits.
-    fn from_parts(header: ModelHeader, weights: Vec<i8>, intents: &[i8], seen: Vec<u8>) -> Self {
-        let k = header.intents.len();
-        let stride = k.div_ceil(16) * 16;
-        let mut intent_rows = vec![0i8; (1usize << header.bits) * stride];
-        if k > 0 {
-            for (row, from) in intent_rows.chunks_mut(stride).zip(intents.chunks(k)) {
+    /// A model from its header, the heads' weights (`2^bits` rows of one byte per head), the
+    /// intent block's weights (`2^bits` rows of one byte per class) and the seen-bucket bits.
+    fn from_parts(header: ModelHeader, heads: &[i8], intents: &[i8], seen: Vec<u8>) -> Self {
+        let (k, n) = (header.intents.len(), header.heads.len());
+        let stride = (k + n).div_ceil(16) * 16;
+        let mut rows = vec![0i8; (1usize << header.bits) * stride];
+        for (b, row) in rows.chunks_mut(stride).enumerate() {
+            if let Some(from) = intents.get(b * k..(b + 1) * k) {
                 row[..k].copy_from_slice(from);
+            }
+            if let Some(from) = heads.get(b * n..(b + 1) * n) {
+                row[k..k + n].copy_from_slice(from);
             }
         }
         Self {
@@ -627,8 +610,7 @@ impl LinearModel {
                     .collect::<Vec<_>>(),
             ),
             header,
-            weights,
-            intent_rows,
+            rows,
             stride,
             seen,
             arch: pulp::Arch::new(),
@@ -638,18 +620,17 @@ impl LinearModel {
     /// Writes the model file (weights quantised to signed bytes per head and per class).
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).unwrap_or_default();
-        let k = self.header.intents.len();
-        let mut out = Vec::with_capacity(
-            12 + header.len() + self.weights.len() + self.intent_rows.len() + self.seen.len(),
-        );
+        let (k, n) = (self.header.intents.len(), self.header.heads.len());
+        let mut out = Vec::with_capacity(12 + header.len() + self.rows.len() + self.seen.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
         out.extend_from_slice(&header);
-        out.extend(self.weights.iter().map(|&w| w as u8));
-        if k > 0 {
-            for row in self.intent_rows.chunks(self.stride) {
-                out.extend(row[..k].iter().map(|&w| w as u8));
-            }
+        // The file keeps the heads' bytes of every bucket first, then the classes'.
+        for row in self.rows.chunks(self.stride) {
+            out.extend(row[k..k + n].iter().map(|&w| w as u8));
+        }
+        for row in self.rows.chunks(self.stride) {
+            out.extend(row[..k].iter().map(|&w| w as u8));
         }
         out.extend_from_slice(&self.seen);
         out
@@ -896,7 +877,7 @@ pub fn train(
         intent_codes: block.codes,
         provenance,
     };
-    let model = LinearModel::from_parts(header, weights, &block.weights, seen);
+    let model = LinearModel::from_parts(header, &weights, &block.weights, seen);
     (model, reports)
 }
 
