@@ -580,9 +580,11 @@ impl Detectors {
     ) {
         let lexicon: Vec<(ReasonCode, bool, f64)> =
             hits.iter().map(|(c, h)| (*c, h.strong, h.score)).collect();
-        let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+        let (letters, upper) = text.chars().fold((0usize, 0usize), |(l, u), c| {
+            (l + usize::from(c.is_alphabetic()), u + usize::from(c.is_uppercase()))
+        });
         let caps = if letters >= 10 {
-            text.chars().filter(|c| c.is_uppercase()).count() as f64 / letters as f64
+            upper as f64 / letters as f64
         } else {
             0.0
         };
@@ -867,7 +869,7 @@ fn sentences(text: &str) -> Vec<&str> {
         }
     }
     out.push(&text[start..]);
-    out.retain(|s| s.split_whitespace().count() >= 3);
+    out.retain(|s| s.split_whitespace().nth(2).is_some());
     out
 }
 
