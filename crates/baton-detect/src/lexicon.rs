@@ -209,6 +209,11 @@ impl<K: Copy> FamilySet<K> {
     /// Every family that matches `text`, with its best hit, in the order given to
     /// [`FamilySet::new`].
     pub fn hits(&self, text: &Lowered<'_>) -> Vec<(K, Hit)> {
+        // Most turns match no family. A plain search finds that several times faster than the
+        // overlapping one that tells which families match, so it runs first.
+        if !self.scan.is_match(&text.lower) {
+            return Vec::new();
+        }
         self.scan
             .matches(&text.lower)
             .iter()
