@@ -420,6 +420,29 @@ fn person_word(word: &[u8]) -> Option<&'static str> {
     found
 }
 
+/// The lowercase ASCII letters of `word`, one bit each.
+const fn letter_set(word: &[u8]) -> u32 {
+    let (mut set, mut i) = (0u32, 0);
+    while i < word.len() {
+        if word[i].is_ascii_lowercase() {
+            set |= 1 << (word[i] - b'a');
+        }
+        i += 1;
+    }
+    set
+}
+
+/// [`letter_set`] of each word of [`PEOPLE`].
+const PEOPLE_LETTERS: [u32; PEOPLE.len()] = {
+    let mut sets = [0; PEOPLE.len()];
+    let mut i = 0;
+    while i < PEOPLE.len() {
+        sets[i] = letter_set(PEOPLE[i].as_bytes());
+        i += 1;
+    }
+    sets
+};
+
 /// `lower` (a lowercased text) with each word that is one slip away from a word for a person
 /// ("someolne", "agemt") written correctly, and such a word run into a word that goes before
 /// it ("bloodyperson", "aperson") split off; `None` when nothing needed mending. The request
@@ -440,6 +463,15 @@ pub fn respell_people(lower: &str) -> Option<String> {
             i += 1;
         }
         let word = &bytes[start..i];
+        // A slip of a person's word, alone or run into another, keeps all its letters but
+        // one: a word lacking two of every person word's letters needs no closer look.
+        let letters = letter_set(word);
+        if !PEOPLE_LETTERS
+            .iter()
+            .any(|p| (p & !letters).count_ones() <= 1)
+        {
+            continue;
+        }
         let mended = person_word(word).map(str::to_owned).or_else(|| {
             // Shortest run-in: "a" before a slip of a five-letter word.
             if word.len() < 5 {

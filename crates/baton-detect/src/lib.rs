@@ -581,7 +581,10 @@ impl Detectors {
         let lexicon: Vec<(ReasonCode, bool, f64)> =
             hits.iter().map(|(c, h)| (*c, h.strong, h.score)).collect();
         let (letters, upper) = text.chars().fold((0usize, 0usize), |(l, u), c| {
-            (l + usize::from(c.is_alphabetic()), u + usize::from(c.is_uppercase()))
+            (
+                l + usize::from(c.is_alphabetic()),
+                u + usize::from(c.is_uppercase()),
+            )
         });
         let caps = if letters >= 10 {
             upper as f64 / letters as f64
