@@ -62,7 +62,12 @@ impl Sentiment {
         for token in text.split(space).filter(|t| !t.is_empty()) {
             tokens = true;
             let stripped = token.trim_matches(|c: char| c.is_ascii_punctuation());
-            for form in [token, stripped] {
+            let forms = if stripped.len() == token.len() {
+                &[token][..]
+            } else {
+                &[token, stripped][..]
+            };
+            for form in forms {
                 lower.clear();
                 lower.push_str(form);
                 lower.make_ascii_lowercase();
