@@ -649,7 +649,10 @@ impl Detectors {
         let words = model::words(text);
         let mut best: Option<(f32, usize, usize)> = None;
         for i in 0..words.len() {
-            for from in [i, i.saturating_sub(1)] {
+            for from in [i, i.saturating_sub(1)]
+                .into_iter()
+                .take(1 + usize::from(i > 0))
+            {
                 let w =
                     model.evidence_weight(code, model::bucket(model.bits(), &words[from..=i]))?;
                 if w > 0.0 && best.is_none_or(|(b, _, _)| w > b) {

@@ -309,6 +309,8 @@ pub struct LinearModel {
     stride: usize,
     /// Per intent class, the index of its code in `header.intent_codes`.
     intent_code_of: Vec<Option<usize>>,
+    /// Per code of `header.intent_codes`, its classes (the inverse of `intent_code_of`).
+    classes_of_code: Vec<Vec<usize>>,
     /// One bit per bucket: whether a word unigram or bigram of the training data fell in it.
     seen: Vec<u8>,
     /// The vector instructions this processor has, detected once when the model is built.
@@ -531,12 +533,9 @@ impl LinearModel {
             .intent_codes
             .iter()
             .position(|c| c.code == code)?;
-        self.header
-            .intents
+        self.classes_of_code[c]
             .iter()
-            .enumerate()
-            .filter(|(i, _)| self.intent_code_of[*i] == Some(c))
-            .map(|(i, class)| f32::from(self.rows[b * self.stride + i]) * class.scale)
+            .map(|&i| f32::from(self.rows[b * self.stride + i]) * self.header.intents[i].scale)
             .reduce(f32::max)
     }
 
@@ -600,15 +599,20 @@ impl LinearModel {
                 row[k..k + n].copy_from_slice(from);
             }
         }
+        let intent_code_of = code_positions(
+            header.intents.iter().map(|c| c.code),
+            &header
+                .intent_codes
+                .iter()
+                .map(|c| c.code)
+                .collect::<Vec<_>>(),
+        );
+        let classes_of_code = (0..header.intent_codes.len())
+            .map(|c| (0..k).filter(|&i| intent_code_of[i] == Some(c)).collect())
+            .collect();
         Self {
-            intent_code_of: code_positions(
-                header.intents.iter().map(|c| c.code),
-                &header
-                    .intent_codes
-                    .iter()
-                    .map(|c| c.code)
-                    .collect::<Vec<_>>(),
-            ),
+            intent_code_of,
+            classes_of_code,
             header,
             rows,
             stride,
