@@ -911,8 +911,9 @@ const STOPWORDS: &[&str] = &[
 pub fn content_words(text: &str) -> BTreeSet<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.len() > 1)
+        // Stopwords are ASCII: a word is compared before it is copied.
+        .filter(|w| !STOPWORDS.iter().any(|s| s.eq_ignore_ascii_case(w)))
         .map(str::to_lowercase)
-        .filter(|w| !STOPWORDS.contains(&w.as_str()))
         .map(|w| match w.strip_suffix('s') {
             Some(stem) if stem.len() > 3 => stem.to_owned(),
             _ => w,
