@@ -209,8 +209,8 @@ impl<K: Copy> FamilySet<K> {
     /// Every family that matches `text`, with its best hit, in the order given to
     /// [`FamilySet::new`].
     pub fn hits(&self, text: &Lowered<'_>) -> Vec<(K, Hit)> {
-        // Most turns match no family. A plain search finds that several times faster than the
-        // overlapping one that tells which families match, so it runs first.
+        // A plain search stops at the first match; the overlapping one that tells which
+        // families match reads the whole text, so it runs only when something matched.
         if !self.scan.is_match(&text.lower) {
             return Vec::new();
         }

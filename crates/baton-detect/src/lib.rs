@@ -649,10 +649,8 @@ impl Detectors {
         let words = model::words(text);
         let mut best: Option<(f32, usize, usize)> = None;
         for i in 0..words.len() {
-            for from in [i, i.saturating_sub(1)]
-                .into_iter()
-                .take(1 + usize::from(i > 0))
-            {
+            // The word, then the pair it ends (none for the first word).
+            for from in (i.saturating_sub(1)..=i).rev() {
                 let w =
                     model.evidence_weight(code, model::bucket(model.bits(), &words[from..=i]))?;
                 if w > 0.0 && best.is_none_or(|(b, _, _)| w > b) {

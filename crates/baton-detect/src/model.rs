@@ -352,8 +352,8 @@ struct Sums {
 ///
 /// The features of a block share one value (each block is normalised from ones), so their rows
 /// add up as integers and are scaled once per run. `pulp` compiles the loop for the widest
-/// vectors the processor has (AVX2 where present, chosen once at run time) and for plain
-/// x86-64; the integer sums, and so the scores, are the same either way.
+/// vectors the processor has (AVX2 where present, chosen once at run time) and for the base
+/// instruction set otherwise; the integer sums, and so the scores, are the same either way.
 struct AddRows<'a> {
     rows: &'a [i8],
     stride: usize,
@@ -493,7 +493,7 @@ impl LinearModel {
             .map(|(h, z)| (h.code, sigmoid(f64::from(z * h.scale + h.bias + h.offset))))
             .collect();
         if !self.header.intents.is_empty() {
-            // Logits, then their exponentials relative to the best, in one vectorised pass.
+            // Logits, the best of them, then every exponential relative to it (vectorised).
             let mut e: Vec<f32> = self
                 .header
                 .intents
