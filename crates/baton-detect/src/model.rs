@@ -765,7 +765,8 @@ pub struct HeadReport {
     pub borrowed: Vec<Borrowed>,
 }
 
-/// A share of another head's logit added to a head's (chosen on validation; see [`train`]).
+/// A share of another head's logit added to a head's, chosen on the validation split where it
+/// raises the head's F1 (shares 0.1 to 1.0 in steps of 0.1).
 #[derive(Debug, Clone, Serialize)]
 pub struct Borrowed {
     /// The other head.
@@ -774,9 +775,10 @@ pub struct Borrowed {
     pub share: f64,
 }
 
-/// Trains one logistic head per code in `codes` with AdaGrad over class-balanced examples, and
-/// a softmax over `intents` (the intent block: see the module docs), then picks each head's and each intent
-/// code's operating point on the validation examples (the best-F1 threshold, mapped to
+/// Trains one logistic head per code in `codes` with AdaGrad over class-balanced examples (each
+/// head may then add a share of another's logit: see [`HeadReport::borrowed`]), and a softmax
+/// over `intents` (the intent block: see the module docs), then picks each head's and each
+/// intent code's operating point on the validation examples (the best-F1 threshold, mapped to
 /// [`OPERATING_POINT`]). Deterministic for a given seed.
 pub fn train(
     codes: &[ReasonCode],
@@ -796,7 +798,7 @@ pub fn train(
     let mut reports = Vec::new();
     for (h, &code) in codes.iter().enumerate() {
         let (w, bias, share) = borrow_from_other_heads(examples, &fitted, h);
-        let mut scored = validation_scores(examples, h, &w, bias);
+        let mut scored = probabilities(&validation_logits(examples, h, &w, bias));
         let (threshold, validation_f1) = best_threshold(&mut scored);
         let max = w.iter().fold(0f64, |m, x| m.max(x.abs()));
         let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
@@ -915,9 +917,9 @@ fn fit_head(
     }
 }
 
-/// `(probability, label, group)` of head `h` with weights `w` and intercept `bias` on every
-/// validation example that labels it.
-fn validation_scores(
+/// `(logit, label, group)` under weights `w` and intercept `bias` on every validation example
+/// that labels head `h`.
+fn validation_logits(
     examples: &[Example],
     h: usize,
     w: &[f64],
@@ -935,47 +937,61 @@ fn validation_scores(
                     .zip(&e.features.value)
                     .map(|(&j, &v)| w[j as usize] * f64::from(v))
                     .sum::<f64>();
-            Some((sigmoid(z), y, e.group))
+            Some((z, y, e.group))
         })
         .collect()
 }
 
-/// The shares of another head's logit that a head may add to its own, tried in this order.
-const SHARES: [f64; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+/// [`validation_logits`] as probabilities, for [`best_threshold`].
+fn probabilities(logits: &[(f64, bool, u16)]) -> Vec<(f64, bool, u16)> {
+    logits.iter().map(|&(z, y, g)| (sigmoid(z), y, g)).collect()
+}
+
+/// The shares of another head's logit that a head may add to its own.
+const SHARES: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 
 /// Head `h`'s weights and intercept after adding, for each other head in turn, the share of
 /// its logit (from [`SHARES`]) that gives the best validation F1; a share is kept only if it
 /// raises that F1. The heads are linear over the same features, so the sum is one linear
-/// head and the file format is unchanged. This is stacking on the validation split: the
-/// `frustration` head learns from five GoEmotions emotions (anger among them), nearly five times
-/// the `anger` positives, and its logit carries what the narrower head missed.
+/// head and the file format is unchanged; the shares are tried on the validation logits,
+/// which add up the same way. This is stacking on the validation split: the `frustration`
+/// head learns from five GoEmotions emotions (anger among them), nearly five times the
+/// `anger` positives, and its logit carries what the narrower head missed.
 fn borrow_from_other_heads(
     examples: &[Example],
     fitted: &[FittedHead],
     h: usize,
 ) -> (Vec<f64>, f64, Vec<Borrowed>) {
-    let mut w = fitted[h].w.clone();
-    let mut bias = fitted[h].bias;
+    let (mut w, mut bias) = (fitted[h].w.clone(), fitted[h].bias);
+    let mut logits = validation_logits(examples, h, &w, bias);
+    let mut best = best_threshold(&mut probabilities(&logits)).1;
     let mut borrowed = Vec::new();
-    let mut best = best_threshold(&mut validation_scores(examples, h, &w, bias)).1;
-    for (_, other) in fitted.iter().enumerate().filter(|(o, _)| *o != h) {
-        let mut chosen = 0.0;
-        for share in SHARES.into_iter().skip(1) {
-            let tried: Vec<f64> = w.iter().zip(&other.w).map(|(a, b)| a + share * b).collect();
-            let bias = bias + share * other.bias;
-            let f1 = best_threshold(&mut validation_scores(examples, h, &tried, bias)).1;
+    let others = fitted.iter().enumerate().filter(|(o, _)| *o != h);
+    for other in others.map(|(_, other)| other) {
+        let theirs = validation_logits(examples, h, &other.w, other.bias);
+        let with_share = |share: f64| -> Vec<(f64, bool, u16)> {
+            logits
+                .iter()
+                .zip(&theirs)
+                .map(|(&(z, y, g), &(zo, _, _))| (z + share * zo, y, g))
+                .collect()
+        };
+        let mut chosen = None;
+        for share in SHARES {
+            let f1 = best_threshold(&mut probabilities(&with_share(share))).1;
             if f1 > best + 1e-9 {
-                (best, chosen) = (f1, share);
+                (best, chosen) = (f1, Some(share));
             }
         }
-        if chosen > 0.0 {
+        if let Some(share) = chosen {
+            logits = with_share(share);
             for (a, b) in w.iter_mut().zip(&other.w) {
-                *a += chosen * b;
+                *a += share * b;
             }
-            bias += chosen * other.bias;
+            bias += share * other.bias;
             borrowed.push(Borrowed {
                 code: other.code,
-                share: chosen,
+                share,
             });
         }
     }
