@@ -25,12 +25,13 @@ pub mod kb;
 pub mod lexicon;
 pub mod model;
 pub mod sentiment;
+pub mod vader;
 
 use baton_domain::{Customer, ReasonCode, Role, Signal, Turn, TurnAction};
 use lexicon::Family;
 use model::{Extras, Features, LinearModel};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 /// Lines the customer-state and confidence detectors draw. Defaults are the field's standard
@@ -95,7 +96,7 @@ pub struct ConversationState {
     /// The low-confidence finding on the last AI turn, carried to the next customer turn.
     pending_low_confidence: Option<Signal>,
     /// Content words of the last few customer turns, for "the same question again".
-    recent_questions: VecDeque<BTreeSet<String>>,
+    recent_questions: VecDeque<Vec<u64>>,
     /// Whether the last turn was an AI turn.
     last_was_ai: bool,
     /// Whether the last AI turn said it could not do what was asked ("no trains on Tuesday").
@@ -298,7 +299,7 @@ impl Detectors {
     /// `low_confidence` for a customer turn from the knowledge base: questions of at least
     /// [`KB_MIN_WORDS`] content words that no article covers (similarity below
     /// `kb_match_below`), scored from 0.4 at the line to 1.0 at zero.
-    fn kb_low_confidence(&self, turn: &Turn, words: &BTreeSet<String>) -> Option<Signal> {
+    fn kb_low_confidence(&self, turn: &Turn, words: &[u64]) -> Option<Signal> {
         let kb = self.knowledge_base.as_ref()?;
         if turn.kb_similarity.is_some() || words.len() < KB_MIN_WORDS {
             return None;
@@ -706,7 +707,7 @@ impl Detectors {
         &self,
         state: &mut ConversationState,
         text: &str,
-        words: BTreeSet<String>,
+        words: Vec<u64>,
         upset: bool,
     ) -> Option<Signal> {
         let mut found = None;
@@ -904,19 +905,34 @@ const STOPWORDS: &[&str] = &[
     "we", "our", "am", "im", "if", "but", "not", "no", "there", "about", "would", "will",
 ];
 
-/// Lowercase content words of a text (stopwords and one-letter tokens removed, a plural `s`
-/// stripped), for comparing questions.
-pub fn content_words(text: &str) -> BTreeSet<String> {
-    text.split(|c: char| !c.is_alphanumeric())
+/// The content words of a text (stopwords and one-letter tokens removed, lowercased, a plural
+/// `s` stripped), for comparing questions: each word's 64-bit xxh3 hash, sorted and distinct.
+/// A set of hashes, not of strings, so that a turn allocates one vector and no word.
+fn content_words(text: &str) -> Vec<u64> {
+    let mut lower = String::new();
+    let mut words: Vec<u64> = text
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.len() > 1)
         // Stopwords are ASCII: a word is compared before it is copied.
         .filter(|w| !STOPWORDS.iter().any(|s| s.eq_ignore_ascii_case(w)))
-        .map(str::to_lowercase)
-        .map(|w| match w.strip_suffix('s') {
-            Some(stem) if stem.len() > 3 => stem.to_owned(),
-            _ => w,
+        .map(|w| {
+            lower.clear();
+            if w.is_ascii() {
+                lower.push_str(w);
+                lower.make_ascii_lowercase();
+            } else {
+                lower.extend(w.chars().flat_map(char::to_lowercase));
+            }
+            let word = match lower.strip_suffix('s') {
+                Some(stem) if stem.len() > 3 => stem,
+                _ => lower.as_str(),
+            };
+            xxhash_rust::xxh3::xxh3_64(word.as_bytes())
         })
-        .collect()
+        .collect();
+    words.sort_unstable();
+    words.dedup();
+    words
 }
 
 /// Whether `text` starts with `word` as a whole word, in any case.
@@ -926,8 +942,21 @@ fn starts_with_word(text: &str, word: &str) -> bool {
         && !text[word.len()..].starts_with(|c: char| c.is_alphanumeric())
 }
 
-fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
-    let inter = a.intersection(b).count();
+/// Jaccard overlap of two sorted, distinct sets ([`content_words`]), in `[0, 1]` (0 when both
+/// are empty).
+fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+    let (mut i, mut j, mut inter) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
     let union = a.len() + b.len() - inter;
     if union == 0 {
         0.0

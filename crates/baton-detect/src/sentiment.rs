@@ -8,75 +8,31 @@ pub const TRAJECTORY_TURNS: usize = 3;
 /// thresholds the vaderSentiment README recommends).
 pub const NEUTRAL_BELOW: f64 = -0.05;
 
-/// The words of VADER's lexicon: the first column of `vader_lexicon.txt` from
-/// `vaderSentiment` 3.3.2 (MIT, copyright C.J. Hutto; `data/LICENSE-VADER`).
-const LEXICON_WORDS: &str = include_str!("../data/vader_words.txt");
-
 /// VADER scoring, with exact parity to Python `vaderSentiment` 3.3.2.
 pub struct Sentiment {
-    analyzer: vader_parity::SentimentIntensityAnalyzer,
-    words: rustc_hash::FxHashSet<&'static str>,
+    /// ASCII texts (most support messages): Baton's own allocation-free scorer.
+    ascii: crate::vader::Vader,
+    /// Every other text: the `vader-parity` crate, which carries Python's Unicode casing and
+    /// the emoji lexicon.
+    general: vader_parity::SentimentIntensityAnalyzer,
 }
 
 impl Sentiment {
     /// Loads the VADER lexicon (about 7,500 entries; build once).
     pub fn new() -> Self {
         Self {
-            analyzer: vader_parity::SentimentIntensityAnalyzer::new(),
-            words: LEXICON_WORDS.lines().collect(),
+            ascii: crate::vader::Vader::new(),
+            general: vader_parity::SentimentIntensityAnalyzer::new(),
         }
     }
 
-    /// The four VADER scores of `text`.
-    ///
-    /// About half of support messages hold no word of VADER's lexicon (52% of Bitext's, "where
-    /// is my order 1234"); those are answered without running VADER, with the scores it gives
-    /// them: every one of its rules (negation, boosters, idioms, "but", capitals, punctuation)
-    /// only adjusts the valence of a lexicon word, so such a text is neutral. `.ci/run`
-    /// checks the result against Python on 23,703 texts (`tests/vader_parity.rs`).
+    /// The four VADER scores of `text`: `neg`, `neu` and `pos` in `[0, 1]` (3 decimals),
+    /// `compound` in `[-1, 1]` (4 decimals), as Python computes them. `.ci/run` checks the
+    /// result against Python on 23,703 texts (`tests/vader_parity.rs`).
     pub fn scores(&self, text: &str) -> vader_parity::SentimentScores {
-        match self.nothing_to_score(text) {
-            Some(tokens) => vader_parity::SentimentScores {
-                neg: 0.0,
-                neu: if tokens { 1.0 } else { 0.0 },
-                pos: 0.0,
-                compound: 0.0,
-            },
-            None => self.analyzer.polarity_scores(text),
-        }
-    }
-
-    /// `Some(whether the text has any token)` when VADER would find no lexicon word in
-    /// `text`; `None` when it might. Only ASCII texts are judged (no emoji to translate, and
-    /// lowercasing is ASCII's); a token counts as a lexicon word when, lowercased, either as
-    /// written or with its punctuation stripped, it is one (VADER strips a token's
-    /// punctuation only when three characters remain, so both forms are checked).
-    fn nothing_to_score(&self, text: &str) -> Option<bool> {
-        if !text.is_ascii() {
-            return None;
-        }
-        // Python's `str.split()` separators among ASCII characters.
-        let space = |c: char| c.is_ascii_whitespace() || matches!(c, '\x0b' | '\x1c'..='\x1f');
-        let mut lower = String::new();
-        let mut tokens = false;
-        for token in text.split(space).filter(|t| !t.is_empty()) {
-            tokens = true;
-            let stripped = token.trim_matches(|c: char| c.is_ascii_punctuation());
-            let forms = if stripped.len() == token.len() {
-                &[token][..]
-            } else {
-                &[token, stripped][..]
-            };
-            for form in forms {
-                lower.clear();
-                lower.push_str(form);
-                lower.make_ascii_lowercase();
-                if self.words.contains(lower.as_str()) {
-                    return None;
-                }
-            }
-        }
-        Some(tokens)
+        self.ascii
+            .scores(text)
+            .unwrap_or_else(|| self.general.polarity_scores(text))
     }
 }
 
