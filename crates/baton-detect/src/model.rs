@@ -311,6 +311,9 @@ pub struct LinearModel {
     intent_code_of: Vec<Option<usize>>,
     /// Per code of `header.intent_codes`, its classes (the inverse of `intent_code_of`).
     classes_of_code: Vec<Vec<usize>>,
+    /// Per code of `header.intent_codes`, `e^offset`: the factor its calibration shift puts on
+    /// the odds of its summed probability.
+    odds_factor: Vec<f64>,
     /// One bit per bucket: whether a word unigram or bigram of the training data fell in it.
     seen: Vec<u8>,
     /// The vector instructions this processor has, detected once when the model is built.
@@ -324,6 +327,14 @@ fn sigmoid(z: f64) -> f64 {
 fn logit(p: f64) -> f64 {
     let p = p.clamp(1e-6, 1.0 - 1e-6);
     (p / (1.0 - p)).ln()
+}
+
+/// `sigmoid(logit(p) + offset)` for `factor = e^offset`, without a logarithm or an
+/// exponential: the odds `p / (1 - p)` times the factor, back to a probability. `p` is kept
+/// within `[1e-6, 1 - 1e-6]` first, so a certain 0 or 1 still moves with the offset.
+fn shift_odds(p: f64, factor: f64) -> f64 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    factor * p / (factor * p + (1.0 - p))
 }
 
 /// Per intent class (given by its code), the index of that code in `codes`.
@@ -528,10 +539,14 @@ impl LinearModel {
                     mass[*c] += e;
                 }
             }
-            out.extend(self.header.intent_codes.iter().zip(mass).map(|(c, m)| {
-                let p = f64::from(m / total);
-                (c.code, sigmoid(logit(p) + f64::from(c.offset)))
-            }));
+            out.extend(
+                self.header
+                    .intent_codes
+                    .iter()
+                    .zip(mass)
+                    .zip(&self.odds_factor)
+                    .map(|((c, m), k)| (c.code, shift_odds(f64::from(m / total), *k))),
+            );
         }
         out
     }
@@ -627,9 +642,15 @@ impl LinearModel {
         let classes_of_code = (0..header.intent_codes.len())
             .map(|c| (0..k).filter(|&i| intent_code_of[i] == Some(c)).collect())
             .collect();
+        let odds_factor = header
+            .intent_codes
+            .iter()
+            .map(|c| f64::from(c.offset).exp())
+            .collect();
         Self {
             intent_code_of,
             classes_of_code,
+            odds_factor,
             header,
             rows,
             stride,
@@ -1320,6 +1341,17 @@ mod tests {
             .flat_map(|round| texts.iter().map(move |&(t, y)| (t, y, round == 3)))
             .map(|(t, y, validation)| make(featured(t), y, validation))
             .collect()
+    }
+
+    #[test]
+    fn shifting_the_odds_equals_the_sigmoid_of_the_shifted_logit() {
+        for p in [0.0, 1e-9, 0.01, 0.3, 0.5, 0.77, 0.999, 1.0] {
+            for offset in [-2.5f64, -0.3, 0.0, 0.15, 1.9] {
+                let direct = sigmoid(logit(p) + offset);
+                let shifted = shift_odds(p, offset.exp());
+                assert!((direct - shifted).abs() < 1e-12, "p {p} offset {offset}");
+            }
+        }
     }
 
     #[test]
