@@ -897,12 +897,12 @@ fn longest_run(text: &str, pred: impl Fn(char) -> bool) -> usize {
     best
 }
 
-/// Function words left out when comparing questions.
+/// Function words left out when comparing questions, sorted (for a binary search).
 const STOPWORDS: &[&str] = &[
-    "a", "an", "the", "i", "me", "my", "you", "your", "is", "are", "was", "were", "it", "to", "of",
-    "and", "or", "in", "on", "for", "with", "do", "does", "did", "can", "could", "how", "what",
-    "why", "when", "where", "please", "that", "this", "be", "have", "has", "so", "just", "at",
-    "we", "our", "am", "im", "if", "but", "not", "no", "there", "about", "would", "will",
+    "a", "about", "am", "an", "and", "are", "at", "be", "but", "can", "could", "did", "do", "does",
+    "for", "has", "have", "how", "i", "if", "im", "in", "is", "it", "just", "me", "my", "no",
+    "not", "of", "on", "or", "our", "please", "so", "that", "the", "there", "this", "to", "was",
+    "we", "were", "what", "when", "where", "why", "will", "with", "would", "you", "your",
 ];
 
 /// The content words of a text (stopwords and one-letter tokens removed, lowercased, a plural
@@ -913,9 +913,7 @@ fn content_words(text: &str) -> Vec<u64> {
     let mut words: Vec<u64> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.len() > 1)
-        // Stopwords are ASCII: a word is compared before it is copied.
-        .filter(|w| !STOPWORDS.iter().any(|s| s.eq_ignore_ascii_case(w)))
-        .map(|w| {
+        .filter_map(|w| {
             lower.clear();
             if w.is_ascii() {
                 lower.push_str(w);
@@ -923,11 +921,14 @@ fn content_words(text: &str) -> Vec<u64> {
             } else {
                 lower.extend(w.chars().flat_map(char::to_lowercase));
             }
+            if STOPWORDS.binary_search(&lower.as_str()).is_ok() {
+                return None;
+            }
             let word = match lower.strip_suffix('s') {
                 Some(stem) if stem.len() > 3 => stem,
                 _ => lower.as_str(),
             };
-            xxhash_rust::xxh3::xxh3_64(word.as_bytes())
+            Some(xxhash_rust::xxh3::xxh3_64(word.as_bytes()))
         })
         .collect();
     words.sort_unstable();

@@ -87,6 +87,23 @@ fn signals_are_in_range_with_evidence() {
 }
 
 #[test]
+fn content_words_drop_function_words_and_plurals_in_any_case() {
+    assert!(
+        STOPWORDS.windows(2).all(|w| w[0] < w[1]),
+        "sorted, distinct"
+    );
+    let same = content_words("Where are MY Parcels?");
+    assert_eq!(same, content_words("parcel where"));
+    assert_eq!(same.len(), 1, "only `parcel` is a content word");
+    assert!(
+        jaccard(
+            &content_words("cancel my order"),
+            &content_words("track my order")
+        ) < 0.6
+    );
+}
+
+#[test]
 fn two_rejected_answers_make_a_strong_repeated_failure() {
     let d = Detectors::new(DetectConfig::default());
     let mut state = ConversationState::default();

@@ -204,8 +204,17 @@ const SPECIAL_CASES: &[(&[&str], f64)] = &[
 
 /// The parsed lexicon and tables (build once; about 7,500 entries).
 pub struct Vader {
-    lexicon: FxHashMap<&'static str, f64>,
-    boosters: FxHashMap<&'static str, f64>,
+    /// Every lexicon word and one-word booster, so that a token is looked up once.
+    words: FxHashMap<&'static str, Entry>,
+}
+
+/// What the tables say of one lowercased word.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    /// Its valence in the lexicon.
+    valence: Option<f64>,
+    /// What it adds as a booster (negative for a dampener).
+    boost: Option<f64>,
 }
 
 /// One whitespace token, as the rules read it.
@@ -214,6 +223,8 @@ struct Token {
     lower: (usize, usize),
     /// Its valence in the lexicon (lowercased).
     valence: Option<f64>,
+    /// What it adds as a booster (lowercased).
+    boost: Option<f64>,
     /// Python's `str.isupper()`: a capital and no lower-case letter.
     upper: bool,
 }
@@ -224,17 +235,17 @@ pub type Scores = vader_parity::SentimentScores;
 impl Vader {
     /// Parses the lexicon.
     pub fn new() -> Self {
-        let lexicon = LEXICON
-            .lines()
-            .filter_map(|line| {
-                let (word, valence) = line.split_once('\t')?;
-                Some((word, valence.parse().ok()?))
-            })
-            .collect();
-        Self {
-            lexicon,
-            boosters: BOOSTERS.iter().copied().collect(),
+        let mut words: FxHashMap<&'static str, Entry> = FxHashMap::default();
+        for (word, valence) in LEXICON.lines().filter_map(|line| {
+            let (word, valence) = line.split_once('\t')?;
+            Some((word, valence.parse().ok()?))
+        }) {
+            words.entry(word).or_default().valence = Some(valence);
         }
+        for &(word, boost) in BOOSTERS {
+            words.entry(word).or_default().boost = Some(boost);
+        }
+        Self { words }
     }
 
     /// The scores of an ASCII `text`; `None` for a text with any other character.
@@ -252,10 +263,15 @@ impl Vader {
                 let start = buffer.len();
                 buffer.push_str(word);
                 buffer[start..].make_ascii_lowercase();
-                let lower = &buffer[start..];
+                let entry = self
+                    .words
+                    .get(&buffer[start..])
+                    .copied()
+                    .unwrap_or_default();
                 Token {
                     lower: (start, buffer.len()),
-                    valence: self.lexicon.get(lower).copied(),
+                    valence: entry.valence,
+                    boost: entry.boost,
                     upper: word.bytes().any(|b| b.is_ascii_uppercase())
                         && !word.bytes().any(|b| b.is_ascii_lowercase()),
                 }
@@ -272,7 +288,7 @@ impl Vader {
         for i in 0..tokens.len() {
             let word = words[i];
             let kind_of = word == "kind" && words.get(i + 1) == Some(&"of");
-            let valence = if self.boosters.contains_key(word) || kind_of {
+            let valence = if tokens[i].boost.is_some() || kind_of {
                 0.0
             } else {
                 self.valence(&tokens, &words, i, cap_diff)
@@ -311,7 +327,7 @@ impl Vader {
                 continue;
             }
             let j = i - back - 1;
-            let mut s = self.booster(&tokens[j], words[j], valence, cap_diff);
+            let mut s = booster(&tokens[j], valence, cap_diff);
             if back == 1 && s != 0.0 {
                 s *= 0.95;
             }
@@ -333,18 +349,6 @@ impl Vader {
             valence *= N_SCALAR;
         }
         valence
-    }
-
-    /// `scalar_inc_dec`: what a booster before a word of `valence` adds to it.
-    fn booster(&self, token: &Token, word: &str, valence: f64, cap_diff: bool) -> f64 {
-        let Some(&boost) = self.boosters.get(word) else {
-            return 0.0;
-        };
-        let mut scalar = if valence < 0.0 { -boost } else { boost };
-        if token.upper && cap_diff {
-            scalar += if valence > 0.0 { C_INCR } else { -C_INCR };
-        }
-        scalar
     }
 
     /// `_special_idioms_check`, for a word `i` with three words before it.
@@ -390,6 +394,18 @@ impl Default for Vader {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// `scalar_inc_dec`: what `token`, if a booster, adds to the word of `valence` after it.
+fn booster(token: &Token, valence: f64, cap_diff: bool) -> f64 {
+    let Some(boost) = token.boost else {
+        return 0.0;
+    };
+    let mut scalar = if valence < 0.0 { -boost } else { boost };
+    if token.upper && cap_diff {
+        scalar += if valence > 0.0 { C_INCR } else { -C_INCR };
+    }
+    scalar
 }
 
 /// Python's `str.split()` separators among ASCII characters.
