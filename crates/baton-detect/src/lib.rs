@@ -647,19 +647,26 @@ impl Detectors {
     /// class), as evidence when no phrase family matched.
     fn model_evidence(&self, code: ReasonCode, text: &str) -> Option<String> {
         let model = self.model.as_ref()?;
-        let words = model::words(text);
-        let mut best: Option<(f32, usize, usize)> = None;
+        let words = model::Words::new(text);
+        let mut buf = Vec::new();
+        let mut best: Option<(f32, usize, bool)> = None;
         for i in 0..words.len() {
             // The word, then the pair it ends (none for the first word).
-            for from in (i.saturating_sub(1)..=i).rev() {
-                let w =
-                    model.evidence_weight(code, model::bucket(model.bits(), &words[from..=i]))?;
+            for pair in [false, true] {
+                if pair && i == 0 {
+                    continue;
+                }
+                let bucket = words.bucket(model.bits(), i, pair, &mut buf);
+                let w = model.evidence_weight(code, bucket)?;
                 if w > 0.0 && best.is_none_or(|(b, _, _)| w > b) {
-                    best = Some((w, from, i));
+                    best = Some((w, i, pair));
                 }
             }
         }
-        best.map(|(_, from, to)| words[from..=to].join(" "))
+        best.map(|(_, i, pair)| match pair {
+            true => format!("{} {}", words.word(i - 1), words.word(i)),
+            false => words.word(i).to_owned(),
+        })
     }
 
     /// Anger shown by form: a shouted message (70%+ of at least 10 letters in capitals) or

@@ -178,49 +178,72 @@ fn normalise(values: &mut [f32]) {
 
 /// Lowercased words of `text` (letters and digits; apostrophes dropped inside words).
 pub fn words(text: &str) -> Vec<String> {
-    let mut lower = String::new();
-    let mut spans = Vec::new();
-    word_spans(text, &mut lower, &mut spans);
-    spans.iter().map(|&(a, b)| lower[a..b].to_owned()).collect()
+    let words = Words::new(text);
+    (0..words.len()).map(|i| words.word(i).to_owned()).collect()
 }
 
-/// Writes the lowercased words of `text` into `lower`, one after another, and their byte
-/// ranges into `spans`: no allocation per word.
-fn word_spans(text: &str, lower: &mut String, spans: &mut Vec<(usize, usize)>) {
-    lower.clear();
-    spans.clear();
-    let mut start = None;
-    for c in text.chars() {
-        if c.is_alphanumeric() {
-            if start.is_none() {
-                start = Some(lower.len());
+/// The lowercased words of a text (as [`words`] splits them) kept in one buffer with their
+/// byte ranges: no allocation per word.
+#[derive(Debug, Clone, Default)]
+pub struct Words {
+    lower: String,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Words {
+    /// Splits and lowercases `text`.
+    pub fn new(text: &str) -> Self {
+        let mut lower = String::with_capacity(text.len());
+        let mut spans = Vec::with_capacity(16);
+        let mut start = None;
+        for c in text.chars() {
+            if c.is_alphanumeric() {
+                if start.is_none() {
+                    start = Some(lower.len());
+                }
+                if c.is_ascii() {
+                    lower.push(c.to_ascii_lowercase());
+                } else {
+                    lower.extend(c.to_lowercase());
+                }
+            } else if (c == '\'' || c == '’') && start.is_some() {
+                continue;
+            } else if let Some(s) = start.take() {
+                spans.push((s, lower.len()));
             }
-            if c.is_ascii() {
-                lower.push(c.to_ascii_lowercase());
-            } else {
-                lower.extend(c.to_lowercase());
-            }
-        } else if (c == '\'' || c == '’') && start.is_some() {
-            continue;
-        } else if let Some(s) = start.take() {
+        }
+        if let Some(s) = start {
             spans.push((s, lower.len()));
         }
+        Self { lower, spans }
     }
-    if let Some(s) = start {
-        spans.push((s, lower.len()));
-    }
-}
 
-/// The bucket of a word (one-element `span`) or word pair (two elements), as [`featurize`]
-/// hashes them.
-pub fn bucket(bits: u8, span: &[String]) -> u32 {
-    let mask = (1u64 << bits) - 1;
-    let key = match span {
-        [w] => hash(NS_WORD, w.as_bytes()),
-        [a, b] => pair_key(&mut Vec::new(), a, b),
-        _ => 0,
-    };
-    (key & mask) as u32
+    /// How many words.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there is no word.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Word `i` (`i < len()`).
+    pub fn word(&self, i: usize) -> &str {
+        &self.lower[self.spans[i].0..self.spans[i].1]
+    }
+
+    /// The bucket of word `i` alone (`pair` false) or of the pair that ends at it (`pair`
+    /// true, `i >= 1`), as [`featurize`] hashes them; `buf` is scratch space for the pair.
+    pub fn bucket(&self, bits: u8, i: usize, pair: bool, buf: &mut Vec<u8>) -> u32 {
+        let mask = (1u64 << bits) - 1;
+        let key = if pair {
+            pair_key(buf, self.word(i - 1), self.word(i))
+        } else {
+            hash(NS_WORD, self.word(i).as_bytes())
+        };
+        (key & mask) as u32
+    }
 }
 
 /// Extracts the features of `text` into `out` (cleared first) for a model of `2^bits` buckets.
@@ -228,32 +251,31 @@ pub fn featurize(bits: u8, text: &str, extras: &Extras<'_>, out: &mut Features) 
     out.index.clear();
     out.value.clear();
     let mask = (1u64 << bits) - 1;
-    let mut lower = String::with_capacity(text.len());
-    let mut spans = Vec::with_capacity(16);
-    word_spans(text, &mut lower, &mut spans);
-    let word = |i: usize| &lower[spans[i].0..spans[i].1];
+    let words = Words::new(text);
     let mut buf = Vec::with_capacity(64);
     // Words and pairs, then each word's character 3- to 5-grams (three fewer than its length
     // plus two pads, per size), then lexicon and form: reserved once.
-    let grams: usize = spans.iter().map(|(a, b)| 3 * (b - a) + 1).sum();
-    let needed = 2 * spans.len() + grams + extras.lexicon.len() + 5;
+    let grams: usize = words.spans.iter().map(|(a, b)| 3 * (b - a) + 1).sum();
+    let needed = 2 * words.len() + grams + extras.lexicon.len() + 5;
     out.index.reserve(needed);
     out.value.reserve(needed);
 
-    for i in 0..spans.len() {
-        push(out, mask, hash(NS_WORD, word(i).as_bytes()), 1.0);
+    for i in 0..words.len() {
+        out.index.push(words.bucket(bits, i, false, &mut buf));
+        out.value.push(1.0);
         if i > 0 {
-            push(out, mask, pair_key(&mut buf, word(i - 1), word(i)), 1.0);
+            out.index.push(words.bucket(bits, i, true, &mut buf));
+            out.value.push(1.0);
         }
     }
     normalise(&mut out.value);
     out.words = out.index.len();
 
     let start = out.value.len();
-    for i in 0..spans.len() {
+    for i in 0..words.len() {
         buf.clear();
         buf.push(b' ');
-        buf.extend_from_slice(word(i).as_bytes());
+        buf.extend_from_slice(words.word(i).as_bytes());
         buf.push(b' ');
         for n in 3..=5 {
             for gram in buf.windows(n) {
@@ -1549,7 +1571,7 @@ mod tests {
             "{refund} {open}"
         );
         assert!(cancel >= OPERATING_POINT, "{cancel}");
-        let bucket = bucket(12, &["refund".to_owned()]);
+        let bucket = Words::new("Refund").bucket(12, 0, false, &mut Vec::new());
         assert!(model.evidence_weight(ReasonCode::Refund, bucket) > Some(0.0));
         assert_eq!(model.evidence_weight(ReasonCode::Anger, bucket), None);
         let again = LinearModel::from_bytes(&model.to_bytes()).expect("round trip");
