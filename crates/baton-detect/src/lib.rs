@@ -9,9 +9,9 @@
 //! - language families ([`families`]): explicit requests for a person, the always-escalate topics,
 //!   frustration, urgency, anger, helplessness, churn risk and complexity, as lexicons of stems
 //!   and synonyms with negation ("I don't want a refund" is not a refund request) and intensity;
-//! - sentiment ([`sentiment`]): VADER (Hutto & Gilbert, ICWSM 2014) per customer turn, through
-//!   `vader-parity`, which matches Python `vaderSentiment` 3.3.2 exactly, and its trajectory over
-//!   the last turns;
+//! - sentiment ([`sentiment`]): VADER (Hutto & Gilbert, ICWSM 2014) per customer turn, exactly
+//!   as Python `vaderSentiment` 3.3.2 scores it ([`vader`] for ASCII texts, the `vader-parity`
+//!   crate for the rest), and its trajectory over the last turns;
 //! - anger from form as well as words: capitals, `!!!`;
 //! - repeated failure: customer turns that reject the AI's answer, and the same question again;
 //! - low confidence: the AI's `ai_confidence` and `kb_similarity`, and hedging in its answers;

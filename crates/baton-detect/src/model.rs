@@ -236,13 +236,16 @@ impl Words {
     /// The bucket of word `i` alone (`pair` false) or of the pair that ends at it (`pair`
     /// true, `i >= 1`), as [`featurize`] hashes them; `buf` is scratch space for the pair.
     pub fn bucket(&self, bits: u8, i: usize, pair: bool, buf: &mut Vec<u8>) -> u32 {
-        let mask = (1u64 << bits) - 1;
-        let key = if pair {
+        (self.key(i, pair, buf) & ((1u64 << bits) - 1)) as u32
+    }
+
+    /// The 64-bit hash behind [`Words::bucket`].
+    fn key(&self, i: usize, pair: bool, buf: &mut Vec<u8>) -> u64 {
+        if pair {
             pair_key(buf, self.word(i - 1), self.word(i))
         } else {
             hash(NS_WORD, self.word(i).as_bytes())
-        };
-        (key & mask) as u32
+        }
     }
 }
 
@@ -261,11 +264,9 @@ pub fn featurize(bits: u8, text: &str, extras: &Extras<'_>, out: &mut Features) 
     out.value.reserve(needed);
 
     for i in 0..words.len() {
-        out.index.push(words.bucket(bits, i, false, &mut buf));
-        out.value.push(1.0);
+        push(out, mask, words.key(i, false, &mut buf), 1.0);
         if i > 0 {
-            out.index.push(words.bucket(bits, i, true, &mut buf));
-            out.value.push(1.0);
+            push(out, mask, words.key(i, true, &mut buf), 1.0);
         }
     }
     normalise(&mut out.value);

@@ -10,11 +10,13 @@ pub const NEUTRAL_BELOW: f64 = -0.05;
 
 /// VADER scoring, with exact parity to Python `vaderSentiment` 3.3.2.
 pub struct Sentiment {
-    /// ASCII texts (most support messages): Baton's own allocation-free scorer.
+    /// ASCII texts (most support messages): Baton's own scorer, which allocates nothing per
+    /// word.
     ascii: crate::vader::Vader,
     /// Every other text: the `vader-parity` crate, which carries Python's Unicode casing and
-    /// the emoji lexicon.
-    general: vader_parity::SentimentIntensityAnalyzer,
+    /// the emoji lexicon. Loaded on the first such text, so a deployment that sees only ASCII
+    /// never parses a second copy of the lexicon.
+    general: std::sync::OnceLock<vader_parity::SentimentIntensityAnalyzer>,
 }
 
 impl Sentiment {
@@ -22,7 +24,7 @@ impl Sentiment {
     pub fn new() -> Self {
         Self {
             ascii: crate::vader::Vader::new(),
-            general: vader_parity::SentimentIntensityAnalyzer::new(),
+            general: std::sync::OnceLock::new(),
         }
     }
 
@@ -30,9 +32,11 @@ impl Sentiment {
     /// `compound` in `[-1, 1]` (4 decimals), as Python computes them. `.ci/run` checks the
     /// result against Python on 23,703 texts (`tests/vader_parity.rs`).
     pub fn scores(&self, text: &str) -> vader_parity::SentimentScores {
-        self.ascii
-            .scores(text)
-            .unwrap_or_else(|| self.general.polarity_scores(text))
+        self.ascii.scores(text).unwrap_or_else(|| {
+            self.general
+                .get_or_init(vader_parity::SentimentIntensityAnalyzer::new)
+                .polarity_scores(text)
+        })
     }
 }
 
@@ -69,6 +73,16 @@ pub fn negative_sentiment(compounds: &[f64]) -> Option<Signal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn texts_beyond_ascii_are_scored_by_the_crate_with_their_emoji() {
+        let sentiment = Sentiment::new();
+        let with_emoji = sentiment.scores("great 😀");
+        let crate_scores =
+            vader_parity::SentimentIntensityAnalyzer::new().polarity_scores("great 😀");
+        assert_eq!(with_emoji.compound, crate_scores.compound);
+        assert!(with_emoji.compound > sentiment.scores("great").compound);
+    }
 
     #[test]
     fn a_slide_scores_higher_than_one_mild_turn() {

@@ -25,7 +25,6 @@
 //! `SPECIAL_CASES` (MIT, copyright C.J. Hutto; `data/LICENSE-VADER`).
 
 use rustc_hash::FxHashMap;
-use std::fmt::Write as _;
 
 /// Word and mean valence of each lexicon entry, one per line, tab-separated.
 const LEXICON: &str = include_str!("../data/vader_lexicon.tsv");
@@ -294,7 +293,7 @@ impl Vader {
             let valence = if tokens[i].boost.is_some() || kind_of {
                 0.0
             } else {
-                self.valence(&tokens, &words, i, cap_diff)
+                valence(&tokens, &words, i, cap_diff)
             };
             sentiments.push(valence);
         }
@@ -303,100 +302,100 @@ impl Vader {
         }
         Some(score_valence(&sentiments, text))
     }
-
-    /// `sentiment_valence` of the reference: the valence of token `i` in context (0 for a
-    /// word outside the lexicon).
-    fn valence(&self, tokens: &[Token], words: &[&str], i: usize, cap_diff: bool) -> f64 {
-        let Some(base) = tokens[i].valence else {
-            return 0.0;
-        };
-        let in_lexicon = |j: usize| tokens[j].valence.is_some();
-        let mut valence = base;
-        if words[i] == "no" && i + 1 < words.len() && in_lexicon(i + 1) {
-            // "no" negates the next word instead of counting itself.
-            valence = 0.0;
-        }
-        if (i > 0 && words[i - 1] == "no")
-            || (i > 1 && words[i - 2] == "no")
-            || (i > 2 && words[i - 3] == "no" && matches!(words[i - 1], "or" | "nor"))
-        {
-            valence = base * N_SCALAR;
-        }
-        if tokens[i].upper && cap_diff {
-            valence += if valence > 0.0 { C_INCR } else { -C_INCR };
-        }
-        for back in 0..3 {
-            if i <= back || in_lexicon(i - back - 1) {
-                continue;
-            }
-            let j = i - back - 1;
-            let mut s = booster(&tokens[j], valence, cap_diff);
-            if back == 1 && s != 0.0 {
-                s *= 0.95;
-            }
-            if back == 2 && s != 0.0 {
-                s *= 0.9;
-            }
-            valence += s;
-            valence = negation_check(valence, words, back, i);
-            if back == 2 {
-                valence = self.special_idioms(valence, words, i);
-            }
-        }
-        // "least" before the word negates it, except in "at least" and "very least".
-        if i > 1 && !in_lexicon(i - 1) && words[i - 1] == "least" {
-            if words[i - 2] != "at" && words[i - 2] != "very" {
-                valence *= N_SCALAR;
-            }
-        } else if i > 0 && !in_lexicon(i - 1) && words[i - 1] == "least" {
-            valence *= N_SCALAR;
-        }
-        valence
-    }
-
-    /// `_special_idioms_check`, for a word `i` with three words before it.
-    fn special_idioms(&self, mut valence: f64, words: &[&str], i: usize) -> f64 {
-        let idiom = |from: usize, to: usize| {
-            SPECIAL_CASES
-                .iter()
-                .find(|(seq, _)| *seq == &words[from..=to])
-                .map(|(_, v)| *v)
-        };
-        // "1 0", "2 1 0", "2 1", "3 2 1", "3 2": the first that is an idiom.
-        let before = [
-            (i - 1, i),
-            (i - 2, i),
-            (i - 2, i - 1),
-            (i - 3, i - 1),
-            (i - 3, i - 2),
-        ];
-        if let Some(v) = before.iter().find_map(|&(a, b)| idiom(a, b)) {
-            valence = v;
-        }
-        if i + 1 < words.len() {
-            if let Some(v) = idiom(i, i + 1) {
-                valence = v;
-            }
-        }
-        if i + 2 < words.len() {
-            if let Some(v) = idiom(i, i + 2) {
-                valence = v;
-            }
-        }
-        // Two-word boosters ("kind of", "sort of") just before: "3 2 1" is never one.
-        for pair in [&words[i - 3..i - 1], &words[i - 2..i]] {
-            if let Some((_, boost)) = PAIR_BOOSTERS.iter().find(|(key, _)| *key == pair) {
-                valence += boost;
-            }
-        }
-        valence
-    }
 }
 
 impl Default for Vader {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// `sentiment_valence` of the reference: the valence of token `i` in context (0 for a
+/// word outside the lexicon).
+fn valence(tokens: &[Token], words: &[&str], i: usize, cap_diff: bool) -> f64 {
+    let Some(base) = tokens[i].valence else {
+        return 0.0;
+    };
+    let in_lexicon = |j: usize| tokens[j].valence.is_some();
+    let mut valence = base;
+    if words[i] == "no" && i + 1 < words.len() && in_lexicon(i + 1) {
+        // "no" negates the next word instead of counting itself.
+        valence = 0.0;
+    }
+    if (i > 0 && words[i - 1] == "no")
+        || (i > 1 && words[i - 2] == "no")
+        || (i > 2 && words[i - 3] == "no" && matches!(words[i - 1], "or" | "nor"))
+    {
+        valence = base * N_SCALAR;
+    }
+    if tokens[i].upper && cap_diff {
+        valence += if valence > 0.0 { C_INCR } else { -C_INCR };
+    }
+    for back in 0..3 {
+        if i <= back || in_lexicon(i - back - 1) {
+            continue;
+        }
+        let j = i - back - 1;
+        let mut s = booster(&tokens[j], valence, cap_diff);
+        if back == 1 && s != 0.0 {
+            s *= 0.95;
+        }
+        if back == 2 && s != 0.0 {
+            s *= 0.9;
+        }
+        valence += s;
+        valence = negation_check(valence, words, back, i);
+        if back == 2 {
+            valence = special_idioms(valence, words, i);
+        }
+    }
+    // "least" before the word negates it, except in "at least" and "very least".
+    if i > 1 && !in_lexicon(i - 1) && words[i - 1] == "least" {
+        if words[i - 2] != "at" && words[i - 2] != "very" {
+            valence *= N_SCALAR;
+        }
+    } else if i > 0 && !in_lexicon(i - 1) && words[i - 1] == "least" {
+        valence *= N_SCALAR;
+    }
+    valence
+}
+
+/// `_special_idioms_check`, for a word `i` with three words before it.
+fn special_idioms(mut valence: f64, words: &[&str], i: usize) -> f64 {
+    let idiom = |from: usize, to: usize| {
+        SPECIAL_CASES
+            .iter()
+            .find(|(seq, _)| *seq == &words[from..=to])
+            .map(|(_, v)| *v)
+    };
+    // "1 0", "2 1 0", "2 1", "3 2 1", "3 2": the first that is an idiom.
+    let before = [
+        (i - 1, i),
+        (i - 2, i),
+        (i - 2, i - 1),
+        (i - 3, i - 1),
+        (i - 3, i - 2),
+    ];
+    if let Some(v) = before.iter().find_map(|&(a, b)| idiom(a, b)) {
+        valence = v;
+    }
+    if i + 1 < words.len() {
+        if let Some(v) = idiom(i, i + 1) {
+            valence = v;
+        }
+    }
+    if i + 2 < words.len() {
+        if let Some(v) = idiom(i, i + 2) {
+            valence = v;
+        }
+    }
+    // Two-word boosters ("kind of", "sort of") just before: "3 2 1" is never one.
+    for pair in [&words[i - 3..i - 1], &words[i - 2..i]] {
+        if let Some((_, boost)) = PAIR_BOOSTERS.iter().find(|(key, _)| *key == pair) {
+            valence += boost;
+        }
+    }
+    valence
 }
 
 /// `scalar_inc_dec`: what `token`, if a booster, adds to the word of `valence` after it.
@@ -516,43 +515,15 @@ fn score_valence(sentiments: &[f64], text: &str) -> Scores {
 /// so away from a tie its nearest integer is the exact one, and dividing it by `10^digits`
 /// (correctly rounded, like every IEEE division) gives the double nearest that decimal, as
 /// Python's parse of it does. Near a tie the exact value decides: Rust's fixed-precision
-/// formatting rounds it to nearest, ties to even, as Python does.
+/// formatting rounds it to nearest, ties to even, as Python does (a tie is rare enough that
+/// formatting's allocation does not matter).
 fn python_round(x: f64, digits: usize) -> f64 {
     let scale = if digits == 3 { 1e3 } else { 1e4 };
     let y = x * scale;
     if (y - y.floor() - 0.5).abs() > 1e-6 {
         return y.round_ties_even() / scale;
     }
-    let mut text = StackText::default();
-    // Writing to a fixed buffer only fails on overflow, which a value in [-1, 1] with at most
-    // four decimals cannot reach.
-    if write!(text, "{x:.digits$}").is_err() {
-        return x;
-    }
-    text.as_str().parse().unwrap_or(x)
-}
-
-/// A short text formatted without allocating.
-#[derive(Default)]
-struct StackText {
-    bytes: [u8; 32],
-    len: usize,
-}
-
-impl StackText {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
-    }
-}
-
-impl std::fmt::Write for StackText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
+    format!("{x:.digits$}").parse().unwrap_or(x)
 }
 
 #[cfg(test)]
@@ -697,8 +668,8 @@ mod tests {
 
     #[test]
     fn texts_beyond_ascii_are_left_to_the_general_scorer() {
-        assert!(Vader::new().scores("café très bien").is_none());
-        assert!(Vader::new().scores("great 😀").is_none());
+        assert!(OURS.scores("café très bien").is_none());
+        assert!(OURS.scores("great 😀").is_none());
     }
 
     #[test]
