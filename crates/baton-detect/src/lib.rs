@@ -101,6 +101,24 @@ pub struct ConversationState {
     last_was_ai: bool,
     /// Whether the last AI turn said it could not do what was asked ("no trains on Tuesday").
     ai_could_not: bool,
+    /// What the last AI turn asked of the customer, which decides whether a "no" turns an answer
+    /// down.
+    #[serde(default)]
+    ai_asked: AiAsked,
+}
+
+/// What an AI turn asked of the customer: a "no" to a suggestion turns the answer down; a "no"
+/// to a question about the customer ("have you seen it?", "which day?", "is that right?") or
+/// to an offer of more ("shall I book it?") only answers it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AiAsked {
+    /// Nothing the customer answers with a "no" (a suggestion, an answer, a statement).
+    #[default]
+    Nothing,
+    /// A question about the customer's facts, preferences or experience, or to confirm details.
+    Question,
+    /// An offer of something more ("would you like me to book it?", "anything else?").
+    Offer,
 }
 
 /// The codes that name a topic (what the conversation is about), as opposed to how it is going.
@@ -164,6 +182,14 @@ pub struct Detectors {
     could_not: Family,
     insistence: Family,
     declining: Family,
+    turning_down: Family,
+    another_one: Family,
+    not_either: Family,
+    unfamiliar: Family,
+    own_correction: Family,
+    closing: Family,
+    ai_question: Family,
+    ai_offer: Family,
     garbled_request: Family,
     repetition: Family,
     language: whatlang::Detector,
@@ -262,6 +288,82 @@ impl Detectors {
                     r"\bno,? (?:thanks|thank you|thx|ty)\b",
                     r"\bnot (?:interested|necessary|needed|required)\b",
                     r"\bmaybe (?:later|another time|next time)\b",
+                ],
+                &[],
+                false,
+            ),
+            // A reply that opens by turning down what the assistant put forward ("no", "nope",
+            // "I don't like that one", "that's not it").
+            turning_down: Family::new(
+                &[
+                    r"^\W*(?:no|nope|nah|never|not really|not (?:that|this|those|these|him|her|it|them))\b",
+                    r"^\W*i (?:didn't|did not|don't|do not|haven't|have not|wasn't|was not|can't|cannot|never)\b",
+                    r"^\W*(?:i'm not|i am not|i've not|i've never)\b",
+                    r"^\W*(?:that|this|it)(?:'s| is| was) not\b",
+                    r"^\W*(?:that|this|it) (?:doesn't|does not|won't|isn't|wasn't)\b",
+                ],
+                &[],
+                false,
+            ),
+            // Asking for another candidate than the one offered ("any other options?", "someone
+            // else please", "pick another").
+            another_one: Family::new(
+                &[
+                    r"\b(?:other|another|more|different)\b(?:\s+\w+){0,2}?\s+(?:options?|suggestions?|recommendations?|ideas?|choices?|places?|movies?|films?|hotels?|restaurants?|times?|dates?)\b",
+                    r"\b(?:someone|something|anything) else\b",
+                    r"\b(?:pick|find|try|suggest|show me) (?:another|other|a different)\b",
+                ],
+                &[],
+                false,
+            ),
+            // A negative that says the answer before failed too ("I don't like that one either").
+            not_either: Family::new(
+                &[
+                    r"\b(?:not|never|no|nor|don't|doesn't|didn't|haven't|hasn't|isn't|wasn't|won't|can't|couldn't|wouldn't|aren't)\b[^.?!]{0,60}\beither\b",
+                ],
+                &[],
+                false,
+            ),
+            // Not knowing something, or not being sure, is not turning it down ("I haven't seen
+            // that one", "I don't think so").
+            unfamiliar: Family::new(
+                &[
+                    r"\b(?:seen|heard|watched|saw|read|know|remember|recall|sure)\b",
+                    r"\b(?:think|believe) so\b",
+                ],
+                &[],
+                false,
+            ),
+            // The customer correcting their own request ("no, sorry, I meant the 3rd").
+            own_correction: Family::new(
+                &[r"\b(?:sorry|my mistake|my bad|i meant|actually|change|changed my mind)\b"],
+                &[],
+                false,
+            ),
+            closing: Family::new(
+                &[
+                    r"\b(?:thanks|thank you|thx|perfect|great|all set)\b",
+                    r"\b(?:that's|that is|that will be|that'll be) (?:all|it)\b",
+                    r"\b(?:bye|goodbye)\b",
+                ],
+                &[],
+                false,
+            ),
+            // An AI turn asking about the customer (what, which, when...; whether they know
+            // something) or asking them to confirm details. Run on the text without its
+            // suggestions ("how about X?"), see `observe_ai`.
+            ai_question: Family::new(
+                &[
+                    r"(?:^|[.!?,]\s*)(?:what|why|which|when|where|who|how|can you (?:name|tell|give|describe))\b",
+                    r"\b(?:have you (?:ever )?(?:seen|heard|watched|tried|read|been)|did you (?:see|watch|hear|try)|ever (?:see|seen|watch|watched))\b",
+                    r"\b(?:is (?:that|this|it) (?:correct|right)|(?:please|can you|to) confirm|confirm the following)\b",
+                ],
+                &[],
+                false,
+            ),
+            ai_offer: Family::new(
+                &[
+                    r"\b(?:anything else|would you like (?:me )?to|do you want (?:me )?to|shall i|should i|can i help|may i help|want me to|is there anything)\b",
                 ],
                 &[],
                 false,
@@ -381,6 +483,22 @@ impl Detectors {
             }
         }
         state.ai_could_not = self.could_not.best(&turn.text).is_some();
+        state.ai_asked = if self.ai_offer.best(&turn.text).is_some() {
+            AiAsked::Offer
+        } else {
+            // "How about X?" and "what about X?" put X forward; they ask nothing about the
+            // customer.
+            let unsuggested = turn
+                .text
+                .to_ascii_lowercase()
+                .replace("how about", "so")
+                .replace("what about", "so");
+            if self.ai_question.best(&unsuggested).is_some() {
+                AiAsked::Question
+            } else {
+                AiAsked::Nothing
+            }
+        };
         let low = self.low_confidence(turn);
         state.pending_low_confidence = low.clone();
         signals.extend(low);
@@ -735,6 +853,8 @@ impl Detectors {
                 found = Some("upset by the answer".to_owned());
             } else if state.ai_could_not && !accepted && self.insistence.best(text).is_some() {
                 found = Some("the assistant could not do it and the customer insists".to_owned());
+            } else if let Some(evidence) = self.turned_down(state.ai_asked, text, accepted) {
+                found = Some(evidence);
             } else if words.len() >= 3 {
                 let repeat = state
                     .recent_questions
@@ -770,6 +890,34 @@ impl Detectors {
             score,
             format!("{evidence} (failed answers in a row: {})", state.failures),
         ))
+    }
+
+    /// Whether a reply turns down what the AI put forward: a negative opening ("no", "I don't
+    /// like that one"), a request for another candidate ("any other options?"), or a negative
+    /// with "either" ("I don't like that one either"). Returns the evidence. A "no" that
+    /// answers a question about the customer or an offer ([`AiAsked`]), says the customer does
+    /// not know the thing ("I haven't seen it"), corrects the customer's own request ("no,
+    /// sorry, the 3rd"), declines ("not right now") or closes ("no, that's all, thanks") turns
+    /// nothing down.
+    fn turned_down(&self, asked: AiAsked, text: &str, accepted: bool) -> Option<String> {
+        if accepted || self.closing.best(text).is_some() || self.declining.best(text).is_some() {
+            return None;
+        }
+        let known = || self.unfamiliar.best(text).is_none();
+        if let Some(hit) = self.not_either.best(text).filter(|_| known()) {
+            return Some(format!("turned down another answer: {}", hit.evidence));
+        }
+        if asked == AiAsked::Offer {
+            return None;
+        }
+        if let Some(hit) = self.another_one.best(text) {
+            return Some(format!("asked for another: {}", hit.evidence));
+        }
+        if asked == AiAsked::Question || !known() || self.own_correction.best(text).is_some() {
+            return None;
+        }
+        let hit = self.turning_down.best(text)?;
+        Some(format!("turned the answer down: {}", hit.evidence))
     }
 
     fn customer_state(&self, customer: &Customer) -> Vec<Signal> {
@@ -907,9 +1055,10 @@ fn longest_run(text: &str, pred: impl Fn(char) -> bool) -> usize {
 /// Function words left out when comparing questions, sorted (for a binary search).
 const STOPWORDS: &[&str] = &[
     "a", "about", "am", "an", "and", "are", "at", "be", "but", "can", "could", "did", "do", "does",
-    "for", "has", "have", "how", "i", "if", "im", "in", "is", "it", "just", "me", "my", "no",
-    "not", "of", "on", "or", "our", "please", "so", "that", "the", "there", "this", "to", "was",
-    "we", "were", "what", "when", "where", "why", "will", "with", "would", "you", "your",
+    "for", "has", "have", "how", "i", "if", "im", "in", "is", "it", "just", "ll", "me", "my",
+    "never", "no", "not", "of", "on", "or", "our", "please", "re", "so", "that", "the", "there",
+    "this", "to", "ve", "was", "we", "were", "what", "when", "where", "why", "will", "with",
+    "would", "you", "your",
 ];
 
 /// The content words of a text (stopwords and one-letter tokens removed, lowercased, a plural

@@ -369,3 +369,49 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_run_of_turned_down_suggestions_is_a_repeated_failure() {
+    let d = Detectors::new(DetectConfig::default());
+    let run = failures_after(
+        &d,
+        &[
+            (Role::Customer, "I want a comedy to watch tonight"),
+            (Role::Ai, "How about Rush Hour?"),
+            (Role::Customer, "No, I don't like the guy in it."),
+            (Role::Ai, "Well, Central Intelligence is funny."),
+            (Role::Customer, "Hmm, I didn't like that one either"),
+            (Role::Ai, "Then Game Night is a good pick."),
+            (Role::Customer, "any other options?"),
+        ],
+    );
+    assert_eq!(run, vec![0, 0, 1, 0, 2, 0, 3]);
+}
+
+#[test]
+fn a_no_that_answers_a_question_or_corrects_oneself_turns_nothing_down() {
+    let d = Detectors::new(DetectConfig::default());
+    for (ai, reply) in [
+        ("Have you seen Fight Club?", "No, I haven't."),
+        ("What kind of films don't you like?", "I don't like horror."),
+        (
+            "You'd like 1 room on March 10th. Is that correct?",
+            "No, I need two rooms.",
+        ),
+        ("How about The Ivy?", "No, that's all, thanks"),
+        ("How about The Ivy at 7 pm?", "No, sorry, I meant Friday."),
+        ("Predator is a classic.", "I haven't seen that one either"),
+        ("Tell me you saw Sunset Boulevard", "No I don't think so"),
+        ("Shall I book it for you?", "no, not yet"),
+    ] {
+        let failures = failures_after(
+            &d,
+            &[
+                (Role::Customer, "I need some help"),
+                (Role::Ai, ai),
+                (Role::Customer, reply),
+            ],
+        );
+        assert_eq!(failures, vec![0, 0, 0], "{ai} -> {reply}");
+    }
+}

@@ -103,7 +103,8 @@ fn uss_escalation_timing_is_reported() {
     assert_eq!(r.dialogues, 1750);
     assert!(r.with_trigger > 0 && r.good > 0);
     // The needless target (5%), met since suggestions turned down count as failed
-    // answers; on time is a regression guard (4 of 14; the target is 80%, see the model card).
+    // answers; on time is a regression guard (6 of 14 since a run of "no"s to the assistant's
+    // suggestions counts as failed answers; the target is 80%, see the README).
     assert!(r.needless_share <= 0.05, "needless {:.3}", r.needless_share);
-    assert!(r.on_time_share >= 0.28, "on time {:.3}", r.on_time_share);
+    assert!(r.on_time_share >= 0.42, "on time {:.3}", r.on_time_share);
 }
