@@ -108,13 +108,16 @@ pub struct ConversationState {
 }
 
 /// What an AI turn asked of the customer: a "no" to a suggestion turns the answer down; a "no"
-/// to a question about the customer ("have you seen it?", "which day?", "is that right?") or
-/// to an offer of more ("shall I book it?") only answers it.
+/// to a question about the customer ("have you seen it?", "which day?", "is that right?"), to
+/// an offer of more ("shall I book it?") or to a plain statement only answers it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AiAsked {
-    /// Nothing the customer answers with a "no" (a suggestion, an answer, a statement).
+    /// Nothing to answer: a statement, a greeting.
     #[default]
     Nothing,
+    /// An answer put forward for the customer to take or leave ("how about Kohinoor?", "I
+    /// recommend...", "did that help?").
+    Suggestion,
     /// A question about the customer's facts, preferences or experience, or to confirm details.
     Question,
     /// An offer of something more ("would you like me to book it?", "anything else?").
@@ -189,6 +192,7 @@ pub struct Detectors {
     own_correction: Family,
     closing: Family,
     ai_question: Family,
+    ai_suggestion: Family,
     ai_offer: Family,
     garbled_request: Family,
     repetition: Family,
@@ -324,11 +328,11 @@ impl Detectors {
                 &[],
                 false,
             ),
-            // Not knowing something, or not being sure, is not turning it down ("I haven't seen
-            // that one", "I don't think so").
+            // Not knowing something, not being sure or not minding is not turning it down ("I
+            // haven't seen that one", "I don't think so", "I don't care about the price").
             unfamiliar: Family::new(
                 &[
-                    r"\b(?:seen|heard|watched|saw|read|know|remember|recall|sure)\b",
+                    r"\b(?:seen|heard|watched|saw|read|know|remember|recall|sure|care|matter|mind)\b",
                     r"\b(?:think|believe) so\b",
                 ],
                 &[],
@@ -344,6 +348,7 @@ impl Detectors {
                 &[
                     r"\b(?:thanks|thank you|thx|perfect|great|all set)\b",
                     r"\b(?:that's|that is|that will be|that'll be) (?:all|it)\b",
+                    r"\b(?:that's|that is|it's|it is) (?:ok|okay|fine)\b",
                     r"\b(?:bye|goodbye)\b",
                 ],
                 &[],
@@ -354,9 +359,32 @@ impl Detectors {
             // suggestions ("how about X?"), see `observe_ai`.
             ai_question: Family::new(
                 &[
-                    r"(?:^|[.!?,]\s*)(?:what|why|which|when|where|who|how|can you (?:name|tell|give|describe))\b",
+                    r"(?:^|[.!?,]\s*)(?:why|which|when|where|who|how|can you (?:name|tell|give|describe|talk))\b",
+                    // "What kind...", "what did...", but not "what about X?" unless a verb
+                    // follows ("what about it did you dislike?").
+                    r"(?:^|[.!?,]\s*)what\s+(?:[b-z]|a[^b]|ab[^o])",
+                    r"\bwhat about\b[^.?!]*\b(?:is|are|was|were|do|does|did|don't|didn't|doesn't|makes?|made)\b",
                     r"\b(?:have you (?:ever )?(?:seen|heard|watched|tried|read|been)|did you (?:see|watch|hear|try)|ever (?:see|seen|watch|watched))\b",
                     r"\b(?:is (?:that|this|it) (?:correct|right)|(?:please|can you|to) confirm|confirm the following)\b",
+                    r"\b(?:is|are) there (?:a|an|any)\b[^.?!]*\byou\b",
+                    r"\bdo you (?:like|prefer|have|need|enjoy|know|mind|usually|remember)\b",
+                    r"\b(?:would you (?:prefer|rather)|are you|let's talk about)\b",
+                ],
+                &[],
+                false,
+            ),
+            // An AI turn putting an answer forward for the customer to take or leave.
+            ai_suggestion: Family::new(
+                &[
+                    r"\b(?:how|what) about\b",
+                    r"\b(?:i (?:would |'d )?(?:recommend|suggest)|may i suggest)\b",
+                    r"\byou (?:might|may|could|should|would|will) (?:like|enjoy|love|try|want to try|consider)\b",
+                    r"\b(?:would|does|will|did|do) (?:that|this|it|these|those|either|any of (?:these|those|them)) (?:work|do|suit|help|interest)\b",
+                    r"\bis (?:that|this|it) (?:ok|okay|alright|good|fine|what you)\b",
+                    r"\b(?:i|we) (?:found|have|can offer|got)\b",
+                    r"\bthere (?:is|are)\b",
+                    r"\b(?:try|check out|go with|consider)\b",
+                    r"\bdo you want to (?:watch|see|go|try|visit)\b",
                 ],
                 &[],
                 false,
@@ -364,6 +392,7 @@ impl Detectors {
             ai_offer: Family::new(
                 &[
                     r"\b(?:anything else|would you like (?:me )?to|do you want (?:me )?to|shall i|should i|can i help|may i help|want me to|is there anything)\b",
+                    r"\b(?:do|would) you (?:wish|want) to (?:buy|purchase|book|reserve|make|add|hear|proceed)\b",
                 ],
                 &[],
                 false,
@@ -486,15 +515,17 @@ impl Detectors {
         state.ai_asked = if self.ai_offer.best(&turn.text).is_some() {
             AiAsked::Offer
         } else {
-            // "How about X?" and "what about X?" put X forward; they ask nothing about the
+            // "How about X?" and "what do you think?" put X forward; they ask nothing about the
             // customer.
             let unsuggested = turn
                 .text
                 .to_ascii_lowercase()
                 .replace("how about", "so")
-                .replace("what about", "so");
+                .replace("what do you think", "so");
             if self.ai_question.best(&unsuggested).is_some() {
                 AiAsked::Question
+            } else if self.ai_suggestion.best(&turn.text).is_some() {
+                AiAsked::Suggestion
             } else {
                 AiAsked::Nothing
             }
@@ -892,20 +923,26 @@ impl Detectors {
         ))
     }
 
-    /// Whether a reply turns down what the AI put forward: a negative opening ("no", "I don't
-    /// like that one"), a request for another candidate ("any other options?"), or a negative
-    /// with "either" ("I don't like that one either"). Returns the evidence. A "no" that
-    /// answers a question about the customer or an offer ([`AiAsked`]), says the customer does
-    /// not know the thing ("I haven't seen it"), corrects the customer's own request ("no,
-    /// sorry, the 3rd"), declines ("not right now") or closes ("no, that's all, thanks") turns
-    /// nothing down.
+    /// Whether a reply turns down what the AI put forward. Returns the evidence of the first
+    /// that holds:
+    /// - a negative with "either" ("I don't like that one either"), unless it answers a
+    ///   question about the customer ("which films don't you like?");
+    /// - a request for another candidate ("any other options?"), unless it declines an offer;
+    /// - a negative opening ("no", "I don't like that one") to a suggestion ([`AiAsked`]).
+    ///
+    /// A reply that accepts, declines ("not right now") or closes ("no, that's all, thanks")
+    /// turns nothing down; nor does one that says the customer does not know or mind ("I
+    /// haven't seen it", "I don't care about the price") or corrects their own request ("no,
+    /// sorry, the 3rd"), except by asking for another.
     fn turned_down(&self, asked: AiAsked, text: &str, accepted: bool) -> Option<String> {
         if accepted || self.closing.best(text).is_some() || self.declining.best(text).is_some() {
             return None;
         }
         let known = || self.unfamiliar.best(text).is_none();
-        if let Some(hit) = self.not_either.best(text).filter(|_| known()) {
-            return Some(format!("turned down another answer: {}", hit.evidence));
+        if asked != AiAsked::Question && known() {
+            if let Some(hit) = self.not_either.best(text) {
+                return Some(format!("turned down another answer: {}", hit.evidence));
+            }
         }
         if asked == AiAsked::Offer {
             return None;
@@ -913,7 +950,7 @@ impl Detectors {
         if let Some(hit) = self.another_one.best(text) {
             return Some(format!("asked for another: {}", hit.evidence));
         }
-        if asked == AiAsked::Question || !known() || self.own_correction.best(text).is_some() {
+        if asked != AiAsked::Suggestion || !known() || self.own_correction.best(text).is_some() {
             return None;
         }
         let hit = self.turning_down.best(text)?;

@@ -386,6 +386,16 @@ fn a_run_of_turned_down_suggestions_is_a_repeated_failure() {
         ],
     );
     assert_eq!(run, vec![0, 0, 1, 0, 2, 0, 3]);
+    // "What about X?" with no verb after it puts X forward.
+    let what_about = failures_after(
+        &d,
+        &[
+            (Role::Customer, "I want a Tarantino movie"),
+            (Role::Ai, "What about The Hateful Eight?"),
+            (Role::Customer, "I didn't like that one"),
+        ],
+    );
+    assert_eq!(what_about, vec![0, 0, 1]);
 }
 
 #[test]
@@ -403,6 +413,15 @@ fn a_no_that_answers_a_question_or_corrects_oneself_turns_nothing_down() {
         ("Predator is a classic.", "I haven't seen that one either"),
         ("Tell me you saw Sunset Boulevard", "No I don't think so"),
         ("Shall I book it for you?", "no, not yet"),
+        (
+            "What about the film did you dislike?",
+            "I didn't like the acting.",
+        ),
+        (
+            "I have many. Will you please state the price?",
+            "I don't care about the price.",
+        ),
+        ("Sorry, no tables are left at 7.", "No, that's ok."),
     ] {
         let failures = failures_after(
             &d,
