@@ -13,7 +13,10 @@
 //!   as Python `vaderSentiment` 3.3.2 scores it ([`vader`] for ASCII texts, the `vader-parity`
 //!   crate for the rest), and its trajectory over the last turns;
 //! - anger from form as well as words: capitals, `!!!`;
-//! - repeated failure: customer turns that reject the AI's answer, and the same question again;
+//! - repeated failure: customer turns that reject the AI's answer, turn down what it suggested
+//!   ("no", "any other options?", "not that one either"; a "no" to a question about the
+//!   customer or to an offer only answers it, see [`AiAsked`]), insist after it could not, or
+//!   ask the same question again;
 //! - low confidence: the AI's `ai_confidence` and `kb_similarity`, and hedging in its answers;
 //! - customer state: tier, repeat contacts, tenure, deal value ([`DetectConfig`] holds the lines);
 //! - what the AI reports: `ai_requested`, `policy_block`, `tool_failure`;
