@@ -434,3 +434,35 @@ fn a_no_that_answers_a_question_or_corrects_oneself_turns_nothing_down() {
         assert_eq!(failures, vec![0, 0, 0], "{ai} -> {reply}");
     }
 }
+
+#[test]
+fn the_assistant_failing_three_times_in_a_row_is_a_repeated_failure() {
+    let d = Detectors::new(DetectConfig::default());
+    let mut state = ConversationState::default();
+    let customer = Customer::default();
+    let mut strongest = Vec::new();
+    for (role, text) in [
+        (Role::Customer, "a table for six at 7 pm please"),
+        (Role::Ai, "Sorry, no tables are available at 7 pm."),
+        (Role::Customer, "could you try Monday then?"),
+        (Role::Ai, "I'm sorry, Monday is fully booked."),
+        (Role::Customer, "what about 19:30 on Monday?"),
+        (Role::Ai, "Unfortunately I couldn't book that either."),
+        (Role::Customer, "ok, try Tuesday"),
+        (Role::Ai, "Tuesday at 7 pm is booked for you."),
+        (Role::Ai, "Unfortunately the terrace is closed."),
+    ] {
+        let turn = Turn::new(role, text).expect("valid");
+        let signals = d.observe(&mut state, &turn, &customer, false);
+        if role == Role::Ai {
+            strongest.push(
+                signals
+                    .iter()
+                    .find(|s| s.code == ReasonCode::RepeatedFailure)
+                    .map(|s| s.score),
+            );
+        }
+    }
+    // The third could-not in a row fires; a success ends the run.
+    assert_eq!(strongest, vec![None, None, Some(0.85), None, None]);
+}
