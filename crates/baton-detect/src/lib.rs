@@ -151,8 +151,8 @@ pub const KB_MIN_WORDS: usize = 3;
 
 /// AI turns in a row saying they could not do what was asked ("no tables at 7", "I couldn't
 /// find one") from which the assistant's own answers count as a repeated failure, whatever the
-/// customer replied: 0.85 at the third, 0.95 from the fourth. Two in a row are common while a
-/// search is narrowed; on the USS validation half (MultiWOZ, SGD, ReDial, CCPE) a line at two
+/// customer replied: scored like a second failed answer at the third (0.85), like a third
+/// from the fourth (0.95). Two in a row are common while a search is narrowed; on the USS validation half (MultiWOZ, SGD, ReDial, CCPE) a line at two
 /// added 39 escalated dialogues of 1,750 for one more on time, a line at three added 4 for the
 /// same one.
 pub const COULD_NOT_IN_A_ROW: u32 = 3;
@@ -357,9 +357,9 @@ impl Detectors {
                 &[],
                 false,
             ),
+            // Closing the conversation ("no, that's all", "bye"); thanks are `acceptance`.
             closing: Family::new(
                 &[
-                    r"\b(?:thanks|thank you|thx|perfect|great|all set)\b",
                     r"\b(?:that's|that is|that will be|that'll be) (?:all|it)\b",
                     r"\b(?:that's|that is|it's|it is) (?:ok|okay|fine)\b",
                     r"\b(?:bye|goodbye)\b",
@@ -527,13 +527,10 @@ impl Detectors {
         if self.could_not.best(&turn.text).is_some() {
             state.ai_could_not += 1;
             if state.ai_could_not >= COULD_NOT_IN_A_ROW {
+                // The line weighs like a second failed answer, one more like a third.
                 signals.push(Signal::new(
                     ReasonCode::RepeatedFailure,
-                    if state.ai_could_not == COULD_NOT_IN_A_ROW {
-                        0.85
-                    } else {
-                        0.95
-                    },
+                    failure_score(state.ai_could_not + 2 - COULD_NOT_IN_A_ROW),
                     format!(
                         "the assistant could not do what was asked {} times in a row",
                         state.ai_could_not
@@ -887,9 +884,9 @@ impl Detectors {
 
     /// `repeated_failure`: a customer turn right after an AI answer that rejects it, is clearly
     /// upset by it (`upset`), insists after the AI said it could not do it ("are you sure? I
-    /// need Tuesday", "another one then"), or asks the same question again (`words`: the turn's
-    /// [`content_words`]). Scores 0.4 for the first failure in a row, 0.85 for the second (the
-    /// design's "after the second unsuccessful answer, offer a human"), 0.95 from the third.
+    /// need Tuesday", "another one then"), turns it down ([`Detectors::turned_down`]), or asks
+    /// the same question again (`words`: the turn's [`content_words`]). Scored by
+    /// [`failure_score`] on the failures in a row.
     fn repeated_failure(
         &self,
         state: &mut ConversationState,
@@ -942,14 +939,9 @@ impl Detectors {
         if let Some(ai) = state.last_ai_turn {
             state.rejected_ai_turns.push(ai);
         }
-        let score = match state.failures {
-            1 => 0.4,
-            2 => 0.85,
-            _ => 0.95,
-        };
         Some(Signal::new(
             ReasonCode::RepeatedFailure,
-            score,
+            failure_score(state.failures),
             format!("{evidence} (failed answers in a row: {})", state.failures),
         ))
     }
@@ -1105,6 +1097,16 @@ fn sentences(text: &str) -> Vec<&str> {
 fn dedupe(signals: &mut Vec<Signal>) {
     signals.sort_by(|a, b| a.code.cmp(&b.code).then(b.score.total_cmp(&a.score)));
     signals.dedup_by(|later, earlier| later.code == earlier.code);
+}
+
+/// `repeated_failure`'s score for the `n`th failure in a row (from 1): 0.4, then 0.85 (the
+/// design's "after the second unsuccessful answer, offer a human"), then 0.95.
+fn failure_score(n: u32) -> f64 {
+    match n {
+        0 | 1 => 0.4,
+        2 => 0.85,
+        _ => 0.95,
+    }
 }
 
 fn longest_run(text: &str, pred: impl Fn(char) -> bool) -> usize {

@@ -456,6 +456,20 @@ fn but_check(sentiments: &mut [f64], but: usize) {
 }
 
 /// `score_valence`: the compound and the three proportions, rounded as Python rounds them.
+/// What `!` and `?` add to the sum of valences, away from zero: 0.292 per `!` (at most four),
+/// and 0.18 per `?` for two or three, 0.96 for more (vaderSentiment 3.3.2,
+/// `_punctuation_emphasis`).
+fn punctuation_emphasis(text: &str) -> f64 {
+    let exclamations = text.bytes().filter(|&b| b == b'!').count().min(4);
+    let questions = text.bytes().filter(|&b| b == b'?').count();
+    let qm = match questions {
+        0 | 1 => 0.0,
+        2 | 3 => questions as f64 * 0.18,
+        _ => 0.96,
+    };
+    exclamations as f64 * 0.292 + qm
+}
+
 fn score_valence(sentiments: &[f64], text: &str) -> Scores {
     if sentiments.is_empty() {
         return Scores {
@@ -467,15 +481,7 @@ fn score_valence(sentiments: &[f64], text: &str) -> Scores {
     }
     // Left to right from +0, as Python 3.11's `sum` adds floats.
     let mut sum = sentiments.iter().fold(0.0, |a, s| a + s);
-    let exclamations = text.bytes().filter(|&b| b == b'!').count().min(4);
-    let questions = text.bytes().filter(|&b| b == b'?').count();
-    let ep = exclamations as f64 * 0.292;
-    let qm = match questions {
-        0 | 1 => 0.0,
-        2 | 3 => questions as f64 * 0.18,
-        _ => 0.96,
-    };
-    let emphasis = ep + qm;
+    let emphasis = punctuation_emphasis(text);
     if sum > 0.0 {
         sum += emphasis;
     } else if sum < 0.0 {
@@ -679,13 +685,7 @@ mod tests {
 
     /// The compound of a text whose valences sum to zero but for its `!` and `?`.
     fn emphasis_alone(text: &str) -> f64 {
-        let bangs = text.matches('!').count().min(4) as f64;
-        let questions = match text.matches('?').count() {
-            0 | 1 => 0.0,
-            n @ (2 | 3) => n as f64 * 0.18,
-            _ => 0.96,
-        };
-        let e = bangs * 0.292 + questions;
+        let e = punctuation_emphasis(text);
         python_round(e / (e * e + 15.0).sqrt(), 4)
     }
 
