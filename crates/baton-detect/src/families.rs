@@ -55,7 +55,9 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
             ReasonCode::Refund,
             Family::new(
                 &[
-                    r"\brefund\w*",
+                    // "Refundable" asks about the policy ("is the ticket refundable?"), which
+                    // the assistant can answer; Bitext files it under `check_refund_policy`.
+                    r"\brefund(?:s|ed|ing)?\b",
                     r"\breimburs\w*",
                     r"\b(?:my|the|our|get|getting|want|need|return\w*|give|send|put) (?:my |the |our |all )?money back\b",
                     r"\bcharge ?backs?\b",
@@ -216,7 +218,14 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
                     r"\b(?:pricing|price|cost) for (?:\d+|our (?:team|company|organi[sz]ation)|a team of)\b",
                     r"\b(?:\d{2,}|hundreds of|thousands of) (?:seats|licenses|licences|users)\b",
                 ],
-                &[r"\bdiscount\w*", r"\bpricing\b"],
+                // Asking for a discount for oneself; whether discounts exist ("are there
+                // discounts for kids?") is a question the assistant answers.
+                &[
+                    r"\b(?:can|could|would|will)\b[^.?!]{0,20}\b(?:i|we|you)\b[^.?!]{0,20}\b(?:get|give|offer|apply)\b[^.?!]{0,12}\bdiscount",
+                    r"\bdiscount (?:for|to) (?:me|us|my|our)\b",
+                    r"\b(?:give|offer|get) (?:me|us) (?:a |any |some )?(?:discount|deal)",
+                    r"\bpricing\b",
+                ],
                 true,
             ),
         ),

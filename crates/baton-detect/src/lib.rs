@@ -160,8 +160,19 @@ pub const COULD_NOT_IN_A_ROW: u32 = 3;
 /// Anger score from which a customer's reply to an AI answer counts as a failed answer.
 pub const UPSET_AT: f64 = 0.8;
 
+/// Frustration score from which a customer's reply to an AI answer counts as a failed answer,
+/// when its `negative_sentiment` reaches [`UPSET_NEGATIVE_AT`] too and the AI did not ask about
+/// the customer (then dislikes are answers: "which films bored you?").
+pub const FRUSTRATED_AT: f64 = 0.9;
+
+/// `negative_sentiment` score that goes with [`FRUSTRATED_AT`].
+pub const UPSET_NEGATIVE_AT: f64 = 0.5;
+
 /// A topic signal's score from which the topic counts as part of the conversation.
 pub const TOPIC_MIN_SCORE: f64 = 0.5;
+
+/// Openings that take the AI's answer before asking something else.
+const YES: &[&str] = &["yes", "yeah", "yep", "yup", "sure", "ok", "okay"];
 
 /// How many earlier customer turns "the same question again" compares with.
 const QUESTION_MEMORY: usize = 3;
@@ -382,6 +393,7 @@ impl Detectors {
                     r"\b(?:is|are) there (?:a|an|any)\b[^.?!]*\byou\b",
                     r"\bdo you (?:like|prefer|have|need|enjoy|know|mind|usually|remember)\b",
                     r"\b(?:would you (?:prefer|rather)|are you|let's talk about)\b",
+                    r"\b(?:will|would|could|can) you (?:please )?(?:state|tell|give|provide|specify|share|let me know)\b",
                 ],
                 &[],
                 false,
@@ -415,6 +427,7 @@ impl Detectors {
                     r"\b(?:as|like) i (?:already |just )?(?:said|told|mentioned|explained|wrote|typed)\b",
                     r"\bi (?:already|just) (?:said|told|mentioned|explained|gave|wrote|typed|provided)\b",
                     r"\b(?:i've|i have) already (?:said|told|mentioned|explained|given|provided)\b",
+                    r"^\W*(?:no\W+|nope\W+)?i (?:said|told you)\b",
                     r"\brepeat(?:ing)? (?:myself|it all|everything|again)\b",
                     r"\b(?:told|explained (?:this |it )?to) (?:the|your) (?:bot|chatbot|assistant|ai|last agent|other agent)\b",
                     r"\b(?:scroll up|see above|it's above|read (?:the|my) (?:chat|conversation|history|messages))\b",
@@ -500,6 +513,7 @@ impl Detectors {
     }
 
     fn observe_ai(&self, state: &mut ConversationState, turn: &Turn, index: usize) -> Vec<Signal> {
+        let answers_customer = !state.last_was_ai && state.last_ai_turn.is_some();
         state.last_ai_turn = Some(index);
         state.last_was_ai = true;
         let mut signals = Vec::new();
@@ -526,7 +540,19 @@ impl Detectors {
         }
         if self.could_not.best(&turn.text).is_some() {
             state.ai_could_not += 1;
-            if state.ai_could_not >= COULD_NOT_IN_A_ROW {
+            if answers_customer && state.failures > 0 {
+                // The customer turned an answer down and the assistant has no other one: the
+                // run of failed answers goes on.
+                state.failures += 1;
+                signals.push(Signal::new(
+                    ReasonCode::RepeatedFailure,
+                    failure_score(state.failures),
+                    format!(
+                        "the assistant had no other answer (failed answers in a row: {})",
+                        state.failures
+                    ),
+                ));
+            } else if state.ai_could_not >= COULD_NOT_IN_A_ROW {
                 // The line weighs like a second failed answer, one more like a third.
                 signals.push(Signal::new(
                     ReasonCode::RepeatedFailure,
@@ -673,9 +699,17 @@ impl Detectors {
         // The customer's reaction to the AI's last answer: clearly angry counts as a failed
         // answer, like a rejection in words. (Negative sentiment alone does not: it is as often
         // about the subject, "an ugly film", as about the answer.)
-        let upset = signals
-            .iter()
-            .any(|s| s.code == ReasonCode::Anger && s.score >= UPSET_AT);
+        let score_of = |code| {
+            signals
+                .iter()
+                .filter(|s| s.code == code)
+                .map(|s| s.score)
+                .fold(0.0, f64::max)
+        };
+        let upset = score_of(ReasonCode::Anger) >= UPSET_AT
+            || (state.ai_asked != AiAsked::Question
+                && score_of(ReasonCode::Frustration) >= FRUSTRATED_AT
+                && score_of(ReasonCode::NegativeSentiment) >= UPSET_NEGATIVE_AT);
         let words = content_words(text);
         signals.extend(self.kb_low_confidence(turn, &words));
         if let Some(s) = self.repeated_failure(state, text, words, upset) {
@@ -914,7 +948,11 @@ impl Detectors {
                 found = Some("the assistant could not do it and the customer insists".to_owned());
             } else if let Some(evidence) = self.turned_down(state.ai_asked, text, accepted) {
                 found = Some(evidence);
-            } else if words.len() >= 3 {
+            } else if words.len() >= 3
+                && !YES.iter().any(|w| starts_with_word(text.trim_start(), w))
+            {
+                // After "yes, ..." the customer took the answer: what they ask next is new
+                // ("Yes, that will do. Can I get the address?" about the next place).
                 let repeat = state
                     .recent_questions
                     .iter()
@@ -936,6 +974,11 @@ impl Detectors {
         }
         let evidence = found?;
         state.failures += 1;
+        if self.repetition.best(text).is_some() {
+            // "As I said, after 16:45": the answer ignored what the customer had already said,
+            // so this is at least the second time of asking.
+            state.failures = state.failures.max(2);
+        }
         if let Some(ai) = state.last_ai_turn {
             state.rejected_ai_turns.push(ai);
         }

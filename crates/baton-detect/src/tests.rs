@@ -168,7 +168,8 @@ fn insisting_after_the_ai_could_not_counts_as_a_failure_and_moving_on_ends_the_r
             (Role::Customer, "please check again, it has to be Tuesday"),
         ],
     );
-    assert_eq!(insists, vec![0, 0, 1, 0, 2]);
+    // The AI's second could-not answers a failed answer: the run counts it too.
+    assert_eq!(insists, vec![0, 0, 1, 0, 3]);
     let moves_on = failures_after(
         &d,
         &[
@@ -465,4 +466,115 @@ fn the_assistant_failing_three_times_in_a_row_is_a_repeated_failure() {
     }
     // The third could-not in a row fires; a success ends the run.
     assert_eq!(strongest, vec![None, None, Some(0.85), None, None]);
+}
+
+#[test]
+fn saying_it_was_said_already_is_at_least_the_second_failure() {
+    let d = Detectors::new(DetectConfig::default());
+    let failures = failures_after(
+        &d,
+        &[
+            (Role::Customer, "I need to arrive in Ely by 16:45"),
+            (Role::Ai, "TR2478 arrives at 06:07. Will that work for you?"),
+            (Role::Customer, "NO! I said 16:45. Try again."),
+        ],
+    );
+    assert_eq!(failures, vec![0, 0, 2]);
+    // Going back on one's own words mid-sentence is not saying the answer ignored them: it
+    // counts once, as the rejection family's "I said", not as a second time of asking.
+    let own = failures_after(
+        &d,
+        &[
+            (Role::Customer, "a cheap hotel please"),
+            (Role::Ai, "I found Finches, a cheap guesthouse."),
+            (
+                Role::Customer,
+                "Actually, sorry, I said cheap but I want something expensive.",
+            ),
+        ],
+    );
+    assert_eq!(own, vec![0, 0, 1]);
+}
+
+#[test]
+fn the_assistant_having_no_other_answer_continues_the_run() {
+    let d = Detectors::new(DetectConfig::default());
+    let mut state = ConversationState::default();
+    let customer = Customer::default();
+    let mut scores = Vec::new();
+    for (role, text) in [
+        (Role::Customer, "find me an apartment with four bedrooms"),
+        (Role::Ai, "I found Mission Pines at 3600 Pine Street."),
+        (Role::Customer, "Ok, can you find me anything else?"),
+        (
+            Role::Ai,
+            "Sorry, I couldn't find anything else that matches.",
+        ),
+    ] {
+        let turn = Turn::new(role, text).expect("valid");
+        let signals = d.observe(&mut state, &turn, &customer, false);
+        scores.push(
+            signals
+                .iter()
+                .find(|s| s.code == ReasonCode::RepeatedFailure)
+                .map(|s| s.score),
+        );
+    }
+    assert_eq!(scores, vec![None, None, Some(0.4), Some(0.85)]);
+    // A could-not that answers a new request is no failure in a run.
+    let fresh = failures_after(
+        &d,
+        &[
+            (Role::Customer, "a table for two at 7 please"),
+            (Role::Ai, "Sorry, no tables are available at 7."),
+            (Role::Customer, "ok, 8 then"),
+        ],
+    );
+    assert_eq!(fresh, vec![0, 0, 0]);
+}
+
+#[test]
+fn a_frustrated_negative_reply_fails_an_answer_but_not_a_question() {
+    let d = Detectors::new(DetectConfig::default());
+    let reply = "I saw that and it was so unbelievably boring, I hated it, the soundtrack was awful as well.";
+    let after_answer = failures_after(
+        &d,
+        &[
+            (Role::Customer, "any good war films?"),
+            (Role::Ai, "\"Dunkirk (2017)\" was out recently."),
+            (Role::Customer, reply),
+        ],
+    );
+    assert_eq!(after_answer, vec![0, 0, 1]);
+    let after_question = failures_after(
+        &d,
+        &[
+            (Role::Customer, "I watch a lot of films"),
+            (Role::Ai, "Which film bored you the most?"),
+            (Role::Customer, reply),
+        ],
+    );
+    assert_eq!(after_question, vec![0, 0, 0]);
+}
+
+#[test]
+fn a_question_after_yes_is_a_new_one() {
+    let d = Detectors::new(DetectConfig::default());
+    let failures = failures_after(
+        &d,
+        &[
+            (Role::Customer, "Can I get the address and phone number?"),
+            (Role::Ai, "It is 1512 Barber Shop, 415-286-4371."),
+            (
+                Role::Customer,
+                "Thanks. Now book a table at Amelie for 1 pm.",
+            ),
+            (Role::Ai, "Please confirm: a table for 2 at Amelie at 1 pm."),
+            (
+                Role::Customer,
+                "Yes, that will do. Can I get the address and phone number?",
+            ),
+        ],
+    );
+    assert_eq!(failures, vec![0, 0, 0, 0, 0]);
 }
