@@ -221,9 +221,8 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
                 // Asking for a discount for oneself; whether discounts exist ("are there
                 // discounts for kids?") is a question the assistant answers.
                 &[
-                    r"\b(?:can|could|would|will)\b[^.?!]{0,20}\b(?:i|we|you)\b[^.?!]{0,20}\b(?:get|give|offer|apply)\b[^.?!]{0,12}\bdiscount",
+                    r"\b(?:get|give|offer|apply) (?:me |us )?(?:a |any |some |the )?discount",
                     r"\bdiscount (?:for|to) (?:me|us|my|our)\b",
-                    r"\b(?:give|offer|get) (?:me|us) (?:a |any |some )?(?:discount|deal)",
                     r"\bpricing\b",
                 ],
                 true,

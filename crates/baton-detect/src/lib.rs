@@ -15,8 +15,10 @@
 //! - anger from form as well as words: capitals, `!!!`;
 //! - repeated failure: customer turns that reject the AI's answer, turn down what it suggested
 //!   ("no", "any other options?", "not that one either"; a "no" to a question about the
-//!   customer or to an offer only answers it, see [`AiAsked`]), insist after it could not, or
-//!   ask the same question again;
+//!   customer or to an offer only answers it, see [`AiAsked`]), are very frustrated and
+//!   negative about it, insist after it could not, or ask the same question again; "as I
+//!   said" counts as at least the second failure, and the AI saying it could not right after
+//!   a failed answer continues the run;
 //! - low confidence: the AI's `ai_confidence` and `kb_similarity`, and hedging in its answers;
 //! - customer state: tier, repeat contacts, tenure, deal value ([`DetectConfig`] holds the lines);
 //! - what the AI reports: `ai_requested`, `policy_block`, `tool_failure`;
@@ -917,7 +919,9 @@ impl Detectors {
     }
 
     /// `repeated_failure`: a customer turn right after an AI answer that rejects it, is clearly
-    /// upset by it (`upset`), insists after the AI said it could not do it ("are you sure? I
+    /// upset by it (`upset`: anger from [`UPSET_AT`], or frustration from [`FRUSTRATED_AT`]
+    /// with `negative_sentiment` from [`UPSET_NEGATIVE_AT`] when the AI asked no question),
+    /// insists after the AI said it could not do it ("are you sure? I
     /// need Tuesday", "another one then"), turns it down ([`Detectors::turned_down`]), or asks
     /// the same question again (`words`: the turn's [`content_words`]). Scored by
     /// [`failure_score`] on the failures in a row.
