@@ -698,9 +698,10 @@ impl Detectors {
         state.compounds.push(compound);
         signals.extend(sentiment::negative_sentiment(&state.compounds));
 
-        // The customer's reaction to the AI's last answer: clearly angry counts as a failed
-        // answer, like a rejection in words. (Negative sentiment alone does not: it is as often
-        // about the subject, "an ugly film", as about the answer.)
+        // The customer's reaction to the AI's last answer: clearly angry, or very frustrated
+        // and negative at once, counts as a failed answer, like a rejection in words.
+        // (Negative sentiment alone does not: it is as often about the subject, "an ugly
+        // film", as about the answer.)
         let score_of = |code| {
             signals
                 .iter()
@@ -921,10 +922,11 @@ impl Detectors {
     /// `repeated_failure`: a customer turn right after an AI answer that rejects it, is clearly
     /// upset by it (`upset`: anger from [`UPSET_AT`], or frustration from [`FRUSTRATED_AT`]
     /// with `negative_sentiment` from [`UPSET_NEGATIVE_AT`] when the AI asked no question),
-    /// insists after the AI said it could not do it ("are you sure? I
-    /// need Tuesday", "another one then"), turns it down ([`Detectors::turned_down`]), or asks
-    /// the same question again (`words`: the turn's [`content_words`]). Scored by
-    /// [`failure_score`] on the failures in a row.
+    /// insists after the AI said it could not do it ("are you sure? I need Tuesday", "another
+    /// one then"), turns it down ([`Detectors::turned_down`]), or asks the same question again
+    /// (`words`: the turn's [`content_words`]; not after "yes, ..."). Scored by
+    /// [`failure_score`] on the failures in a row, from 2 when the reply says it was said
+    /// already ("as I said").
     fn repeated_failure(
         &self,
         state: &mut ConversationState,
