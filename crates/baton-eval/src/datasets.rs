@@ -165,6 +165,9 @@ pub struct LabelledTurn {
     pub text: String,
     /// Mean satisfaction rating of a customer turn, 1 (very dissatisfied) to 5.
     pub satisfaction: Option<f64>,
+    /// Each annotator's rating of a customer turn, in the same annotator order on every turn
+    /// of the conversation (USS lists them so); empty when only the mean is known.
+    pub annotator_ratings: Vec<f64>,
 }
 
 /// A conversation with per-turn and overall satisfaction.
@@ -176,6 +179,8 @@ pub struct LabelledConversation {
     pub turns: Vec<LabelledTurn>,
     /// Mean overall rating, 1 to 5.
     pub overall: Option<f64>,
+    /// Each annotator's overall rating, in the turns' annotator order; empty when unknown.
+    pub overall_annotator_ratings: Vec<f64>,
 }
 
 /// The label map (`ESCALATION_LABEL_MAP.json`): per set, per mapping key, native labels.
@@ -653,25 +658,30 @@ pub fn load_conversations(
                 continue;
             }
             let mut turns = Vec::new();
-            let mut overall = None;
+            let mut overall = Vec::new();
             for line in lines {
                 let parts: Vec<&str> = line.split('\t').collect();
                 let (role, text) = match parts.as_slice() {
                     [role, text, ..] => (*role, *text),
                     _ => return Err(format_error(&path, format!("line without a tab: `{line}`"))),
                 };
-                let rating = parts.get(3).and_then(|r| mean_rating(r));
+                let ratings = parts
+                    .get(3)
+                    .map(|r| annotator_ratings(r))
+                    .unwrap_or_default();
                 match (role, text) {
-                    ("USER", "OVERALL") => overall = rating,
+                    ("USER", "OVERALL") => overall = ratings,
                     ("USER", _) => turns.push(LabelledTurn {
                         role: Role::Customer,
                         text: text.to_owned(),
-                        satisfaction: rating,
+                        satisfaction: mean(&ratings),
+                        annotator_ratings: ratings,
                     }),
                     ("SYSTEM", _) => turns.push(LabelledTurn {
                         role: Role::Ai,
                         text: text.to_owned(),
                         satisfaction: None,
+                        annotator_ratings: Vec::new(),
                     }),
                     _ => {
                         return Err(format_error(
@@ -684,19 +694,26 @@ pub fn load_conversations(
             out.push(LabelledConversation {
                 id: format!("{file}:{this}"),
                 turns,
-                overall,
+                overall: mean(&overall),
+                overall_annotator_ratings: overall,
             });
         }
     }
     Ok(out)
 }
 
-fn mean_rating(ratings: &str) -> Option<f64> {
-    let values: Vec<f64> = ratings
+/// The ratings of a USS line's last column (`3,3,2,3`: one per annotator); what does not
+/// parse is left out.
+fn annotator_ratings(ratings: &str) -> Vec<f64> {
+    ratings
         .split(',')
         .filter_map(|r| r.trim().parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        .collect()
+}
+
+/// The mean of some ratings; `None` for none.
+pub fn mean(ratings: &[f64]) -> Option<f64> {
+    (!ratings.is_empty()).then(|| ratings.iter().sum::<f64>() / ratings.len() as f64)
 }
 
 #[cfg(test)]
@@ -705,8 +722,9 @@ mod tests {
 
     #[test]
     fn mean_rating_averages_annotators() {
-        assert_eq!(mean_rating("3,3,2,3"), Some(2.75));
-        assert_eq!(mean_rating(""), None);
+        assert_eq!(mean(&annotator_ratings("3,3,2,3")), Some(2.75));
+        assert_eq!(annotator_ratings("3, 4,x"), vec![3.0, 4.0]);
+        assert_eq!(mean(&annotator_ratings("")), None);
     }
 
     #[test]

@@ -107,4 +107,7 @@ fn uss_escalation_timing_is_reported() {
     // suggestions counts as failed answers; the target is 80%, see the README).
     assert!(r.needless_share <= 0.05, "needless {:.3}", r.needless_share);
     assert!(r.on_time_share >= 0.42, "on time {:.3}", r.on_time_share);
+    // Every USS line lists each annotator's rating: the annotators are scored too.
+    let a = r.annotators.expect("per-annotator ratings");
+    assert!(a.pairs > 3 * 1000, "pairs {}", a.pairs);
 }

@@ -19,7 +19,8 @@ use std::sync::Arc;
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
     /// Labelled utterances ({"id", "text", "labels": ["code", ...]}) or labelled conversations
-    /// ({"id", "turns": [{"role", "text", "satisfaction"?: 1-5}], "rating"?: 1-5}), JSON Lines.
+    /// ({"id", "turns": [{"role", "text", "satisfaction"?: 1-5, "annotator_ratings"?: [1-5]}],
+    /// "rating"?: 1-5, "annotator_ratings"?: [1-5]}), JSON Lines.
     #[arg(required_unless_present = "dataset", conflicts_with = "dataset")]
     input: Option<PathBuf>,
     /// A shared dataset instead of a file: bitext, banking77, clinc150, goemotions, vader, uss,
@@ -207,6 +208,9 @@ struct ConversationLine {
     turns: Vec<ConversationTurn>,
     #[serde(default)]
     rating: Option<f64>,
+    /// Each annotator's overall rating (the mean stands in for a missing `rating`).
+    #[serde(default)]
+    annotator_ratings: Vec<f64>,
 }
 
 #[derive(Deserialize)]
@@ -215,6 +219,9 @@ struct ConversationTurn {
     text: String,
     #[serde(default)]
     satisfaction: Option<f64>,
+    /// Each annotator's rating, in the same annotator order on every turn.
+    #[serde(default)]
+    annotator_ratings: Vec<f64>,
 }
 
 fn id_text(id: &serde_json::Value) -> String {
@@ -247,10 +254,14 @@ fn eval_file(engine: &Engine, input: &Path, timing: TimingConfig) -> Result<Repo
                     .map(|t| LabelledTurn {
                         role: t.role,
                         text: t.text,
-                        satisfaction: t.satisfaction,
+                        satisfaction: t
+                            .satisfaction
+                            .or_else(|| datasets::mean(&t.annotator_ratings)),
+                        annotator_ratings: t.annotator_ratings,
                     })
                     .collect(),
-                overall: c.rating,
+                overall: c.rating.or_else(|| datasets::mean(&c.annotator_ratings)),
+                overall_annotator_ratings: c.annotator_ratings,
             });
             Ok(())
         })?;

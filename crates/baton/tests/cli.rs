@@ -332,7 +332,7 @@ fn eval_times_escalations_in_labelled_conversations() {
     .expect("w");
     writeln!(
         file,
-        r#"{{"id": "c2", "rating": 5, "turns": [{{"role": "customer", "text": "what time do you open", "satisfaction": 4}}, {{"role": "ai", "text": "At nine."}}, {{"role": "customer", "text": "great, thanks", "satisfaction": 5}}]}}"#
+        r#"{{"id": "c2", "annotator_ratings": [5, 4], "turns": [{{"role": "customer", "text": "what time do you open", "annotator_ratings": [4, 4]}}, {{"role": "ai", "text": "At nine."}}, {{"role": "customer", "text": "great, thanks", "annotator_ratings": [5, 2]}}]}}"#
     )
     .expect("w");
     let out = baton(&["eval", "--json", file.path().to_str().expect("path")]);
@@ -347,4 +347,8 @@ fn eval_times_escalations_in_labelled_conversations() {
     assert_eq!(r["at_dissatisfaction"], 1, "{r}");
     assert_eq!(r["good"], 1);
     assert_eq!(r["needless"], 0);
+    // c2's annotators: two pairs, neither with two low turns of its own.
+    assert_eq!(r["annotators"]["pairs"], 2, "{r}");
+    assert_eq!(r["annotators"]["two_in_a_row"]["needless"], 0, "{r}");
+    assert_eq!(r["annotators"]["first_dissatisfied"]["needless"], 1, "{r}");
 }
