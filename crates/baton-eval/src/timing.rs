@@ -364,7 +364,8 @@ mod tests {
             ],
             &[4.0, 2.0, 2.0],
         );
-        let a = annotator_agreement(&[d.clone()], TimingConfig::default()).expect("ratings");
+        let a = annotator_agreement(std::slice::from_ref(&d), TimingConfig::default())
+            .expect("ratings");
         assert_eq!(a.pairs, 3);
         // Labels: for 0, the others' mean is low at turns 2 and 3 (trigger 3); for 1, the
         // others' means at turns 1-3 are (2, 1.5, 2.5), for 2 (2, 1.5, 2): trigger 2 for both.
