@@ -135,8 +135,10 @@ pub fn evaluate_timing(
         dialogues: conversations.len(),
         ..TimingReport::default()
     };
+    let mut escalations = Vec::with_capacity(conversations.len());
     for (i, c) in conversations.iter().enumerate() {
         let escalation = first_escalation(engine, c);
+        escalations.push(escalation);
         r.escalated += usize::from(escalation.is_some());
         let ratings: Vec<Option<f64>> = c
             .turns
@@ -165,7 +167,7 @@ pub fn evaluate_timing(
         r.with_trigger,
     );
     r.needless_share = share(r.needless, r.good);
-    r.annotators = annotator_agreement(conversations, config);
+    r.annotators = annotator_agreement(conversations, &escalations, config);
     r
 }
 
@@ -197,7 +199,8 @@ pub struct Agreement {
 }
 
 /// The annotators judged as detectors: each annotator's own ratings decide the escalation,
-/// and the mean of the other annotators of the same dialogue is the label.
+/// and the mean of the other annotators of the same dialogue is the label. Baton is scored
+/// against the same labels, so the rows compare.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct AnnotatorAgreement {
     /// Annotator-dialogue pairs scored: every annotator of a dialogue that has at least two,
@@ -207,16 +210,20 @@ pub struct AnnotatorAgreement {
     pub two_in_a_row: Agreement,
     /// Escalating at the annotator's own first dissatisfied turn.
     pub first_dissatisfied: Agreement,
+    /// Baton's escalations, against each annotator's label (the others' mean).
+    pub baton: Agreement,
 }
 
-/// Scores each annotator against the others ([`AnnotatorAgreement`]); `None` when no
-/// conversation has per-annotator ratings from two annotators or more.
+/// Scores each annotator against the others ([`AnnotatorAgreement`]), and Baton's
+/// `escalations` (customer-turn number per conversation, in the same order) against the same
+/// labels; `None` when no conversation has per-annotator ratings from two annotators or more.
 pub fn annotator_agreement(
     conversations: &[LabelledConversation],
+    escalations: &[Option<usize>],
     config: TimingConfig,
 ) -> Option<AnnotatorAgreement> {
     let mut a = AnnotatorAgreement::default();
-    for c in conversations {
+    for (c, &baton) in conversations.iter().zip(escalations) {
         let rated: Vec<&[f64]> = c
             .turns
             .iter()
@@ -247,6 +254,7 @@ pub fn annotator_agreement(
             for (escalation, tally) in [
                 (two, &mut a.two_in_a_row),
                 (first, &mut a.first_dissatisfied),
+                (baton, &mut a.baton),
             ] {
                 let (timing, good) = judge(escalation, &reference, label_overall, config);
                 if let Some(timing) = timing {
@@ -260,7 +268,7 @@ pub fn annotator_agreement(
             }
         }
     }
-    for tally in [&mut a.two_in_a_row, &mut a.first_dissatisfied] {
+    for tally in [&mut a.two_in_a_row, &mut a.first_dissatisfied, &mut a.baton] {
         tally.on_time_share = share(tally.on_time, tally.with_trigger);
         tally.needless_share = share(tally.needless, tally.good);
     }
@@ -299,6 +307,7 @@ pub fn render_timing(r: &TimingReport) -> String {
         for (rule, t) in [
             ("own 2nd dissatisfied turn in a row", &a.two_in_a_row),
             ("own 1st dissatisfied turn", &a.first_dissatisfied),
+            ("Baton, against the same labels", &a.baton),
         ] {
             out.push_str(&format!(
                 "\x20 {rule:<36} on time {}/{} ({:.1}%); needless {}/{} ({:.1}%)\n",
@@ -364,8 +373,12 @@ mod tests {
             ],
             &[4.0, 2.0, 2.0],
         );
-        let a = annotator_agreement(std::slice::from_ref(&d), TimingConfig::default())
-            .expect("ratings");
+        let a = annotator_agreement(
+            std::slice::from_ref(&d),
+            &[Some(1)],
+            TimingConfig::default(),
+        )
+        .expect("ratings");
         assert_eq!(a.pairs, 3);
         // Labels: for 0, the others' mean is low at turns 2 and 3 (trigger 3); for 1, the
         // others' means at turns 1-3 are (2, 1.5, 2.5), for 2 (2, 1.5, 2): trigger 2 for both.
@@ -374,6 +387,9 @@ mod tests {
         // (trigger 2, one turn late is still on time).
         assert_eq!(a.two_in_a_row.on_time, 3);
         assert_eq!(a.first_dissatisfied.on_time, 3);
+        // Baton escalated at turn 1: before every label's first dissatisfied turn but 1's and
+        // 2's (turn 1 itself), on time for all three.
+        assert_eq!((a.baton.with_trigger, a.baton.on_time), (3, 3));
         // Overall: nobody's others rate it 4 or more (0's others: 2; 1's: 3; 2's: 3).
         assert_eq!(a.two_in_a_row.good, 0);
         // At or below 1.5, each annotator's label is low at one turn at most: no trigger.
@@ -381,7 +397,7 @@ mod tests {
             dissatisfied_at_or_below: 1.5,
             ..TimingConfig::default()
         };
-        let a = annotator_agreement(&[d], strict).expect("ratings");
+        let a = annotator_agreement(&[d], &[None], strict).expect("ratings");
         assert_eq!(a.two_in_a_row.with_trigger, 0);
     }
 
@@ -389,20 +405,22 @@ mod tests {
     fn agreement_needs_two_annotators_who_rated_every_turn() {
         let single = dialogue(&[&[1.0], &[1.0]], &[1.0]);
         assert_eq!(
-            annotator_agreement(&[single], TimingConfig::default()),
+            annotator_agreement(&[single], &[None], TimingConfig::default()),
             None
         );
         let ragged = dialogue(&[&[1.0, 2.0], &[1.0]], &[1.0, 2.0]);
         assert_eq!(
-            annotator_agreement(&[ragged], TimingConfig::default()),
+            annotator_agreement(&[ragged], &[None], TimingConfig::default()),
             None
         );
         let good = dialogue(&[&[3.0, 1.0], &[3.0, 1.0]], &[5.0, 4.0]);
-        let a = annotator_agreement(&[good], TimingConfig::default()).expect("ratings");
+        let a = annotator_agreement(&[good], &[Some(0)], TimingConfig::default()).expect("ratings");
         // Annotator 1 escalates (two of its own 1s) where annotator 0's 5 says it went well:
         // needless; annotator 0 never escalates, and annotator 1's 4 also says well.
         assert_eq!((a.two_in_a_row.good, a.two_in_a_row.needless), (2, 1));
         assert_eq!(a.two_in_a_row.with_trigger, 1);
         assert_eq!(a.two_in_a_row.on_time, 0);
+        // Baton escalated at turn 0: early for 0's label, needless for both.
+        assert_eq!((a.baton.on_time, a.baton.needless), (1, 2));
     }
 }
