@@ -1,6 +1,7 @@
 //! Measurement of Baton's detection: per-code precision, recall and F1 on labelled utterances,
 //! the escalation decision against the labels, out-of-scope AUROC through `kb_similarity`, and
-//! escalation timing on conversations with per-turn satisfaction.
+//! escalation timing on conversations with per-turn satisfaction (with the annotators scored
+//! against each other where their own ratings are known).
 //!
 //! Why this crate exists: "detection you can trust" needs numbers that anyone can reproduce.
 //! `baton eval` and `baton train` are thin commands over it; the dataset tests of CI call it
