@@ -578,3 +578,54 @@ fn a_question_after_yes_is_a_new_one() {
     );
     assert_eq!(failures, vec![0, 0, 0, 0, 0]);
 }
+
+#[test]
+fn a_refund_or_cancellation_asked_about_for_later_is_a_policy_question() {
+    let d = Detectors::new(DetectConfig::default());
+    let score = |text: &str, code: ReasonCode| {
+        first_turn(&d, text)
+            .iter()
+            .filter(|s| s.code == code)
+            .map(|s| s.score)
+            .fold(0.0, f64::max)
+    };
+    for (text, code) in [
+        (
+            "Will I be able to cancel my taxi booking later if my plans change?",
+            ReasonCode::Cancellation,
+        ),
+        (
+            "Is it possible to cancel the tickets in case something comes up?",
+            ReasonCode::Cancellation,
+        ),
+        (
+            "Can I get my money back later if I decide not to go?",
+            ReasonCode::Refund,
+        ),
+    ] {
+        let s = score(text, code);
+        assert!(s < TOPIC_MIN_SCORE, "{text}: {code} {s}");
+    }
+    // Asking for it now, or saying so without asking, keeps the topic.
+    for (text, code) in [
+        ("I want to cancel my taxi booking", ReasonCode::Cancellation),
+        (
+            "My plans changed, cancel my booking please.",
+            ReasonCode::Cancellation,
+        ),
+        (
+            "The blender arrived broken, can I get a refund?",
+            ReasonCode::Refund,
+        ),
+    ] {
+        let s = score(text, code);
+        assert!(s >= 0.6, "{text}: {code} {s}");
+    }
+    let damped = first_turn(&d, "May I cancel my order later on if I need to?");
+    let evidence = &damped
+        .iter()
+        .find(|s| s.code == ReasonCode::Cancellation)
+        .expect("still reported, with its reason")
+        .evidence;
+    assert!(evidence.contains("question about the policy"), "{evidence}");
+}
