@@ -141,7 +141,9 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
                 &[
                     r"\b(?:lawyer|attorney|solicitor|barrister)s?\b",
                     r"\blegal (?:action|proceedings|steps|team|department|counsel|advice|notice)\b",
-                    r"\b(?:sue|suing|sued|lawsuit|litigation|class action)\b",
+                    // "Sue" as a verb, with its object, not a name ("Curly Sue", "thanks, Sue").
+                    r"\b(?:sue|sued) (?:you|your|them|the|this|that|over|for|if|unless)\b",
+                    r"\b(?:suing|lawsuit|litigation|class action)\b",
                     r"\b(?:small claims|in court|to court)\b",
                     r"\bcease and desist\b",
                     r"\bbreach of contract\b",
@@ -215,7 +217,8 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
                     r"\bnegotiat\w*",
                     r"\b(?:special|better|discounted|lower) (?:price|pricing|rate|deal|offer)\b",
                     r"\bdiscount for (?:\d+|our|a team|the team|multiple|several)\b",
-                    r"\b(?:pricing|price|cost) for (?:\d+|our (?:team|company|organi[sz]ation)|a team of)\b",
+                    // A price for a team, not for one booking ("the price for 1 night").
+                    r"\b(?:pricing|price|cost) for (?:\d+ (?:seats?|users?|licen[cs]es?|employees?|agents?|members?|staff|locations?|sites?|people)|our (?:team|company|organi[sz]ation)|a team of)\b",
                     r"\b(?:\d{2,}|hundreds of|thousands of) (?:seats|licenses|licences|users)\b",
                 ],
                 // Asking for a discount for oneself; whether discounts exist ("are there
@@ -236,7 +239,8 @@ pub fn all() -> Vec<(ReasonCode, Family)> {
                     r"\btak(?:e|ing) my (?:business|money|custom) (?:elsewhere|somewhere else)\b",
                     r"\b(?:never|won't|will not|not going to|no longer) (?:ever )?(?:use|buy|order|shop|fly|bank|deal|work)\w*(?: \w+){0,3} (?:again|anymore|any more)\b",
                     r"\bnot (?:going to |gonna )?renew\w*",
-                    r"\b(?:leave|leaving|quit|quitting|ditch|ditching|drop|dropping) (?:you|your (?:service|company|bank|app|product|platform))\b",
+                    // Leaving the company, not the chat ("I need to leave you now, bye").
+                    r"\b(?:leave|leaving|quit|quitting|ditch|ditching|drop|dropping) (?:you(?: guys)?(?: for\b|\s*[.!]|\s*$)|your (?:service|company|bank|app|product|platform))",
                     r"\b(?:done|finished|through) with (?:you|your (?:company|service|bank|app|product)|this (?:company|service|bank))\b",
                     r"\blooking (?:at|for) (?:other|another|alternative)s? (?:provider|option|service|company|bank)s?\b",
                     r"\b(?:close|closing|cancel\w*|terminat\w*) (?:my|our) (?:whole |entire )?(?:account|subscription|contract|membership)\b",
