@@ -667,7 +667,16 @@ impl Detectors {
                 "pressed \"talk to a person\"",
             ));
         }
-        let hits = self.family_hits(text);
+        let mut hits = self.family_hits(text);
+        if state.last_was_ai && state.ai_asked == AiAsked::Suggestion {
+            // "No, find me someone else" right after the assistant put a dentist forward asks
+            // for another dentist ([`Detectors::turned_down`] counts it), not for an agent.
+            hits.retain(|(code, hit)| {
+                *code != ReasonCode::HumanRequested
+                    || !after_person(text, hit)
+                        .is_some_and(|after| starts_with_word(after.trim_start(), "else"))
+            });
+        }
         let vader = self.sentiment.scores(text);
         let learned = self.learned(text, &hits, &vader);
         let has_anger_head = learned.iter().any(|(c, _)| *c == ReasonCode::Anger);
@@ -822,6 +831,21 @@ impl Detectors {
                 hits.extend(hit.map(|hit| (ReasonCode::HumanRequested, hit)));
             }
         }
+        // "Find me someone in San Jose": a person somewhere is whom the customer wants found
+        // (a dentist, a stylist), not an agent; "someone in billing" or "in charge" still asks.
+        hits.retain(|(code, hit)| {
+            *code != ReasonCode::HumanRequested
+                || !after_person(text, hit).is_some_and(|after| {
+                    let mut words = after.split_whitespace().map(|w| {
+                        w.trim_matches(|c: char| !c.is_alphanumeric())
+                            .to_ascii_lowercase()
+                    });
+                    matches!(words.next().as_deref(), Some("in" | "near" | "around"))
+                        && words
+                            .next()
+                            .is_some_and(|w| !w.is_empty() && !NOT_A_PLACE.contains(&w.as_str()))
+                })
+        });
         hits
     }
 
@@ -1272,6 +1296,53 @@ fn is_question(text: &str) -> bool {
         || sentences(text)
             .iter()
             .any(|s| OPENINGS.iter().any(|w| starts_with_word(s.trim_start(), w)))
+}
+
+/// Words after "someone in" that do not make a place: a team, a role or a determiner ("someone
+/// in billing", "someone in charge", "someone in your team", "in person").
+const NOT_A_PLACE: &[&str] = &[
+    "a",
+    "account",
+    "accounts",
+    "an",
+    "authority",
+    "billing",
+    "charge",
+    "claims",
+    "customer",
+    "finance",
+    "fraud",
+    "hr",
+    "it",
+    "management",
+    "my",
+    "our",
+    "person",
+    "real",
+    "returns",
+    "sales",
+    "security",
+    "service",
+    "shipping",
+    "support",
+    "tech",
+    "technical",
+    "that",
+    "the",
+    "this",
+    "your",
+];
+
+/// The text after a request hit that ends with a person ("find me someone"), or `None` when
+/// the hit names no person or is not found in `text` as written.
+fn after_person<'t>(text: &'t str, hit: &lexicon::Hit) -> Option<&'t str> {
+    let evidence = hit.evidence.as_str();
+    let last = evidence.rsplit(|c: char| !c.is_alphanumeric()).next()?;
+    ["someone", "somebody", "person", "people"]
+        .iter()
+        .any(|p| last.eq_ignore_ascii_case(p))
+        .then(|| text.find(evidence).map(|i| &text[i + evidence.len()..]))
+        .flatten()
 }
 
 /// Whether `text` starts with `word` as a whole word, in any case.

@@ -629,3 +629,41 @@ fn a_refund_or_cancellation_asked_about_for_later_is_a_policy_question() {
         .evidence;
     assert!(evidence.contains("question about the policy"), "{evidence}");
 }
+
+#[test]
+fn someone_somewhere_or_someone_else_after_a_suggestion_is_not_an_agent() {
+    let d = Detectors::new(DetectConfig::default());
+    let asks = |signals: &[Signal]| {
+        signals
+            .iter()
+            .any(|s| s.code == ReasonCode::HumanRequested && s.score >= 0.6)
+    };
+    for text in [
+        "Find me someone in San Jose.",
+        "I need someone near Gilroy please",
+    ] {
+        assert!(!asks(&first_turn(&d, text)), "{text}");
+    }
+    for text in [
+        "I need someone in billing",
+        "let me talk to someone in charge",
+        "find me someone to talk to",
+        "can I speak to someone in person",
+    ] {
+        assert!(asks(&first_turn(&d, text)), "{text}");
+    }
+    let after = |ai: &str, customer: &str| {
+        let mut state = ConversationState::default();
+        let ai = Turn::new(Role::Ai, ai).expect("turn");
+        d.observe(&mut state, &ai, &Customer::default(), false);
+        let customer = Turn::new(Role::Customer, customer).expect("turn");
+        d.observe(&mut state, &customer, &Customer::default(), false)
+    };
+    let suggested = after(
+        "How about Dr. Albert Lee in Gilroy?",
+        "No, find me someone else.",
+    );
+    assert!(!asks(&suggested), "{suggested:?}");
+    let answered = after("Your parcel ships on Monday.", "No, find me someone else.");
+    assert!(asks(&answered), "{answered:?}");
+}
