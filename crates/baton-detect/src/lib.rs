@@ -175,10 +175,10 @@ pub const TOPIC_MIN_SCORE: f64 = 0.5;
 
 /// What a refund or cancellation signal keeps when it is asked about for later ("will I be
 /// able to cancel if my plans change?", "can I get my money back later?": a question about
-/// the policy, which the assistant can answer, not a request to act now): a certain one (1.0) drops to 0.3, under
-/// [`TOPIC_MIN_SCORE`] and the built-in policy's `trigger_min_score` (0.6); both at once, with
-/// the negative sentiment that "cancel" carries, stay under the built-in threshold (at 0.45
-/// they did not: 0.36 and 0.34 combined to 0.62 by noisy-OR).
+/// the policy, which the assistant can answer, not a request to act now): a certain one (1.0)
+/// drops to 0.3, under [`TOPIC_MIN_SCORE`] and the built-in policy's `trigger_min_score`
+/// (0.6); both at once, with the negative sentiment that "cancel" carries, stay under the
+/// built-in threshold (at 0.45 they did not: 0.36 and 0.34 combined to 0.62 by noisy-OR).
 pub const POLICY_QUESTION_FACTOR: f64 = 0.3;
 
 /// Openings that take the AI's answer before asking something else.

@@ -99,6 +99,15 @@ enum Timing {
     Missed,
 }
 
+/// The first dissatisfied customer turn of some ratings (one per customer turn, `None` where
+/// unrated) and the trigger, the second dissatisfied turn in a row.
+fn dissatisfied(ratings: &[Option<f64>], config: TimingConfig) -> (Option<usize>, Option<usize>) {
+    let low = |k: usize| ratings[k].is_some_and(|s| s <= config.dissatisfied_at_or_below);
+    let first_low = (0..ratings.len()).find(|&k| low(k));
+    let trigger = (1..ratings.len()).find(|&k| low(k) && low(k - 1));
+    (first_low, trigger)
+}
+
 /// What the labels say of one escalation (customer-turn number, or none): its timing when the
 /// dialogue has two dissatisfied turns in a row, and whether the dialogue went well.
 fn judge(
@@ -107,9 +116,7 @@ fn judge(
     overall: Option<f64>,
     config: TimingConfig,
 ) -> (Option<Timing>, bool) {
-    let low = |k: usize| ratings[k].is_some_and(|s| s <= config.dissatisfied_at_or_below);
-    let first_low = (0..ratings.len()).find(|&k| low(k));
-    let trigger = (1..ratings.len()).find(|&k| low(k) && low(k - 1));
+    let (first_low, trigger) = dissatisfied(ratings, config);
     let timing = first_low
         .zip(trigger)
         .map(|(first, trigger)| match escalation {
@@ -241,15 +248,8 @@ pub fn annotator_agreement(
         for who in 0..annotators {
             a.pairs += 1;
             let reference: Vec<Option<f64>> = rated.iter().map(|r| others(r, who)).collect();
-            let own_low: Vec<bool> = rated
-                .iter()
-                .map(|r| {
-                    r.get(who)
-                        .is_some_and(|&s| s <= config.dissatisfied_at_or_below)
-                })
-                .collect();
-            let first = own_low.iter().position(|&l| l);
-            let two = (1..own_low.len()).find(|&k| own_low[k] && own_low[k - 1]);
+            let own: Vec<Option<f64>> = rated.iter().map(|r| r.get(who).copied()).collect();
+            let (first, two) = dissatisfied(&own, config);
             let label_overall = others(overall, who);
             for (escalation, tally) in [
                 (two, &mut a.two_in_a_row),

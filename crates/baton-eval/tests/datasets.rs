@@ -109,5 +109,5 @@ fn uss_escalation_timing_is_reported() {
     assert!(r.on_time_share >= 0.42, "on time {:.3}", r.on_time_share);
     // Every USS line lists each annotator's rating: the annotators are scored too.
     let a = r.annotators.expect("per-annotator ratings");
-    assert!(a.pairs > 3 * 1000, "pairs {}", a.pairs);
+    assert!(a.pairs > 3_000, "pairs {}", a.pairs);
 }
