@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Clients that hang up mid-request. See bench/README.md.
+
+HANGUP_TURNS (1,000) turns and HANGUP_CLAIMS (300) claims are sent on raw sockets that close
+0-20 ms after the request is written, before the answer is read (half of them with an RST).
+Afterwards: every conversation is consistent (queued ones have a position; each queue's
+waiting count matches its conversations in queued/offered), every queued one can be claimed by
+an agent with room, and every conversation answers a normal turn with 2xx.
+"""
+
+import json
+import os
+import random
+import shutil
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
+from batonlib import Client, Server, agent_skills, queues, wait_healthy
+
+E = os.environ.get
+TURNS = int(E("HANGUP_TURNS", "1000"))
+CLAIMS = int(E("HANGUP_CLAIMS", "300"))
+CONVS = int(E("CONVS", "100"))
+AGENTS = int(E("AGENTS", "6"))
+CAPACITY = int(E("AGENT_CAPACITY", "3"))
+WORKERS = int(E("WORKERS", "16"))
+SEED = int(E("SEED", str(int(time.time()))))
+
+
+def hangup(port, method, path, obj, wait_s, rst):
+    body = json.dumps(obj).encode()
+    req = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s.sendall(req)
+        time.sleep(wait_s)
+        if rst:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        s.close()
+
+
+def main():
+    rng = random.Random(SEED)
+    tmp = tempfile.mkdtemp(prefix="baton-hangups.")
+    srv = Server(os.path.join(tmp, "h.db"), os.path.join(tmp, "server.log"))
+    problems = []
+    out = {"seed": SEED}
+    try:
+        port = srv.start()
+        wait_healthy(port)
+        c = Client(port)
+        skills = agent_skills(port)
+        agents = [f"h-agent{i}" for i in range(AGENTS)]
+        for a in agents:
+            s, _ = c.post("/v1/agents", {"id": a, "name": a, "skills": skills, "capacity": CAPACITY})
+            assert s in (200, 201)
+        convs = [f"h{i}" for i in range(CONVS)]
+        for cid in convs:
+            s, _ = c.post("/v1/conversations", {"id": cid})
+            assert s in (200, 201)
+        # A third escalates normally first, so claims have something to act on.
+        for cid in convs[::3]:
+            c.post(f"/v1/conversations/{cid}/turns", {"role": "customer", "text": "", "action": "request_human"})
+
+        jobs = []
+        for k in range(TURNS):
+            cid = rng.choice(convs)
+            if rng.random() < 0.2:
+                t = {"role": "customer", "text": "", "action": "request_human", "client_turn_id": f"hu-{k}"}
+            else:
+                t = {"role": "customer", "text": rng.choice(["where is my parcel", "ok thanks", "what about returns"]),
+                     "client_turn_id": f"hu-{k}"}
+            jobs.append(("POST", f"/v1/conversations/{cid}/turns", t))
+        for k in range(CLAIMS):
+            jobs.append(("POST", f"/v1/conversations/{rng.choice(convs)}/claim", {"agent_id": rng.choice(agents)}))
+        rng.shuffle(jobs)
+        sent = {"ok": 0, "transport_error": 0}
+        lock = threading.Lock()
+
+        def run(job):
+            m, p, o = job
+            r = random.Random(hash(p) ^ rng.random().__hash__())
+            try:
+                hangup(port, m, p, o, r.uniform(0, 0.020), r.random() < 0.5)
+                k = "ok"
+            except OSError:
+                k = "transport_error"
+            with lock:
+                sent[k] += 1
+        t0 = time.time()
+        with ThreadPoolExecutor(WORKERS) as ex:
+            list(ex.map(run, jobs))
+        out["hung_up"] = {"turns": TURNS, "claims": CLAIMS, "sent": sent, "seconds": round(time.time() - t0, 2)}
+        time.sleep(1.0)  # let handlers whose clients left finish
+        alive = srv.alive()
+        out["server_alive_after"] = alive
+        if not alive:
+            problems.append("server died during the hang-ups")
+            raise RuntimeError("server died")
+
+        # Consistency.
+        states = {}
+        by_queue = {}
+        for cid in convs:
+            s, b = c.get(f"/v1/conversations/{cid}")
+            if s != 200:
+                problems.append(f"{cid}: GET answered {s}")
+                continue
+            st = b.get("state")
+            states[st] = states.get(st, 0) + 1
+            if st == "queued" and b.get("position") is None:
+                problems.append(f"{cid}: queued without a position")
+            if st in ("queued", "offered"):
+                by_queue.setdefault(b.get("queue"), set()).add(cid)
+        out["states"] = states
+        for q in queues(port):
+            s, b = c.get(f"/v1/queues/{q['name']}")
+            listed = {w["conversation_id"] for w in b.get("waiting", [])}
+            mine = by_queue.get(q["name"], set())
+            if listed != mine:
+                problems.append(f"queue {q['name']}: lists {len(listed)} waiting, conversations say {len(mine)} "
+                                f"(only listed: {sorted(listed - mine)[:5]}, only in conversations: {sorted(mine - listed)[:5]})")
+            if q.get("waiting") is not None and q["waiting"] != len(mine):
+                problems.append(f"queue {q['name']}: GET /v1/queues waiting={q['waiting']}, conversations say {len(mine)}")
+        s, b = c.get("/v1/agents")
+        for a in b.get("agents", []):
+            if a.get("assigned", 0) > a.get("capacity", 0):
+                problems.append(f"agent {a['id']} holds {a['assigned']} > capacity {a['capacity']}")
+
+        # A claim on each queued conversation by an agent with room succeeds.
+        queued = [cid for cid in convs if c.get(f"/v1/conversations/{cid}")[1].get("state") == "queued"]
+        c.post("/v1/agents", {"id": "h-fresh", "name": "Fresh", "skills": skills, "capacity": 10000})
+        claim_ok = claim_bad = 0
+        for cid in queued:
+            s, b = c.post(f"/v1/conversations/{cid}/claim", {"agent_id": "h-fresh"})
+            if 200 <= s < 300:
+                claim_ok += 1
+            else:
+                claim_bad += 1
+                if claim_bad <= 5:
+                    problems.append(f"claim of queued {cid} by an agent with room answered {s}: {json.dumps(b)[:200]}")
+        out["queued_claims"] = {"queued": len(queued), "ok": claim_ok, "failed": claim_bad}
+
+        # Every conversation answers a normal turn.
+        turn_bad = 0
+        for cid in convs:
+            s, b = c.post(f"/v1/conversations/{cid}/turns", {"role": "customer", "text": "hello again"})
+            if not 200 <= s < 300:
+                turn_bad += 1
+                if turn_bad <= 5:
+                    problems.append(f"{cid}: normal turn answered {s}: {json.dumps(b)[:200]}")
+        out["normal_turns"] = {"sent": len(convs), "failed": turn_bad}
+        out["server_log_errors"] = sum(1 for l in open(srv.log_path, errors="replace") if "ERROR" in l or "panick" in l)
+    except Exception as e:
+        problems.append(f"error: {e!r}")
+    finally:
+        srv.stop()
+        if not E("KEEP_WORK"):
+            shutil.rmtree(tmp, ignore_errors=True)
+    out["problems"] = problems
+    out["ok"] = not problems
+    print(f"hangups: {TURNS} turns + {CLAIMS} claims hung up after 0-20 ms (seed {SEED})")
+    for k in ("hung_up", "server_alive_after", "states", "queued_claims", "normal_turns", "server_log_errors"):
+        if k in out:
+            print(f"  {k}: {json.dumps(out[k])}")
+    print(f"  problems: {len(problems)}")
+    for p in problems[:15]:
+        print(f"    {p}")
+    print("hangups:", "OK" if out["ok"] else "FAILED")
+    if E("BENCH_OUT"):
+        json.dump(out, open(E("BENCH_OUT"), "w"), indent=2)
+    sys.exit(0 if out["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""SIGTERM with open event streams and turns in flight (run through bench/faults/sigterm.sh).
+
+STREAMS (50) event streams are open and CLIENTS (16) clients post turns (ESCALATE_PCT%
+escalating) when SIGTERM arrives. Measures the time to exit (target < 5 s; after
+TERM_TIMEOUT_S the server is killed with SIGKILL and that is reported). Then restarts on the
+same file and checks that every turn answered 2xx is stored exactly once, no turn answered 4xx
+or left unanswered is stored (when the exit was graceful), and every conversation's state
+agrees with the last answer its client got (escalated or not; queued ones with a position and a
+running first-response SLA timer).
+"""
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
+from batonlib import BENCH_DIR, Client, Server, agent_skills, wait_healthy  # noqa: E402
+
+sys.path.insert(0, os.path.join(BENCH_DIR, "faults"))
+from kill9 import sla_running_first_response, stored_turns  # noqa: E402
+
+E = os.environ.get
+STREAMS = int(E("STREAMS", "50"))
+CLIENTS = int(E("CLIENTS", "16"))
+CONVS = int(E("CONVS", "60"))
+ESC_PCT = int(E("ESCALATE_PCT", "15"))
+DRIVE_S = float(E("DRIVE_S", "2"))
+TERM_TIMEOUT = float(E("TERM_TIMEOUT_S", "20"))
+TARGET_S = 5.0
+SEED = int(E("SEED", str(int(time.time()))))
+ROUTED = ("queued", "offered", "assigned")
+
+
+def main():
+    rng = random.Random(SEED)
+    tmp = tempfile.mkdtemp(prefix="baton-sigterm.")
+    srv = Server(os.path.join(tmp, "t.db"), os.path.join(tmp, "server.log"))
+    holder = None
+    problems = []
+    out = {"seed": SEED}
+    try:
+        port = srv.start()
+        wait_healthy(port)
+        c = Client(port)
+        skills = agent_skills(port)
+        for i in range(3):
+            c.post("/v1/agents", {"id": f"st-agent{i}", "name": "A", "skills": skills, "capacity": 3})
+        convs = [f"st{i}" for i in range(CONVS)]
+        for cid in convs:
+            c.post("/v1/conversations", {"id": cid})
+        ready = os.path.join(tmp, "ready")
+        holder = subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, "lib", "streamholder.py"), "--port", str(port),
+                                   "--n", str(STREAMS), "--ready-file", ready], stdout=subprocess.PIPE, text=True)
+        while not os.path.exists(ready) and holder.poll() is None:
+            time.sleep(0.05)
+        out["streams"] = json.load(open(ready))
+        acked, unacked, rejected = {}, {}, {}
+        last_answer = {}  # conversation -> (order, state in the answer)
+        lock = threading.Lock()
+        order = [0]
+        term_at = [None]
+        after_term = {"acked": 0, "unacked": 0, "rejected": 0}
+
+        def client(w):
+            r = random.Random(rng.random())
+            cl = Client(port, timeout=30)
+            k = 0
+            while True:
+                k += 1
+                cid = convs[(w + k * CLIENTS) % CONVS] if r.random() < 0.5 else r.choice(convs)
+                ctid = f"st-{w}-{k}"
+                esc = r.randrange(100) < ESC_PCT
+                turn = {"role": "customer", "text": "" if esc else "where is my parcel?", "client_turn_id": ctid}
+                if esc:
+                    turn["action"] = "request_human"
+                try:
+                    s, b = cl.post(f"/v1/conversations/{cid}/turns", turn)
+                except Exception:
+                    with lock:
+                        unacked[ctid] = (cid, turn)
+                        if term_at[0]:
+                            after_term["unacked"] += 1
+                    if term_at[0]:
+                        return
+                    continue
+                with lock:
+                    order[0] += 1
+                    if 200 <= s < 300:
+                        acked[ctid] = (cid, turn)
+                        last_answer[cid] = (order[0], (b or {}).get("state"))
+                    else:
+                        rejected[ctid] = (cid, turn, s)
+                    if term_at[0]:
+                        after_term["acked" if 200 <= s < 300 else "rejected"] += 1
+                if term_at[0] and time.monotonic() - term_at[0] > TERM_TIMEOUT + 5:
+                    return
+
+        threads = [threading.Thread(target=client, args=(w,), daemon=True) for w in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        time.sleep(DRIVE_S)
+        with lock:
+            term_at[0] = time.monotonic()
+            in_flight_acked_before = len(acked)
+        took = srv.term(TERM_TIMEOUT)
+        out["exit_seconds"] = None if took is None else round(took, 3)
+        out["exited_gracefully"] = took is not None
+        out["exit_code"] = srv.proc.returncode
+        for t in threads:
+            t.join(10)
+        holder.terminate()
+        out["stream_holder"] = json.loads(holder.communicate(timeout=30)[0] or "{}")
+        holder = None
+        out.update(acked=len(acked), unacked=len(unacked), rejected=len(rejected),
+                   acked_before_term=in_flight_acked_before, after_term=after_term)
+
+        port = srv.start()
+        wait_healthy(port)
+        c = Client(port)
+        stored = {}
+        inconsistent = 0
+        for cid in convs:
+            conv, ids = stored_turns(c, cid)
+            if conv is None:
+                problems.append(f"{cid}: GET failed after restart")
+                continue
+            for x in ids:
+                if x:
+                    stored[x] = stored.get(x, 0) + 1
+            st = conv.get("state")
+            if st == "queued" and (conv.get("position") is None or not sla_running_first_response(conv)):
+                inconsistent += 1
+                problems.append(f"{cid}: queued, position={conv.get('position')}, sla={json.dumps(conv.get('sla'))[:200]}")
+            la = last_answer.get(cid)
+            last_stored = ids[-1] if ids else None
+            if la and last_stored in acked and (la[1] in ROUTED) != (st in ROUTED):
+                inconsistent += 1
+                problems.append(f"{cid}: last answer said {la[1]}, stored state is {st}")
+        lost = [k for k in acked if stored.get(k, 0) == 0]
+        dup = [k for k, v in stored.items() if v > 1]
+        rej_stored = [k for k in rejected if stored.get(k, 0)]
+        unacked_stored = [k for k in unacked if stored.get(k, 0)]
+        for k in lost[:3]:
+            problems.append(f"acknowledged turn {k} lost")
+        for k in dup[:3]:
+            problems.append(f"turn {k} stored {stored[k]} times")
+        for k in rej_stored[:3]:
+            problems.append(f"turn {k} answered {rejected[k][2]} but stored")
+        if out["exited_gracefully"]:
+            for k in unacked_stored[:3]:
+                problems.append(f"turn {k} never acknowledged (graceful shutdown) but stored")
+        out.update(lost=len(lost), duplicated=len(dup), rejected_but_stored=len(rej_stored),
+                   unacked_but_stored=len(unacked_stored), inconsistent_conversations=inconsistent)
+    except Exception as e:
+        problems.append(f"error: {e!r}")
+    finally:
+        if holder:
+            holder.kill()
+        srv.stop()
+        if not E("KEEP_WORK"):
+            shutil.rmtree(tmp, ignore_errors=True)
+    correctness = [p for p in problems]
+    out["problems"] = problems
+    out["ok"] = not correctness
+    es = out.get("exit_seconds")
+    print(f"sigterm: {STREAMS} event streams, {CLIENTS} clients posting turns, SIGTERM after {DRIVE_S} s (seed {SEED})")
+    print(f"  exit after SIGTERM: " + (f"{es} s" if es is not None else f"did NOT exit within {TERM_TIMEOUT} s (killed with SIGKILL)")
+          + f"  target < {TARGET_S:.0f} s: {'MET' if es is not None and es < TARGET_S else 'missed'}")
+    for k in ("exit_code", "streams", "stream_holder", "acked", "unacked", "rejected", "after_term", "lost", "duplicated",
+              "rejected_but_stored", "unacked_but_stored", "inconsistent_conversations"):
+        if k in out:
+            print(f"  {k}: {json.dumps(out[k])}")
+    for p in problems[:15]:
+        print(f"  PROBLEM: {p}")
+    print("sigterm:", "OK" if out["ok"] else "FAILED")
+    if E("BENCH_OUT"):
+        json.dump(out, open(E("BENCH_OUT"), "w"), indent=2)
+    sys.exit(0 if out["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()
