@@ -157,7 +157,17 @@ def main():
                 turn_bad += 1
                 if turn_bad <= 5:
                     problems.append(f"{cid}: normal turn answered {s}: {json.dumps(b)[:200]}")
-        out["normal_turns"] = {"sent": len(convs), "failed": turn_bad}
+        # Those that failed: still failing on three more tries means stuck, not a passing hiccup.
+        stuck = 0
+        for cid in convs:
+            fails = 0
+            for _ in range(3):
+                s, b = c.post(f"/v1/conversations/{cid}/turns", {"role": "customer", "text": "anyone there?"})
+                fails += not 200 <= s < 300
+            stuck += fails == 3
+        if stuck:
+            problems.append(f"{stuck} conversations answer every normal turn with an error (stuck)")
+        out["normal_turns"] = {"sent": len(convs), "failed": turn_bad, "stuck_after_3_more_tries": stuck}
         out["server_log_errors"] = sum(1 for l in open(srv.log_path, errors="replace") if "ERROR" in l or "panick" in l)
     except Exception as e:
         problems.append(f"error: {e!r}")

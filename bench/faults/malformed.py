@@ -174,7 +174,18 @@ class Conn:
         self.buf += d
 
     def exchange(self, raw):
-        """(status or None, headers dict, body bytes, closed)."""
+        """(status, headers dict, body bytes, closed). A reused connection that the server had
+        already closed is retried once on a fresh one (that is no fault of this request)."""
+        reused = self.s is not None
+        try:
+            return self._exchange(raw)
+        except (EOFError, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+            self.close()
+            return self._exchange(raw)
+
+    def _exchange(self, raw):
         if self.s is None:
             self.open()
         try:
@@ -234,6 +245,7 @@ def worker(args):
     rng = random.Random(seed * 1000 + idx)
     rts = routes()
     c = Conn(port)
+    seen = set()
     st = {"sent": 0, "answered": 0, "no_answer": 0, "statuses": {}, "by_kind": {}, "server_errors": 0,
           "bad_shape": 0, "protocol_level": 0, "streams": 0, "offenders": []}
     for _ in range(n):
@@ -267,7 +279,9 @@ def worker(args):
         if badshape:
             st["bad_shape"] += 1
             k["bad_shape"] += 1
-        if (bad5 or badshape) and len(st["offenders"]) < 40:
+        key = (kind, status, hdrs.get("content-type"), body[:30])
+        if (bad5 or badshape) and key not in seen and len(seen) < 200:
+            seen.add(key)
             st["offenders"].append({"kind": kind, "status": status, "request": raw[:160].decode("latin1"),
                                     "body": body[:160].decode("latin1"),
                                     "content_type": hdrs.get("content-type")})
@@ -321,7 +335,7 @@ def main():
         # Distinct offenders first: one per (kind, status, content type, body start).
         seen, shown = set(), []
         for o in offenders:
-            key = (o["status"], o["content_type"], o["body"][:40])
+            key = (o["status"], o["content_type"], o["body"][:60])
             if key not in seen:
                 seen.add(key)
                 shown.append(o)
