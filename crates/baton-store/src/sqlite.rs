@@ -1,0 +1,1955 @@
+//! [`SqliteStore`]: the [`Store`] in an embedded SQLite file.
+//!
+//! Durability: WAL journal and `synchronous = FULL`, so a commit is on disk before
+//! [`Store::apply`] returns and a `kill -9` or a power cut loses nothing acknowledged.
+//!
+//! Writes: one dedicated writer thread owns the only write connection. Every write (a
+//! [`Change`], an account, a session, a key, a widget token) is a job on its channel. The
+//! writer waits for a job, takes every job already queued behind it (at most 512), and commits
+//! them together: `BEGIN IMMEDIATE`, each job in its own `SAVEPOINT` (a job whose guard fails
+//! is rolled back to its savepoint and answers its error; the others go on), one `COMMIT` (one
+//! fsync for the batch), and only then answers each job. Under load this turns many small
+//! transactions into a few large ones.
+//!
+//! Faults: when a statement or the `COMMIT` fails because the disk is full, on an I/O error,
+//! a read-only or vanished file, or a lock held by another process, the whole batch is rolled
+//! back and every job of it answers [`StoreError::Unavailable`]: nothing is acknowledged that
+//! is not committed. The writer goes on with the next batch (reopening its connection after an
+//! I/O error), so service resumes by itself once the cause is gone. The cause is logged once
+//! per episode (`error` when writes start failing, `info` when they succeed again).
+//!
+//! Reads: up to four read connections, opened when first needed, used on tokio's blocking
+//! threads; each read sees every change committed before it began.
+//!
+//! Schema: `migrations/*.sql`, embedded, applied in order and tracked by `PRAGMA
+//! user_version`. Files written by earlier versions of Baton (which tracked migrations in a
+//! `_sqlx_migrations` table) are recognised and carried on from the version they reached.
+
+use crate::{
+    AccountRole, AgentChange, Applied, Change, ConversationChange, ConversationRecord,
+    ConversationUpdate, EventKind, EventRecord, Guard, NewEvent, NewTurn, Pending, Result,
+    SlaChange, SlaKind, SlaTimer, Store, StoreError, TurnRecord, User,
+};
+use async_trait::async_trait;
+use baton_domain::{Agent, AgentId, AgentStatus, HandoffState, Turn};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::{oneshot, Semaphore};
+
+/// The schema, in order: migration `i` (0-based) brings the file to `user_version` `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_routing.sql"),
+    include_str!("../migrations/0003_accounts.sql"),
+];
+
+/// Most jobs committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Read connections kept open (and reads running at once).
+const READERS: usize = 4;
+/// How long a connection waits for a lock held by another process before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Prepared statements cached per connection.
+const STATEMENT_CACHE: usize = 64;
+
+const REASON_FULL: &str = "disk full";
+const REASON_IO: &str = "I/O error";
+const REASON_READONLY: &str = "the database file is read-only";
+const REASON_CANTOPEN: &str = "the database file cannot be opened";
+const REASON_BUSY: &str = "the database is locked by another process";
+const REASON_NOTADB: &str = "the file is not a SQLite database";
+
+/// The store in a SQLite file. Cheap to share behind an `Arc`; see the [module
+/// docs](self) for how it writes.
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    /// The writer's channel; `None` once closed.
+    sender: RwLock<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    read_permits: Semaphore,
+    closed: AtomicBool,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
+    commits: AtomicU64,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.shared.path)
+            .field("closed", &self.shared.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write for the writer thread.
+enum Job {
+    Apply(Box<Change>, oneshot::Sender<Result<Applied>>),
+    Write(WriteOp, oneshot::Sender<Result<()>>),
+    /// A connection setting, run between batches.
+    Control(Control, oneshot::Sender<Result<u64>>),
+}
+
+/// Writes that are not handoff commands.
+enum WriteOp {
+    UpsertUser {
+        id: String,
+        password_hash: String,
+        role: AccountRole,
+        at: i64,
+    },
+    CreateSession {
+        token_hash: String,
+        user: String,
+        at: i64,
+        expires_at: i64,
+    },
+    DeleteSession {
+        token_hash: String,
+    },
+    CreateApiKey {
+        id: String,
+        key_hash: String,
+        name: String,
+        scopes: String,
+        at: i64,
+    },
+    CreateWidgetToken {
+        token_hash: String,
+        conversation: String,
+    },
+}
+
+enum Control {
+    MaxPageCount(u64),
+}
+
+/// What a job of a committed batch answers.
+enum Done {
+    Applied(Applied),
+    Written,
+}
+
+impl SqliteStore {
+    /// Opens the database at `url` and migrates it: `sqlite://PATH` or `sqlite:PATH` (a
+    /// relative `PATH` is from the working directory; `sqlite:///abs/path` is absolute; a
+    /// `?query` is ignored). The file is created if missing; its directory must exist.
+    ///
+    /// # Errors
+    /// [`StoreError::UnsupportedUrl`] for another scheme; [`StoreError::Open`] when the file
+    /// cannot be opened or migrated (the message names the path, and a missing directory);
+    /// the message is complete, print it as it is.
+    pub async fn open(url: &str) -> Result<SqliteStore> {
+        let path = parse_url(url)?;
+        tokio::task::spawn_blocking(move || SqliteStore::open_blocking(path))
+            .await
+            .map_err(|e| StoreError::Open(format!("cannot open the database: {e}")))?
+    }
+
+    fn open_blocking(path: PathBuf) -> Result<SqliteStore> {
+        check_directory(&path)?;
+        let mut conn = open_writer(&path)?;
+        migrate(&mut conn).map_err(|e| open_error(&path, &e))?;
+        let stats = Arc::new(Stats::default());
+        let (sender, receiver) = mpsc::channel();
+        let writer = Writer {
+            path: path.clone(),
+            conn: Some(conn),
+            stats: Arc::clone(&stats),
+            failing: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("baton-store-writer".into())
+            .spawn(move || writer.run(&receiver))
+            .map_err(|e| {
+                StoreError::Open(format!(
+                    "cannot open database `{}`: cannot start the writer thread: {e}",
+                    path.display()
+                ))
+            })?;
+        Ok(SqliteStore {
+            shared: Arc::new(Shared {
+                path,
+                sender: RwLock::new(Some(sender)),
+                writer: Mutex::new(Some(handle)),
+                readers: Mutex::new(Vec::new()),
+                read_permits: Semaphore::new(READERS),
+                closed: AtomicBool::new(false),
+                stats,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// How many write transactions the writer has committed since the store was opened. One
+    /// commit holds a whole batch of concurrent writes, so under load this grows more slowly
+    /// than the number of writes.
+    pub fn commits(&self) -> u64 {
+        self.shared.stats.commits.load(Ordering::Relaxed)
+    }
+
+    /// Limits the file to `pages` database pages on the writer connection (SQLite's `PRAGMA
+    /// max_page_count`), so that writes needing more space fail as if the disk were full:
+    /// for tests of the disk-full path. Returns the limit in force, which SQLite never sets
+    /// below the file's current size (so `1` means "no growth from here"). The limit lasts
+    /// until it is raised again or the writer reopens its connection.
+    ///
+    /// # Errors
+    /// [`StoreError::Closed`] after [`Store::close`]; [`StoreError::Database`] if SQLite
+    /// refuses.
+    pub async fn set_max_page_count(&self, pages: u64) -> Result<u64> {
+        self.submit_job(|reply| Job::Control(Control::MaxPageCount(pages), reply))
+            .await
+    }
+
+    /// Queues a job for the writer; the receiver gets its answer.
+    fn enqueue<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T>>) -> Job,
+    ) -> Result<oneshot::Receiver<Result<T>>> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self
+            .shared
+            .sender
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(sender) = sender.as_ref() else {
+            return Err(StoreError::Closed);
+        };
+        sender.send(job(reply)).map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+
+    /// Queues a job and waits for its answer.
+    async fn submit_job<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T>>) -> Job,
+    ) -> Result<T> {
+        let answer = self.enqueue(job)?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<()> {
+        self.submit_job(|reply| Job::Write(op, reply)).await
+    }
+
+    /// Runs `f` on a read connection on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let _permit = self
+            .shared
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let conn = shared.take_reader()?;
+            let result = f(&conn);
+            let broken = matches!(&result, Err(e) if needs_reopen(e));
+            if !broken {
+                shared.put_reader(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("a read failed: {e}")))?
+    }
+}
+
+impl Shared {
+    fn take_reader(&self) -> Result<Connection> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => open_reader(&self.path),
+        }
+    }
+
+    fn put_reader(&self, conn: Connection) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < READERS {
+            readers.push(conn);
+        }
+    }
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Database("the storage writer thread stopped unexpectedly".into())
+}
+
+/// The file path of a `sqlite:` URL.
+fn parse_url(url: &str) -> Result<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if path.is_empty() || path.starts_with(":memory:") {
+        return Err(StoreError::Open(format!(
+            "cannot open database `{url}`: give a file path (e.g. sqlite://baton.db); \
+             in-memory databases are not supported"
+        )));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn check_directory(path: &Path) -> Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let what = if dir.exists() {
+        "is not a directory"
+    } else {
+        "does not exist"
+    };
+    Err(StoreError::Open(format!(
+        "cannot open database `{}`: directory `{}` {what}; create it (mkdir -p {}) or choose \
+         another path",
+        path.display(),
+        dir.display(),
+        dir.display()
+    )))
+}
+
+fn open_error(path: &Path, e: &StoreError) -> StoreError {
+    let why = match e {
+        StoreError::Open(m) | StoreError::Database(m) | StoreError::Unavailable(m) => m.clone(),
+        other => other.to_string(),
+    };
+    StoreError::Open(format!("cannot open database `{}`: {why}", path.display()))
+}
+
+/// Opens and configures the write connection.
+fn open_writer(path: &Path) -> Result<Connection> {
+    let configure = || -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!(
+                    "the file system does not support WAL (journal mode {mode})"
+                )),
+            ));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    };
+    configure().map_err(|e| open_error(path, &describe(&e)))
+}
+
+/// Opens a read connection.
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .db()?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    conn.pragma_update(None, "query_only", "ON").db()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Brings the schema up to date in one transaction.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .db()?;
+    let mut version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).db()?;
+    if version == 0 {
+        let sqlx: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+                [],
+                |r| r.get(0),
+            )
+            .db()?;
+        if sqlx {
+            version = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .db()?;
+        }
+    }
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if version > known {
+        return Err(StoreError::Open(format!(
+            "the database has schema version {version}, newer than this build of Baton knows \
+             ({known}); use a newer Baton"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let target = i64::try_from(i + 1).unwrap_or(i64::MAX);
+        if target > version {
+            tx.execute_batch(sql)
+                .map_err(|e| StoreError::Database(format!("migration {target} failed: {e}")))?;
+        }
+    }
+    tx.pragma_update(None, "user_version", known).db()?;
+    tx.commit().db()
+}
+
+/// Why a SQLite error means "cannot write now", if it does.
+fn fault_reason(e: &rusqlite::Error) -> Option<&'static str> {
+    let rusqlite::Error::SqliteFailure(err, _) = e else {
+        return None;
+    };
+    Some(match err.code {
+        ErrorCode::DiskFull => REASON_FULL,
+        ErrorCode::SystemIoFailure => REASON_IO,
+        ErrorCode::ReadOnly => REASON_READONLY,
+        ErrorCode::CannotOpen => REASON_CANTOPEN,
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => REASON_BUSY,
+        ErrorCode::NotADatabase => REASON_NOTADB,
+        _ => return None,
+    })
+}
+
+/// A SQLite error as a [`StoreError`]: faults become [`StoreError::Unavailable`].
+fn describe(e: &rusqlite::Error) -> StoreError {
+    match fault_reason(e) {
+        Some(reason) => StoreError::Unavailable(reason.to_owned()),
+        None => StoreError::Database(e.to_string()),
+    }
+}
+
+/// Whether `e` means the database cannot write now (the batch must be abandoned).
+fn is_fault(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(_))
+}
+
+/// Whether the connection that produced `e` should be replaced.
+fn needs_reopen(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(r)
+        if r == REASON_IO || r == REASON_CANTOPEN || r == REASON_NOTADB)
+}
+
+/// A fresh copy of a batch-level error, one for each job.
+fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(r) => StoreError::Unavailable(r.clone()),
+        StoreError::Database(m) => StoreError::Database(m.clone()),
+        StoreError::Closed => StoreError::Closed,
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+trait Db<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T> {
+        self.map_err(|e| describe(&e))
+    }
+}
+
+/// Corrupt stored data, as [`StoreError::Corrupt`].
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(serde_json::Error::io(std::io::Error::other(
+        what.to_string(),
+    )))
+}
+
+/// The writer thread's state.
+struct Writer {
+    path: PathBuf,
+    /// `None` after a fault that needs a fresh connection, until one opens.
+    conn: Option<Connection>,
+    stats: Arc<Stats>,
+    /// The current fault episode's reason, while writes fail.
+    failing: Option<String>,
+}
+
+impl Writer {
+    fn run(mut self, receiver: &mpsc::Receiver<Job>) {
+        while let Ok(first) = receiver.recv() {
+            let mut batch = Vec::new();
+            let mut control = None;
+            match first {
+                Job::Control(c, reply) => {
+                    self.control(&c, reply);
+                    continue;
+                }
+                job => batch.push(job),
+            }
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(Job::Control(c, reply)) => {
+                        control = Some((c, reply));
+                        break;
+                    }
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.batch(batch);
+            if let Some((c, reply)) = control {
+                self.control(&c, reply);
+            }
+        }
+    }
+
+    fn control(&mut self, control: &Control, reply: oneshot::Sender<Result<u64>>) {
+        let result = match (self.connection(), control) {
+            (Err(e), _) => Err(e),
+            (Ok(conn), Control::MaxPageCount(pages)) => conn
+                .pragma_update_and_check(None, "max_page_count", pages, |r| r.get::<_, i64>(0))
+                .db()
+                .map(|n| u64::try_from(n).unwrap_or(0)),
+        };
+        let _ = reply.send(result);
+    }
+
+    /// The write connection, reopened if a fault closed it.
+    fn connection(&mut self) -> Result<&Connection> {
+        if self.conn.is_none() {
+            self.conn = Some(open_writer(&self.path).map_err(|e| match e {
+                StoreError::Unavailable(r) => StoreError::Unavailable(r),
+                other => StoreError::Unavailable(format!(
+                    "{REASON_CANTOPEN}: {}",
+                    match other {
+                        StoreError::Open(m) => m,
+                        o => o.to_string(),
+                    }
+                )),
+            })?);
+        }
+        match &self.conn {
+            Some(conn) => Ok(conn),
+            None => Err(StoreError::Unavailable(REASON_CANTOPEN.into())),
+        }
+    }
+
+    fn batch(&mut self, jobs: Vec<Job>) {
+        let result = match self.connection() {
+            Ok(conn) => commit_batch(conn, &jobs),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(outcomes) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                if let Some(reason) = self.failing.take() {
+                    tracing::info!(
+                        database = %self.path.display(),
+                        "storage writes succeed again (they had failed: {reason})"
+                    );
+                }
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    answer(job, outcome);
+                }
+            }
+            Err(e) => {
+                if needs_reopen(&e) {
+                    self.conn = None;
+                } else if self.conn.as_ref().is_some_and(|c| !c.is_autocommit()) {
+                    // The rollback did not end the transaction: start over on a new connection.
+                    self.conn = None;
+                }
+                if self.failing.is_none() {
+                    tracing::error!(
+                        database = %self.path.display(),
+                        "storage writes fail: {e}; every write is refused until they succeed \
+                         again (retried with each new write)"
+                    );
+                    self.failing = Some(e.to_string());
+                }
+                for job in jobs {
+                    answer(job, Err(copy_error(&e)));
+                }
+            }
+        }
+    }
+}
+
+fn answer(job: Job, outcome: Result<Done>) {
+    match job {
+        Job::Apply(_, reply) => {
+            let _ = reply.send(outcome.map(|d| match d {
+                Done::Applied(applied) => applied,
+                Done::Written => Applied::default(),
+            }));
+        }
+        Job::Write(_, reply) => {
+            let _ = reply.send(outcome.map(|_| ()));
+        }
+        Job::Control(_, reply) => {
+            let _ = reply.send(Err(StoreError::Database("misrouted control job".into())));
+        }
+    }
+}
+
+fn exec(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .db()?;
+    Ok(())
+}
+
+/// Runs `jobs` in one transaction, each in a savepoint. `Err` when the batch as a whole
+/// failed (nothing of it is committed); otherwise each job's own outcome.
+fn commit_batch(conn: &Connection, jobs: &[Job]) -> Result<Vec<Result<Done>>> {
+    let abort = |e: StoreError| {
+        let _ = conn.execute_batch("ROLLBACK");
+        Err(e)
+    };
+    exec(conn, "BEGIN IMMEDIATE")?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
+            return abort(e);
+        }
+        let result = match job {
+            Job::Apply(change, _) => apply_change(conn, change).map(Done::Applied),
+            Job::Write(op, _) => write_op(conn, op).map(|()| Done::Written),
+            Job::Control(..) => Err(StoreError::Database("misrouted control job".into())),
+        };
+        match result {
+            Ok(done) => {
+                if let Err(e) = exec(conn, "RELEASE job") {
+                    return abort(e);
+                }
+                outcomes.push(Ok(done));
+            }
+            Err(e) if is_fault(&e) => return abort(e),
+            Err(e) => {
+                if let Err(e) =
+                    exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
+                {
+                    return abort(e);
+                }
+                outcomes.push(Err(e));
+            }
+        }
+    }
+    if let Err(e) = exec(conn, "COMMIT") {
+        return abort(e);
+    }
+    Ok(outcomes)
+}
+
+fn write_op(conn: &Connection, op: &WriteOp) -> Result<()> {
+    let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<()> {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute(params))
+            .db()?;
+        Ok(())
+    };
+    match op {
+        WriteOp::UpsertUser {
+            id,
+            password_hash,
+            role,
+            at,
+        } => run(
+            "INSERT INTO users (id, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role",
+            params![id, password_hash, role.as_str(), at],
+        ),
+        WriteOp::CreateSession {
+            token_hash,
+            user,
+            at,
+            expires_at,
+        } => run(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, user, at, expires_at],
+        ),
+        WriteOp::DeleteSession { token_hash } => run(
+            "DELETE FROM sessions WHERE token_hash = ?1",
+            params![token_hash],
+        ),
+        WriteOp::CreateApiKey {
+            id,
+            key_hash,
+            name,
+            scopes,
+            at,
+        } => run(
+            "INSERT INTO api_keys (id, key_hash, name, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, key_hash, name, scopes, at],
+        ),
+        WriteOp::CreateWidgetToken {
+            token_hash,
+            conversation,
+        } => run(
+            "INSERT INTO widget_tokens (token_hash, conversation_id) VALUES (?1, ?2)",
+            params![token_hash, conversation],
+        ),
+    }
+}
+
+/// Writes one change (inside the caller's savepoint).
+fn apply_change(conn: &Connection, change: &Change) -> Result<Applied> {
+    let at = change.at;
+    let mut events = Vec::new();
+    for part in &change.conversations {
+        apply_part(conn, part, at, &mut events)?;
+    }
+    for agent in &change.agents {
+        apply_agent(conn, agent, at)?;
+    }
+    Ok(Applied { events })
+}
+
+fn apply_part(
+    conn: &Connection,
+    part: &ConversationChange,
+    at: i64,
+    events: &mut Vec<EventRecord>,
+) -> Result<()> {
+    let id = part.id.as_str();
+    check_guard(conn, id, &part.guard, at)?;
+    if let Some(update) = &part.update {
+        update_conversation(conn, id, update, at)?;
+    }
+    if let Some(turn) = &part.turn {
+        insert_turn(conn, id, turn, at)?;
+    }
+    for event in &part.events {
+        events.push(insert_event(conn, id, event, at)?);
+    }
+    for sla in &part.slas {
+        apply_sla(conn, id, sla, at, events)?;
+    }
+    if let Some(score) = part.csat {
+        conn.prepare_cached("UPDATE conversations SET csat = ?1 WHERE id = ?2")
+            .and_then(|mut s| s.execute(params![i64::from(score), id]))
+            .db()?;
+    }
+    Ok(())
+}
+
+fn check_guard(conn: &Connection, id: &str, guard: &Guard, at: i64) -> Result<()> {
+    match guard {
+        Guard::Create { customer, channel } => {
+            let customer = serde_json::to_string(customer)?;
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO conversations (id, customer, channel, state, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, 'ai_active', ?4, ?4) ON CONFLICT (id) DO NOTHING",
+                )
+                .and_then(|mut s| s.execute(params![id, customer, channel, at]))
+                .db()?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(id.to_owned()));
+            }
+        }
+        Guard::State(expected) => match current_state(conn, id)? {
+            Some(state) if state == expected.as_str() => {}
+            _ => {
+                return Err(StoreError::Stale {
+                    conversation: id.to_owned(),
+                    expected: *expected,
+                })
+            }
+        },
+        Guard::Exists => {
+            if current_state(conn, id)?.is_none() {
+                return Err(StoreError::NotFound(id.to_owned()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn current_state(conn: &Connection, id: &str) -> Result<Option<String>> {
+    conn.prepare_cached("SELECT state FROM conversations WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .db()
+}
+
+fn update_conversation(
+    conn: &Connection,
+    id: &str,
+    update: &ConversationUpdate,
+    at: i64,
+) -> Result<()> {
+    let brief = update
+        .brief
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
+    conn.prepare_cached(
+        "UPDATE conversations SET
+            state = ?1, queue = ?2, priority = ?3, agent_id = ?4,
+            brief = COALESCE(?5, brief), disposition = COALESCE(?6, disposition),
+            language = COALESCE(?7, language), requested_agent = COALESCE(?8, requested_agent),
+            queued_at = CASE WHEN ?1 = 'queued' AND state NOT IN ('queued', 'offered', 'assigned') THEN ?9 ELSE queued_at END,
+            offered_at = CASE WHEN ?1 = 'offered' THEN ?9 ELSE offered_at END,
+            assigned_at = CASE WHEN ?1 = 'assigned' AND state != 'assigned' THEN ?9 ELSE assigned_at END,
+            resolved_at = CASE WHEN ?1 = 'resolved' THEN ?9 ELSE resolved_at END,
+            updated_at = ?9
+         WHERE id = ?10",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            update.state.as_str(),
+            update.queue,
+            update.priority,
+            update.agent_id,
+            brief,
+            update.disposition,
+            update.language,
+            update.requested_agent,
+            at,
+            id
+        ])
+    })
+    .db()?;
+    Ok(())
+}
+
+fn insert_turn(conn: &Connection, id: &str, turn: &NewTurn, at: i64) -> Result<()> {
+    let body = serde_json::to_string(&turn.turn)?;
+    let result = conn
+        .prepare_cached(
+            "INSERT INTO turns (conversation_id, seq, role, body, client_turn_id, decision, signals, response, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                i64::try_from(turn.seq).unwrap_or(i64::MAX),
+                turn.turn.role.as_str(),
+                body,
+                turn.turn.client_turn_id,
+                turn.decision.to_string(),
+                turn.signals.to_string(),
+                turn.response.to_string(),
+                at
+            ])
+        });
+    match result {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == ErrorCode::ConstraintViolation
+                && (e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) =>
+        {
+            Err(StoreError::Duplicate {
+                conversation: id.to_owned(),
+                seq: turn.seq,
+            })
+        }
+        Err(e) => Err(describe(&e)),
+    }
+}
+
+fn insert_event(conn: &Connection, id: &str, event: &NewEvent, at: i64) -> Result<EventRecord> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO events (conversation_id, kind, from_state, to_state, actor, reason, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .db()?;
+    let rowid = stmt
+        .insert(params![
+            id,
+            event.kind.as_str(),
+            event.from.map(HandoffState::as_str),
+            event.to.map(HandoffState::as_str),
+            event.actor,
+            event.reason,
+            at
+        ])
+        .db()?;
+    Ok(EventRecord {
+        id: rowid,
+        conversation_id: id.to_owned(),
+        kind: event.kind,
+        from_state: event.from,
+        to_state: event.to,
+        actor: event.actor.clone(),
+        reason: event.reason.clone(),
+        at,
+    })
+}
+
+fn apply_sla(
+    conn: &Connection,
+    id: &str,
+    sla: &SlaChange,
+    at: i64,
+    events: &mut Vec<EventRecord>,
+) -> Result<()> {
+    match sla {
+        SlaChange::Start(timer) => {
+            conn.prepare_cached(
+                "INSERT INTO sla_timers (conversation_id, kind, queue, started_at, warn_at, due_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (conversation_id, kind) DO UPDATE SET
+                   queue = excluded.queue, started_at = excluded.started_at, warn_at = excluded.warn_at,
+                   due_at = excluded.due_at, warned = 0, breached = 0, stopped_at = NULL
+                 WHERE sla_timers.stopped_at IS NOT NULL",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    timer.kind.as_str(),
+                    timer.queue,
+                    timer.started_at,
+                    timer.warn_at,
+                    timer.due_at
+                ])
+            })
+            .db()?;
+        }
+        SlaChange::Stop(kind) => {
+            conn.prepare_cached(
+                "UPDATE sla_timers SET stopped_at = ?1
+                 WHERE conversation_id = ?2 AND (?3 IS NULL OR kind = ?3) AND stopped_at IS NULL",
+            )
+            .and_then(|mut s| s.execute(params![at, id, kind.map(SlaKind::as_str)]))
+            .db()?;
+        }
+        SlaChange::Fire {
+            kind,
+            breach,
+            event,
+        } => {
+            let sql = if *breach {
+                "UPDATE sla_timers SET breached = 1, warned = 1
+                 WHERE conversation_id = ?1 AND kind = ?2 AND breached = 0 AND stopped_at IS NULL"
+            } else {
+                "UPDATE sla_timers SET warned = 1
+                 WHERE conversation_id = ?1 AND kind = ?2 AND warned = 0 AND stopped_at IS NULL"
+            };
+            let fired = conn
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![id, kind.as_str()]))
+                .db()?;
+            if fired > 0 {
+                events.push(insert_event(conn, id, event, at)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn status_name(status: AgentStatus) -> Result<String> {
+    match serde_json::to_value(status)? {
+        serde_json::Value::String(s) => Ok(s),
+        other => Err(corrupt(format!("agent status serialised as {other}"))),
+    }
+}
+
+fn apply_agent(conn: &Connection, change: &AgentChange, at: i64) -> Result<()> {
+    match change {
+        AgentChange::Upsert(agent) => {
+            let skills = serde_json::to_string(&agent.skills)?;
+            let languages = serde_json::to_string(&agent.languages)?;
+            let status = status_name(agent.status)?;
+            conn.prepare_cached(
+                "INSERT INTO agents (id, name, skills, languages, capacity, status, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, skills = excluded.skills,
+                   languages = excluded.languages, capacity = excluded.capacity,
+                   status = excluded.status, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    agent.id.as_str(),
+                    agent.name,
+                    skills,
+                    languages,
+                    i64::from(agent.capacity),
+                    status,
+                    at
+                ])
+            })
+            .db()?;
+        }
+        AgentChange::Status { id, status } => {
+            let status = status_name(*status)?;
+            conn.prepare_cached("UPDATE agents SET status = ?1, updated_at = ?2 WHERE id = ?3")
+                .and_then(|mut s| s.execute(params![status, at, id]))
+                .db()?;
+        }
+    }
+    Ok(())
+}
+
+// ---- reads ----
+
+const CONVERSATION_COLUMNS: &str = "id, customer, channel, state, queue, priority, queued_at, \
+     agent_id, brief, disposition, created_at, language, requested_agent, offered_at, \
+     assigned_at, csat";
+
+const SLA_COLUMNS: &str =
+    "conversation_id, kind, queue, started_at, warn_at, due_at, warned, breached, stopped_at";
+
+const EVENT_COLUMNS: &str = "id, conversation_id, kind, from_state, to_state, actor, reason, at";
+
+/// Every row of `sql`, each through `f`.
+fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl Fn(&Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    let mut rows = stmt.query(params).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        out.push(f(row)?);
+    }
+    Ok(out)
+}
+
+/// The first row of `sql`, through `f`.
+fn query_opt<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl Fn(&Row<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    let mut rows = stmt.query(params).db()?;
+    match rows.next().db()? {
+        Some(row) => f(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn col<T: rusqlite::types::FromSql>(row: &Row<'_>, name: &str) -> Result<T> {
+    row.get(name).db()
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    Ok(serde_json::from_str(text)?)
+}
+
+fn state(name: &str) -> Result<HandoffState> {
+    HandoffState::parse(name).ok_or_else(|| corrupt(format!("unknown handoff state `{name}`")))
+}
+
+fn conversation_from_row(r: &Row<'_>) -> Result<ConversationRecord> {
+    Ok(ConversationRecord {
+        id: col(r, "id")?,
+        customer: json(&col::<String>(r, "customer")?)?,
+        channel: col(r, "channel")?,
+        state: state(&col::<String>(r, "state")?)?,
+        queue: col(r, "queue")?,
+        priority: col(r, "priority")?,
+        queued_at: col(r, "queued_at")?,
+        agent_id: col(r, "agent_id")?,
+        brief: col::<Option<String>>(r, "brief")?
+            .map(|b| json(&b))
+            .transpose()?,
+        disposition: col(r, "disposition")?,
+        created_at: col(r, "created_at")?,
+        language: col(r, "language")?,
+        requested_agent: col(r, "requested_agent")?,
+        offered_at: col(r, "offered_at")?,
+        assigned_at: col(r, "assigned_at")?,
+        csat: col::<Option<i64>>(r, "csat")?.and_then(|v| u8::try_from(v).ok()),
+    })
+}
+
+fn event_from_row(r: &Row<'_>) -> Result<EventRecord> {
+    let kind: String = col(r, "kind")?;
+    Ok(EventRecord {
+        id: col(r, "id")?,
+        conversation_id: col(r, "conversation_id")?,
+        kind: EventKind::parse(&kind)
+            .ok_or_else(|| corrupt(format!("unknown event kind `{kind}`")))?,
+        from_state: col::<Option<String>>(r, "from_state")?
+            .map(|s| state(&s))
+            .transpose()?,
+        to_state: col::<Option<String>>(r, "to_state")?
+            .map(|s| state(&s))
+            .transpose()?,
+        actor: col(r, "actor")?,
+        reason: col(r, "reason")?,
+        at: col(r, "at")?,
+    })
+}
+
+fn sla_from_row(r: &Row<'_>) -> Result<SlaTimer> {
+    let kind: String = col(r, "kind")?;
+    Ok(SlaTimer {
+        conversation_id: col(r, "conversation_id")?,
+        kind: SlaKind::parse(&kind).ok_or_else(|| corrupt(format!("unknown SLA kind `{kind}`")))?,
+        queue: col(r, "queue")?,
+        started_at: col(r, "started_at")?,
+        warn_at: col(r, "warn_at")?,
+        due_at: col(r, "due_at")?,
+        warned: col::<i64>(r, "warned")? != 0,
+        breached: col::<i64>(r, "breached")? != 0,
+        stopped_at: col(r, "stopped_at")?,
+    })
+}
+
+fn agent_from_row(r: &Row<'_>) -> Result<Agent> {
+    let id: String = col(r, "id")?;
+    Ok(Agent {
+        id: AgentId::parse(id).map_err(corrupt)?,
+        name: col(r, "name")?,
+        skills: json(&col::<String>(r, "skills")?)?,
+        languages: json(&col::<String>(r, "languages")?)?,
+        capacity: u32::try_from(col::<i64>(r, "capacity")?).unwrap_or(1),
+        status: serde_json::from_value(serde_json::Value::String(col(r, "status")?))?,
+    })
+}
+
+fn user_from_row(r: &Row<'_>) -> Result<User> {
+    let role: String = col(r, "role")?;
+    Ok(User {
+        id: col(r, "id")?,
+        password_hash: col(r, "password_hash")?,
+        role: AccountRole::parse(&role)
+            .ok_or_else(|| corrupt(format!("unknown account role `{role}`")))?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn submit(&self, change: Change) -> Pending {
+        if change.is_empty() {
+            let closed = self.shared.closed.load(Ordering::Acquire);
+            return Box::pin(async move {
+                if closed {
+                    Err(StoreError::Closed)
+                } else {
+                    Ok(Applied::default())
+                }
+            });
+        }
+        match self.enqueue(|reply| Job::Apply(Box::new(change), reply)) {
+            Ok(answer) => Box::pin(async move { answer.await.map_err(|_| writer_stopped())? }),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            query_opt(
+                c,
+                &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1"),
+                [id],
+                conversation_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn turns(&self, id: &str) -> Result<Vec<TurnRecord>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            query_all(
+                c,
+                "SELECT seq, body, decision, signals, created_at FROM turns
+                 WHERE conversation_id = ?1 ORDER BY seq",
+                [id],
+                |r| {
+                    let opt = |name: &str| -> Result<Option<serde_json::Value>> {
+                        col::<Option<String>>(r, name)?
+                            .map(|s| json(&s))
+                            .transpose()
+                    };
+                    Ok(TurnRecord {
+                        seq: col(r, "seq")?,
+                        turn: json(&col::<String>(r, "body")?)?,
+                        decision: opt("decision")?,
+                        signals: opt("signals")?,
+                        created_at: col(r, "created_at")?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    async fn turn_by_client_id(
+        &self,
+        id: &str,
+        client_turn_id: &str,
+    ) -> Result<Option<(Turn, serde_json::Value)>> {
+        let (id, client) = (id.to_owned(), client_turn_id.to_owned());
+        self.read(move |c| {
+            query_opt(
+                c,
+                "SELECT body, response FROM turns WHERE conversation_id = ?1 AND client_turn_id = ?2",
+                [id, client],
+                |r| {
+                    let turn: Turn = json(&col::<String>(r, "body")?)?;
+                    let response = match col::<Option<String>>(r, "response")? {
+                        Some(text) => json(&text)?,
+                        None => serde_json::Value::Null,
+                    };
+                    Ok((turn, response))
+                },
+            )
+        })
+        .await
+    }
+
+    async fn events(&self, id: &str) -> Result<Vec<EventRecord>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            query_all(
+                c,
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE conversation_id = ?1 ORDER BY id"
+                ),
+                [id],
+                event_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn events_after(
+        &self,
+        after: i64,
+        conversation: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>> {
+        let conversation = conversation.map(str::to_owned);
+        self.read(move |c| match conversation {
+            Some(id) => query_all(
+                c,
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE conversation_id = ?1 AND id > ?2
+                     ORDER BY id LIMIT ?3"
+                ),
+                params![id, after, i64::from(limit)],
+                event_from_row,
+            ),
+            None => query_all(
+                c,
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"),
+                params![after, i64::from(limit)],
+                event_from_row,
+            ),
+        })
+        .await
+    }
+
+    async fn last_event_id(&self) -> Result<i64> {
+        self.read(|c| {
+            c.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM events")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .db()
+        })
+        .await
+    }
+
+    async fn agent_conversations(&self, agent: &str) -> Result<Vec<String>> {
+        let agent = agent.to_owned();
+        self.read(move |c| {
+            query_all(
+                c,
+                "SELECT id FROM conversations WHERE agent_id = ?1 AND state IN ('offered', 'assigned')
+                 ORDER BY updated_at, id",
+                [agent],
+                |r| col(r, "id"),
+            )
+        })
+        .await
+    }
+
+    async fn waiting_records(&self, queue: &str) -> Result<Vec<ConversationRecord>> {
+        let queue = queue.to_owned();
+        self.read(move |c| {
+            query_all(
+                c,
+                &format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations
+                     WHERE queue = ?1 AND state IN ('queued', 'offered')
+                     ORDER BY priority DESC, queued_at, id"
+                ),
+                [queue],
+                conversation_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn routing_records(&self) -> Result<Vec<ConversationRecord>> {
+        self.read(|c| {
+            query_all(
+                c,
+                &format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations
+                     WHERE state IN ('queued', 'offered', 'assigned') ORDER BY queued_at, id"
+                ),
+                [],
+                conversation_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn recent_escalations(&self, limit: u32) -> Result<Vec<ConversationRecord>> {
+        self.read(move |c| {
+            query_all(
+                c,
+                &format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE brief IS NOT NULL
+                     ORDER BY updated_at DESC, id DESC LIMIT ?1"
+                ),
+                [i64::from(limit)],
+                conversation_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn answered_since(&self, queue: &str, since: i64, sla_ms: i64) -> Result<(u64, u64)> {
+        let queue = queue.to_owned();
+        self.read(move |c| {
+            let (n, ok): (i64, i64) = c
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(assigned_at - queued_at <= ?1), 0) FROM conversations
+                     WHERE queue = ?2 AND assigned_at >= ?3 AND queued_at IS NOT NULL",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![sla_ms, queue, since], |r| Ok((r.get(0)?, r.get(1)?)))
+                })
+                .db()?;
+            Ok((
+                u64::try_from(n).unwrap_or(0),
+                u64::try_from(ok).unwrap_or(0),
+            ))
+        })
+        .await
+    }
+
+    async fn handle_time(&self, queue: &str) -> Result<(Option<f64>, i64)> {
+        let queue = queue.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT AVG(resolved_at - assigned_at), COUNT(*) FROM (
+                    SELECT resolved_at, assigned_at FROM conversations
+                    WHERE queue = ?1 AND state = 'resolved' AND assigned_at IS NOT NULL
+                      AND resolved_at IS NOT NULL
+                    ORDER BY resolved_at DESC LIMIT 200)",
+            )
+            .and_then(|mut s| {
+                s.query_row([queue], |r| {
+                    Ok((r.get::<_, Option<f64>>(0)?.map(|ms| ms / 1000.0), r.get(1)?))
+                })
+            })
+            .db()
+        })
+        .await
+    }
+
+    async fn slas(&self, id: &str) -> Result<Vec<SlaTimer>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            query_all(
+                c,
+                &format!(
+                    "SELECT {SLA_COLUMNS} FROM sla_timers WHERE conversation_id = ?1 ORDER BY kind"
+                ),
+                [id],
+                sla_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn running_slas(&self) -> Result<Vec<SlaTimer>> {
+        self.read(|c| {
+            query_all(
+                c,
+                &format!(
+                    "SELECT {SLA_COLUMNS} FROM sla_timers WHERE stopped_at IS NULL AND breached = 0
+                     ORDER BY CASE WHEN warned = 0 THEN MIN(warn_at, due_at) ELSE due_at END,
+                       conversation_id, kind"
+                ),
+                [],
+                sla_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn open_sla_breaches(&self) -> Result<Vec<SlaTimer>> {
+        self.read(|c| {
+            query_all(
+                c,
+                &format!(
+                    "SELECT {SLA_COLUMNS} FROM sla_timers WHERE stopped_at IS NULL AND breached = 1
+                     ORDER BY due_at, conversation_id, kind LIMIT 200"
+                ),
+                [],
+                sla_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn agents(&self) -> Result<Vec<Agent>> {
+        self.read(|c| {
+            query_all(
+                c,
+                "SELECT id, name, skills, languages, capacity, status FROM agents ORDER BY id",
+                [],
+                agent_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<Agent>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            query_opt(
+                c,
+                "SELECT id, name, skills, languages, capacity, status FROM agents WHERE id = ?1",
+                [id],
+                agent_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn agent_loads(&self) -> Result<HashMap<String, u32>> {
+        self.read(|c| {
+            let rows = query_all(
+                c,
+                "SELECT agent_id, COUNT(*) AS n FROM conversations
+                 WHERE state = 'assigned' AND agent_id IS NOT NULL GROUP BY agent_id",
+                [],
+                |r| {
+                    Ok((
+                        col::<String>(r, "agent_id")?,
+                        u32::try_from(col::<i64>(r, "n")?).unwrap_or(u32::MAX),
+                    ))
+                },
+            )?;
+            Ok(rows.into_iter().collect())
+        })
+        .await
+    }
+
+    async fn upsert_user(&self, id: &str, password_hash: &str, role: AccountRole) -> Result<()> {
+        self.write(WriteOp::UpsertUser {
+            id: id.to_owned(),
+            password_hash: password_hash.to_owned(),
+            role,
+            at: crate::now_ms(),
+        })
+        .await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<User>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            query_opt(
+                c,
+                "SELECT id, password_hash, role FROM users WHERE id = ?1",
+                [id],
+                user_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn has_credentials(&self) -> Result<bool> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM users)
+                     OR EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL)",
+            )
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .db()
+        })
+        .await
+    }
+
+    async fn create_session(&self, token_hash: &str, user: &str, expires_at: i64) -> Result<()> {
+        self.write(WriteOp::CreateSession {
+            token_hash: token_hash.to_owned(),
+            user: user.to_owned(),
+            at: crate::now_ms(),
+            expires_at,
+        })
+        .await
+    }
+
+    async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |c| {
+            query_opt(
+                c,
+                "SELECT u.id, u.password_hash, u.role FROM sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                params![token_hash, now],
+                user_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        self.write(WriteOp::DeleteSession {
+            token_hash: token_hash.to_owned(),
+        })
+        .await
+    }
+
+    async fn create_api_key(
+        &self,
+        id: &str,
+        key_hash: &str,
+        name: &str,
+        scopes: &[String],
+    ) -> Result<()> {
+        self.write(WriteOp::CreateApiKey {
+            id: id.to_owned(),
+            key_hash: key_hash.to_owned(),
+            name: name.to_owned(),
+            scopes: serde_json::to_string(scopes)?,
+            at: crate::now_ms(),
+        })
+        .await
+    }
+
+    async fn api_key_scopes(&self, key_hash: &str) -> Result<Option<Vec<String>>> {
+        let key_hash = key_hash.to_owned();
+        self.read(move |c| {
+            query_opt(
+                c,
+                "SELECT scopes FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
+                [key_hash],
+                |r| json(&col::<String>(r, "scopes")?),
+            )
+        })
+        .await
+    }
+
+    async fn create_widget_token(&self, token_hash: &str, conversation: &str) -> Result<()> {
+        self.write(WriteOp::CreateWidgetToken {
+            token_hash: token_hash.to_owned(),
+            conversation: conversation.to_owned(),
+        })
+        .await
+    }
+
+    async fn widget_conversation(&self, token_hash: &str) -> Result<Option<String>> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |c| {
+            query_opt(
+                c,
+                "SELECT conversation_id FROM widget_tokens WHERE token_hash = ?1",
+                [token_hash],
+                |r| col(r, "conversation_id"),
+            )
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        // Dropping the sender lets the writer finish what is queued, then stop.
+        drop(
+            self.shared
+                .sender
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let handle = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        self.shared
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_domain::Customer;
+
+    fn url(dir: &tempfile::TempDir) -> String {
+        format!("sqlite://{}", dir.path().join("t.db").display())
+    }
+
+    async fn store() -> (Arc<SqliteStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SqliteStore::open(&url(&dir)).await.expect("open");
+        (Arc::new(s), dir)
+    }
+
+    fn create(id: &str, at: i64) -> Change {
+        let mut change = Change::at(at);
+        change.conversations.push(ConversationChange::new(
+            id,
+            Guard::Create {
+                customer: Customer::default(),
+                channel: None,
+            },
+        ));
+        change
+    }
+
+    fn note(id: &str, at: i64, reason: &str) -> Change {
+        let mut change = Change::at(at);
+        change.conversation(id).events.push(NewEvent {
+            kind: EventKind::Note,
+            from: None,
+            to: None,
+            actor: "test".into(),
+            reason: reason.into(),
+        });
+        change
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_conformance_suite() {
+        let (s, _dir) = store().await;
+        crate::conformance::run(s.clone()).await;
+        s.close().await;
+    }
+
+    #[tokio::test]
+    async fn writes_survive_a_reopen_and_a_closed_store_refuses_calls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SqliteStore::open(&url(&dir)).await.expect("open");
+        s.apply(create("c1", 10)).await.expect("create");
+        let applied = s.apply(note("c1", 11, "kept")).await.expect("note");
+        s.upsert_user("ana", "$argon2id$x", AccountRole::Supervisor)
+            .await
+            .expect("user");
+        s.close().await;
+        s.close().await;
+        assert!(matches!(
+            s.apply(note("c1", 12, "late")).await,
+            Err(StoreError::Closed)
+        ));
+        assert!(matches!(
+            s.conversation("c1").await,
+            Err(StoreError::Closed)
+        ));
+        assert!(matches!(
+            s.upsert_user("bo", "h", AccountRole::Agent).await,
+            Err(StoreError::Closed)
+        ));
+
+        let s = SqliteStore::open(&url(&dir)).await.expect("reopen");
+        assert_eq!(
+            s.conversation("c1")
+                .await
+                .expect("read")
+                .map(|c| c.created_at),
+            Some(10)
+        );
+        assert_eq!(s.events("c1").await.expect("events"), applied.events);
+        assert_eq!(
+            s.user("ana").await.expect("user").map(|u| u.role),
+            Some(AccountRole::Supervisor)
+        );
+        // New ids continue after the stored ones.
+        let next = s.apply(note("c1", 13, "after")).await.expect("note");
+        assert!(next.events[0].id > applied.events[0].id);
+        s.close().await;
+    }
+
+    #[tokio::test]
+    async fn close_finishes_queued_writes() {
+        let (s, _dir) = store().await;
+        s.apply(create("c1", 1)).await.expect("create");
+        let pending: Vec<Pending> = (0..100).map(|i| s.submit(note("c1", i, "q"))).collect();
+        s.close().await;
+        for p in pending {
+            p.await.expect("a write queued before close is written");
+        }
+    }
+
+    #[tokio::test]
+    async fn submit_keeps_the_order_of_calls() {
+        let (s, _dir) = store().await;
+        s.apply(create("c1", 1)).await.expect("create");
+        let pending: Vec<Pending> = (0..50)
+            .map(|i| s.submit(note("c1", i, &i.to_string())))
+            .collect();
+        let mut ids = Vec::new();
+        for p in pending {
+            ids.push(p.await.expect("write").events[0].id);
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    }
+
+    /// Lays out a database as the sqlx-based versions of Baton left it.
+    fn old_sqlx_database(path: &Path) {
+        let conn = Connection::open(path).expect("open");
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE _sqlx_migrations (
+                 version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+                 installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                 success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
+        )
+        .expect("sqlx table");
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            conn.execute_batch(sql).expect("migration");
+            conn.execute(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+                 VALUES (?1, 'm', 1, x'00', 1)",
+                [i64::try_from(i + 1).expect("version")],
+            )
+            .expect("sqlx row");
+        }
+        conn.execute_batch(
+            "INSERT INTO conversations (id, customer, state, queue, created_at, updated_at)
+               VALUES ('old', '{}', 'queued', 'billing', 5, 5);
+             INSERT INTO events (conversation_id, kind, actor, reason, at)
+               VALUES ('old', 'transition', 'policy', 'x', 5);
+             INSERT INTO users (id, password_hash, role, created_at) VALUES ('ana', 'h', 'admin', 1);",
+        )
+        .expect("rows");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 0);
+    }
+
+    #[tokio::test]
+    async fn opens_a_database_left_by_the_sqlx_versions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        old_sqlx_database(&dir.path().join("t.db"));
+        for _ in 0..2 {
+            let s = SqliteStore::open(&url(&dir)).await.expect("open old file");
+            let c = s.conversation("old").await.expect("read").expect("kept");
+            assert_eq!(
+                (c.state, c.queue.as_deref()),
+                (HandoffState::Queued, Some("billing"))
+            );
+            assert_eq!(s.events("old").await.expect("events").len(), 1);
+            assert_eq!(
+                s.user("ana").await.expect("user").map(|u| u.role),
+                Some(AccountRole::Admin)
+            );
+            s.close().await;
+        }
+        let conn = Connection::open(dir.path().join("t.db")).expect("open");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 3);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_refuses_writes_whole_and_service_resumes_by_itself() {
+        let (s, _dir) = store().await;
+        s.apply(create("c1", 1)).await.expect("create");
+        let limit = s.set_max_page_count(1).await.expect("limit");
+        assert!(limit >= 1);
+        let big = "x".repeat(1 << 20);
+        // Several writes in flight: the batch fails as a whole, each answers Unavailable.
+        let pending: Vec<Pending> = (0..3)
+            .map(|i| {
+                let mut change = note("c1", 2 + i, &big);
+                change.conversations.push(ConversationChange::new(
+                    format!("new-{i}"),
+                    Guard::Create {
+                        customer: Customer::default(),
+                        channel: None,
+                    },
+                ));
+                s.submit(change)
+            })
+            .collect();
+        for p in pending {
+            match p.await {
+                Err(StoreError::Unavailable(reason)) => assert_eq!(reason, "disk full"),
+                other => panic!("expected Unavailable, got {other:?}"),
+            }
+        }
+        assert!(s.events("c1").await.expect("events").is_empty());
+        assert!(s.conversation("new-0").await.expect("read").is_none());
+        assert!(matches!(
+            s.upsert_user("ana", &big, AccountRole::Agent).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        // Space returns: the next write succeeds on the same store, without reopening.
+        s.set_max_page_count(1 << 30).await.expect("raise");
+        let applied = s
+            .apply(note("c1", 9, &big))
+            .await
+            .expect("write after space returns");
+        assert_eq!(applied.events.len(), 1);
+        assert_eq!(s.events("c1").await.expect("events"), applied.events);
+        s.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_changes_share_commits() {
+        let (s, _dir) = store().await;
+        for i in 0..10 {
+            s.apply(create(&format!("c{i}"), 1)).await.expect("create");
+        }
+        let before = s.commits();
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..500 {
+            let s = Arc::clone(&s);
+            tasks.spawn(async move { s.apply(note(&format!("c{}", n % 10), n, "x")).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("task").expect("apply");
+        }
+        let commits = s.commits() - before;
+        assert!(commits < 500, "500 changes took {commits} commits");
+        let stored = s.events_after(0, None, 10_000).await.expect("events");
+        assert_eq!(stored.len(), 500);
+    }
+
+    #[tokio::test]
+    async fn one_stale_change_does_not_fail_its_batch() {
+        let (s, _dir) = store().await;
+        s.apply(create("c1", 1)).await.expect("create");
+        let mut stale = note("c1", 2, "stale");
+        stale.conversations[0].guard = Guard::State(HandoffState::Queued);
+        let pending = vec![
+            s.submit(note("c1", 2, "a")),
+            s.submit(stale),
+            s.submit(create("c1", 2)),
+            s.submit(note("c1", 3, "b")),
+        ];
+        let mut results = Vec::new();
+        for p in pending {
+            results.push(p.await);
+        }
+        assert!(results[0].is_ok());
+        assert!(matches!(results[1], Err(StoreError::Stale { .. })));
+        assert!(matches!(results[2], Err(StoreError::Conflict(_))));
+        assert!(results[3].is_ok());
+        let reasons: Vec<String> = s
+            .events("c1")
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.reason)
+            .collect();
+        assert_eq!(reasons, vec!["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_directory_is_named_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("no").join("such");
+        let path = missing.join("baton.db");
+        let e = SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .expect_err("missing directory");
+        let StoreError::Open(message) = &e else {
+            panic!("expected Open, got {e:?}");
+        };
+        assert_eq!(
+            message,
+            &format!(
+                "cannot open database `{}`: directory `{}` does not exist; create it (mkdir -p {}) \
+                 or choose another path",
+                path.display(),
+                missing.display(),
+                missing.display()
+            )
+        );
+        assert_eq!(e.to_string().matches("cannot open").count(), 1);
+        assert!(!missing.exists());
+    }
+
+    #[tokio::test]
+    async fn urls_of_both_spellings_open_and_others_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.db");
+        let s = SqliteStore::open(&format!("sqlite:{}?mode=rwc", path.display()))
+            .await
+            .expect("sqlite:PATH?mode");
+        s.apply(create("c1", 1)).await.expect("create");
+        s.close().await;
+        let s = crate::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("connect");
+        assert!(s.conversation("c1").await.expect("read").is_some());
+        s.close().await;
+        assert!(matches!(
+            crate::connect("postgres://localhost/baton").await,
+            Err(StoreError::UnsupportedUrl(_))
+        ));
+        assert!(matches!(
+            SqliteStore::open("sqlite::memory:").await,
+            Err(StoreError::Open(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_is_refused_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        std::fs::write(&path, vec![b'z'; 8192]).expect("write");
+        match SqliteStore::open(&format!("sqlite://{}", path.display())).await {
+            Err(StoreError::Open(m)) => {
+                assert!(m.contains("not a SQLite database"), "{m}");
+                assert!(m.contains(&path.display().to_string()), "{m}");
+            }
+            other => panic!("expected Open, got {other:?}"),
+        }
+    }
+}
