@@ -184,16 +184,16 @@ pub async fn caller(app: &AppState, headers: &axum::http::HeaderMap) -> Result<C
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        return Ok(match app.store.api_key_scopes(&digest(key.trim())).await? {
+        return Ok(match app.service.api_key_scopes(&digest(key.trim())).await? {
             Some(scopes) => Caller::Key { scopes },
             None => Caller::Anonymous,
         });
     }
     if let Some(token) = session_token(headers) {
-        if let Some(user) = app.store.session_user(&digest(&token)).await? {
+        if let Some(user) = app.service.session_user(&digest(&token)).await? {
             return Ok(Caller::Agent {
                 id: user.id,
-                role: user.role,
+                role: user.role.as_str().to_owned(),
             });
         }
     }
@@ -212,11 +212,11 @@ async fn credentials_exist(app: &AppState) -> Result<bool, ApiError> {
     if app.credentials_seen.load(Relaxed) {
         return Ok(true);
     }
-    let now = baton_store::now_ms();
+    let now = app.service.now();
     if now - app.credentials_checked_at.load(Relaxed) < 1000 {
         return Ok(false);
     }
-    let exists = app.store.has_credentials().await?;
+    let exists = app.service.has_credentials().await?;
     app.credentials_checked_at.store(now, Relaxed);
     app.credentials_seen.store(exists, Relaxed);
     Ok(exists)

@@ -9,7 +9,7 @@
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
-use crate::handlers::{take_turn, ApiJson};
+use crate::handlers::ApiJson;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -129,13 +129,15 @@ pub async fn static_asset(Path(file): Path<String>) -> AppResult<Response> {
 
 #[derive(Deserialize)]
 pub struct Login {
-    id: String,
+    /// The agent's id (`agent_id`, as everywhere else; `id` still accepted).
+    #[serde(alias = "id")]
+    agent_id: String,
     password: String,
 }
 
 /// `POST /v1/login`: checks the password and sets the session cookie.
 pub async fn login(State(app): St, ApiJson(req): ApiJson<Login>) -> AppResult<Response> {
-    let user = app.store.user(&req.id).await?;
+    let user = app.service.user(&req.agent_id).await?;
     let ok = user
         .as_ref()
         .is_some_and(|u| auth::verify_password(&req.password, &u.password_hash));
@@ -147,8 +149,8 @@ pub async fn login(State(app): St, ApiJson(req): ApiJson<Login>) -> AppResult<Re
         });
     };
     let token = auth::new_secret("bs");
-    let expires = baton_store::now_ms() + auth::SESSION_HOURS * 3_600_000;
-    app.store
+    let expires = app.service.now() + auth::SESSION_HOURS * 3_600_000;
+    app.service
         .create_session(&auth::digest(&token), &user.id, expires)
         .await?;
     let cookie = format!(
@@ -156,7 +158,7 @@ pub async fn login(State(app): St, ApiJson(req): ApiJson<Login>) -> AppResult<Re
         auth::SESSION_COOKIE,
         auth::SESSION_HOURS * 3600
     );
-    let mut response = Json(json!({"id": user.id, "role": user.role})).into_response();
+    let mut response = Json(json!({"id": user.id, "role": user.role.as_str()})).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -166,7 +168,7 @@ pub async fn login(State(app): St, ApiJson(req): ApiJson<Login>) -> AppResult<Re
 /// `POST /v1/logout`: ends the session and clears the cookie.
 pub async fn logout(State(app): St, headers: HeaderMap) -> AppResult<Response> {
     if let Some(token) = auth::session_token(&headers) {
-        app.store.delete_session(&auth::digest(&token)).await?;
+        app.service.delete_session(&auth::digest(&token)).await?;
     }
     let mut response = Json(json!({"signed_out": true})).into_response();
     let cookie = format!(
@@ -183,8 +185,8 @@ pub async fn logout(State(app): St, headers: HeaderMap) -> AppResult<Response> {
 pub async fn me(State(app): St, headers: HeaderMap) -> AppResult<Json<Value>> {
     match auth::caller(&app, &headers).await? {
         Caller::Agent { id, role } => {
-            let agent = app.store.agent(&id).await?;
-            let conversations = app.store.agent_conversations(&id).await?;
+            let agent = app.service.agent(&id).await.ok();
+            let conversations = app.service.agent_conversations(&id).await?;
             Ok(Json(
                 json!({"id": id, "role": role, "agent": agent, "conversations": conversations}),
             ))
@@ -201,27 +203,18 @@ pub async fn me(State(app): St, headers: HeaderMap) -> AppResult<Json<Value>> {
 /// `GET /v1/supervisor`: live queues, agents with their load, and recent escalations with
 /// their reasons.
 pub async fn supervisor(State(app): St) -> AppResult<Json<Value>> {
-    let now = baton_store::now_ms();
-    let mut queues = Vec::new();
-    {
-        let d = app.dispatcher.lock().await;
-        for q in app.engine.policy().queues() {
-            queues.push(json!(d.queue_stats(&q.name, now)?));
-        }
-    }
-    let loads = app.store.agent_loads().await?;
+    let queues = app.service.queue_stats().await?;
     let agents: Vec<Value> = app
-        .store
+        .service
         .agents()
         .await?
         .into_iter()
-        .map(|a| {
-            let held = loads.get(a.id.as_str()).copied().unwrap_or(0);
+        .map(|(a, held)| {
             json!({"id": a.id, "name": a.name, "status": a.status, "assigned": held, "capacity": a.capacity})
         })
         .collect();
     let recent: Vec<Value> = app
-        .store
+        .service
         .recent_escalations(20)
         .await?
         .into_iter()
@@ -237,7 +230,7 @@ pub async fn supervisor(State(app): St) -> AppResult<Json<Value>> {
             })
         })
         .collect();
-    let slas = app.store.open_sla_breaches().await?;
+    let slas = app.service.open_sla_breaches().await?;
     Ok(Json(
         json!({"queues": queues, "agents": agents, "recent_escalations": recent, "sla_breaches": slas}),
     ))
@@ -247,8 +240,8 @@ pub async fn supervisor(State(app): St) -> AppResult<Json<Value>> {
 /// from the best knowledge-base article for the customer's last message, and the article links.
 pub async fn assist(State(app): St, Path(id): Path<String>) -> AppResult<Json<Value>> {
     let id = ConversationId::parse(id).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let record = crate::handlers::stored_conversation(&app, &id).await?;
-    let turns = app.store.turns(id.as_str()).await?;
+    let record = app.service.conversation(&id).await?;
+    let turns = app.service.turns(&id).await?;
     let last = turns
         .iter()
         .rev()
@@ -284,7 +277,7 @@ pub struct WidgetToken {
 
 async fn widget_conversation(app: &AppState, token: &str) -> AppResult<ConversationId> {
     let id = app
-        .store
+        .service
         .widget_conversation(&auth::digest(token))
         .await?
         .ok_or_else(|| ApiError::BadRequest {
@@ -301,18 +294,16 @@ pub async fn widget_start(
     State(app): St,
     ApiJson(req): ApiJson<WidgetStart>,
 ) -> AppResult<Json<Value>> {
-    let id = uuid::Uuid::new_v4().to_string();
     let customer = Customer {
         name: req.name.filter(|n| !n.trim().is_empty()),
         ..Customer::default()
     };
-    app.store
-        .create_conversation(&id, &customer, Some("widget"))
-        .await?;
     let token = auth::new_secret("wt");
-    app.store
-        .create_widget_token(&auth::digest(&token), &id)
-        .await?;
+    let id = app
+        .service
+        .start_widget(customer, auth::digest(&token))
+        .await?
+        .id;
     Ok(Json(json!({
         "conversation_id": id,
         "token": token,
@@ -340,12 +331,13 @@ pub async fn widget_say(
     let mut turn = Turn::new(Role::Customer, req.text.clone())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     turn.action = req.action;
-    let answer = take_turn(app.clone(), id.clone(), turn).await?;
-    let quiet = answer["state"] == json!(HandoffState::AiActive)
-        || answer["state"] == json!(HandoffState::ReturnedToAi)
-        || answer["state"] == json!(HandoffState::Resolved);
-    let mut reply = Value::Null;
-    if quiet && answer["escalate"] != json!(true) && req.action.is_none() {
+    let answer = app.service.post_turn(id.clone(), turn).await?;
+    let quiet = matches!(
+        answer.state,
+        HandoffState::AiActive | HandoffState::ReturnedToAi | HandoffState::Resolved
+    );
+    let mut reply = None;
+    if quiet && !answer.escalate && req.action.is_none() {
         let (text, score, article) = match best_article(&req.text) {
             Some((score, article, _, body)) if score >= ANSWER_MIN_SIMILARITY => {
                 (body.to_owned(), score, Some(article))
@@ -361,7 +353,7 @@ pub async fn widget_say(
         ai.kb_similarity = Some(score.clamp(0.0, 1.0));
         ai.ai_confidence = Some((score * 2.0).clamp(0.0, 1.0));
         ai.kb_articles = article.map(|a| vec![a.to_owned()]).unwrap_or_default();
-        reply = take_turn(app.clone(), id, ai).await?;
+        reply = Some(app.service.post_turn(id, ai).await?);
     }
     Ok(Json(json!({"customer": answer, "assistant": reply})))
 }
@@ -381,13 +373,10 @@ pub async fn widget_followup(
     ApiJson(req): ApiJson<WidgetFollowup>,
 ) -> AppResult<Json<Value>> {
     let id = widget_conversation(&app, &req.token).await?;
-    let followup = crate::handlers::FollowupRequest {
-        via: req.via,
-        contact: req.contact,
-    };
-    crate::handlers::take_followup(app, id, followup)
-        .await
-        .map(Json)
+    Ok(Json(
+        serde_json::to_value(app.service.followup(id, req.via, req.contact).await?)
+            .map_err(|e| ApiError::Internal(e.into()))?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -402,38 +391,23 @@ pub async fn widget_rate(
     ApiJson(req): ApiJson<WidgetRate>,
 ) -> AppResult<Json<Value>> {
     let id = widget_conversation(&app, &req.token).await?;
-    if !(1..=5).contains(&req.score) {
-        return Err(ApiError::invalid(format!(
-            "`score` is {}: rate from 1 (poor) to 5 (excellent)",
-            req.score
-        )));
-    }
-    app.store.set_csat(id.as_str(), req.score).await?;
-    let event = baton_store::NewEvent {
-        kind: "csat",
-        from: None,
-        to: None,
-        actor: "customer".into(),
-        reason: format!("rated the human part {} of 5", req.score),
-    };
-    app.store.record(id.as_str(), &[event]).await?;
-    app.poke();
-    Ok(Json(json!({"conversation_id": id, "csat": req.score})))
+    let rated = app.service.rate(id, req.score).await?;
+    Ok(Json(json!(rated)))
 }
 
 /// `GET /widget/api/state?token=`: what the customer may see: messages, state, position and
 /// wait, the agent's name, and whether to ask for a rating. No brief, no internal notes.
 pub async fn widget_state(State(app): St, Query(q): Query<WidgetToken>) -> AppResult<Json<Value>> {
     let id = widget_conversation(&app, &q.token).await?;
-    let record = crate::handlers::stored_conversation(&app, &id).await?;
-    let turns = app.store.turns(id.as_str()).await?;
+    let record = app.service.conversation(&id).await?;
+    let turns = app.service.turns(&id).await?;
     let mut names = std::collections::HashMap::new();
     let mut messages = Vec::new();
     for t in &turns {
         let mut who = t.turn.role.as_str().to_owned();
         if let Some(agent) = &t.turn.agent_id {
             if !names.contains_key(agent) {
-                let name = app.store.agent(agent).await?.map(|a| a.name);
+                let name = app.service.agent(agent).await.ok().map(|a| a.name);
                 names.insert(agent.clone(), name);
             }
             if let Some(Some(name)) = names.get(agent) {
@@ -457,25 +431,24 @@ pub async fn widget_state(State(app): St, Query(q): Query<WidgetToken>) -> AppRe
         "conversation_id": id,
         "state": record.state,
         "messages": messages,
-        "csat": app.store.csat(id.as_str()).await?,
+        "csat": record.csat,
     });
     if record.state.is_waiting() {
-        let d = app.dispatcher.lock().await;
-        if let (Some(p), Some(w)) = (d.position(id.as_str()), d.estimate(id.as_str())) {
+        if let Some((p, w)) = app.service.wait(id.as_str()).await {
             body["position"] = json!(p);
             body["estimated_wait_seconds"] = json!(w.quoted_seconds);
         }
     }
     if let Some(agent) = &record.agent_id {
-        body["agent_name"] = json!(app.store.agent(agent).await?.map(|a| a.name));
+        body["agent_name"] = json!(app.service.agent(agent).await.ok().map(|a| a.name));
     }
     if record.state.is_waiting() {
-        let policy = app.engine.policy();
+        let policy = app.service.engine().policy();
         let closed = record
             .queue
             .as_deref()
             .and_then(|q| policy.schedule(q))
-            .is_some_and(|s| !s.is_open(baton_store::now_ms()));
+            .is_some_and(|s| !s.is_open(app.service.now()));
         let max = record
             .queue
             .as_deref()
@@ -511,6 +484,8 @@ pub async fn widget_events(
     Query(q): Query<WidgetToken>,
 ) -> AppResult<Response> {
     let id = widget_conversation(&app, &q.token).await?;
-    crate::handlers::stream_events(app, &headers, None, Some(id.to_string()), true)
-        .map(IntoResponse::into_response)
+    Ok(
+        crate::handlers::stream_events(app, &headers, Some(0), Some(id.to_string()), true)
+            .into_response(),
+    )
 }

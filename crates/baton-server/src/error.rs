@@ -26,6 +26,8 @@ pub enum ApiError {
         /// What was wrong and how to fix it.
         message: String,
     },
+    /// Storage cannot write now (503): nothing was written; the message says why.
+    Unavailable(String),
     /// A failure on our side (500). The cause is logged once; the body stays opaque.
     Internal(anyhow::Error),
 }
@@ -88,21 +90,21 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl From<baton_store::StoreError> for ApiError {
-    fn from(e: baton_store::StoreError) -> Self {
-        ApiError::Internal(e.into())
-    }
-}
-
-impl From<baton_route::RouteError> for ApiError {
-    fn from(e: baton_route::RouteError) -> Self {
-        use baton_route::RouteError as R;
+impl From<baton_core::CoreError> for ApiError {
+    fn from(e: baton_core::CoreError) -> Self {
+        use baton_core::CoreError as C;
         match e {
-            R::UnknownQueue(_) | R::UnknownConversation(_) | R::UnknownAgent(_) => {
-                ApiError::NotFound(e.to_string())
-            }
-            R::AlreadyRouted(_) => ApiError::conflict("already_routed", e.to_string()),
-            R::Refused(_) => ApiError::conflict("refused", e.to_string()),
+            C::NotFound(message) => ApiError::NotFound(message),
+            C::BadRequest(message) => ApiError::invalid(message),
+            C::Invalid { code, message } => ApiError::BadRequest {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                message,
+            },
+            C::Conflict { code, message } => ApiError::Conflict { code, message },
+            C::Forbidden(message) => ApiError::forbidden(message),
+            C::Unavailable(message) => ApiError::Unavailable(message),
+            C::Internal(message) => ApiError::Internal(anyhow::anyhow!(message)),
         }
     }
 }
@@ -117,6 +119,9 @@ impl IntoResponse for ApiError {
             } => (status, code, message),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message),
+            ApiError::Unavailable(message) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
                 (

@@ -10,17 +10,16 @@ pub mod auth;
 mod console;
 pub mod error;
 mod handlers;
-mod routing;
+
 
 use anyhow::Context;
 use axum::routing::{get, post};
 use axum::Router;
-use baton_engine::{Engine, Session};
-use baton_store::Store;
-use std::collections::HashMap;
+use baton_core::{Service, SystemClock};
+use baton_engine::Engine;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// `baton serve` options. Precedence: flags, then `BATON_` environment variables, then defaults.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,29 +44,9 @@ pub struct ServeArgs {
     pub kb: Option<PathBuf>,
 }
 
-/// A conversation's slot: its lock, and its session once loaded.
-type Slot = Arc<tokio::sync::Mutex<Option<Session>>>;
-
-/// Cached sessions: slot and last use (a tick).
-#[derive(Default)]
-struct Sessions {
-    slots: HashMap<String, (Slot, u64)>,
-    tick: u64,
-}
-
-/// Shared state of the API.
+/// Shared state of the API: the handoff service, and what the auth guard remembers.
 pub struct AppState {
-    engine: Engine,
-    store: Store,
-    sessions: Mutex<Sessions>,
-    session_cache: usize,
-    /// The node's routing state; its lock also serialises every routing decision with the
-    /// store writes that record it.
-    dispatcher: tokio::sync::Mutex<baton_route::Dispatcher>,
-    /// What each waiting customer was last told (position, quoted wait).
-    announced: Mutex<routing::Announced>,
-    /// Bumped whenever events were written, so event streams look for new ones.
-    events_written: tokio::sync::watch::Sender<u64>,
+    service: Arc<Service>,
     /// An account or key has been seen: the API asks every caller who they are.
     credentials_seen: std::sync::atomic::AtomicBool,
     /// When the store was last asked whether credentials exist (ms).
@@ -75,79 +54,18 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over an engine and a store, caching at most `session_cache` idle conversations.
-    pub fn new(engine: Engine, store: Store, session_cache: usize) -> Arc<Self> {
+    /// State over a running service.
+    pub fn new(service: Arc<Service>) -> Arc<Self> {
         Arc::new(Self {
-            store,
-            sessions: Mutex::new(Sessions::default()),
-            session_cache: session_cache.max(1),
-            dispatcher: tokio::sync::Mutex::new(baton_route::Dispatcher::new(
-                engine.policy().queues().to_vec(),
-                engine.policy().file.routing.clone(),
-            )),
-            announced: Mutex::new(HashMap::new()),
-            events_written: tokio::sync::watch::channel(0).0,
+            service,
             credentials_seen: std::sync::atomic::AtomicBool::new(false),
             credentials_checked_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
-            engine,
         })
     }
 
-    /// Tells event streams that new events may be in the store.
-    fn poke(&self) {
-        self.events_written.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// Rebuilds routing from the store and starts the timer task (offers, silence, steps,
-    /// SLA warnings and breaches, wait updates). Call once, before serving.
-    ///
-    /// # Errors
-    /// When the store cannot be read.
-    pub async fn start_routing(self: &Arc<Self>) -> anyhow::Result<()> {
-        routing::rebuild(self)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot restore routing: {e:?}"))?;
-        tokio::spawn(routing::run_timers(self.clone()));
-        Ok(())
-    }
-
-    /// The slot of conversation `id`, created empty if absent. When the cache is over its size,
-    /// the least recently used idle slots are dropped first (a slot someone holds is never
-    /// dropped, so two slots never exist for one conversation).
-    fn slot(&self, id: &str) -> Slot {
-        let mut sessions = self
-            .sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        sessions.tick += 1;
-        let tick = sessions.tick;
-        let entry = sessions.slots.entry(id.to_owned()).or_default();
-        entry.1 = tick;
-        let slot = entry.0.clone();
-        if sessions.slots.len() > self.session_cache {
-            let keep = self.session_cache - self.session_cache / 4;
-            let mut idle: Vec<(u64, String)> = sessions
-                .slots
-                .iter()
-                .filter(|(_, (s, _))| Arc::strong_count(s) == 1)
-                .map(|(k, (_, used))| (*used, k.clone()))
-                .collect();
-            idle.sort_unstable();
-            let excess = sessions.slots.len().saturating_sub(keep);
-            for (_, key) in idle.into_iter().take(excess) {
-                sessions.slots.remove(&key);
-            }
-        }
-        slot
-    }
-
-    #[cfg(test)]
-    fn cached_sessions(&self) -> usize {
-        self.sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .slots
-            .len()
+    /// The handoff service.
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
     }
 }
 
@@ -203,11 +121,13 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// # Errors
 /// When the database cannot be opened or the address cannot be bound.
 pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
-    let store = Store::connect(&args.database_url)
+    let store = baton_store::connect(&args.database_url)
         .await
         .with_context(|| format!("cannot open database `{}`", args.database_url))?;
-    let state = AppState::new(engine, store.clone(), args.session_cache);
-    state.start_routing().await?;
+    let service = Service::open(engine, store, Arc::new(SystemClock), args.session_cache)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot restore routing: {e}"))?;
+    service.spawn_timers();
     let addr: SocketAddr = args.listen.parse().with_context(|| {
         format!(
             "`{}` is not an address: use HOST:PORT, e.g. 127.0.0.1:8080",
@@ -220,10 +140,17 @@ pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     eprintln!("baton: listening on http://{local}");
     tracing::info!(%local, database = %args.database_url, "baton serve started");
+    let state = AppState::new(service.clone());
+    let stopping = service.clone();
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new connections, event streams ended, in-flight commands finishing");
+            stopping.close_streams();
+        })
         .await?;
-    store.close().await;
+    service.shutdown().await;
+    tracing::info!("baton serve stopped");
     Ok(())
 }
 
@@ -249,30 +176,17 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_domain::HandoffState as HandoffStateAlias;
     use baton_policy::Policy;
 
-    #[tokio::test]
-    async fn the_session_cache_drops_idle_slots_least_recently_used_first() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Store::connect(&url).await.expect("store");
-        let policy = Policy::builtin().expect("policy");
-        let state = AppState::new(Engine::new(policy), store, 4);
-        let held = state.slot("held");
-        for i in 0..10 {
-            drop(state.slot(&format!("c{i}")));
-        }
-        assert!(state.cached_sessions() <= 4, "{}", state.cached_sessions());
-        // The slot someone holds is never dropped: asking again returns the same one.
-        assert!(Arc::ptr_eq(&held, &state.slot("held")));
-        // The most recent idle slot survived.
-        assert!(state
-            .sessions
-            .lock()
-            .expect("lock")
-            .slots
-            .contains_key("c9"));
+    /// A running service on a fresh SQLite file in `dir`.
+    async fn state(dir: &std::path::Path) -> Arc<AppState> {
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let store = baton_store::connect(&url).await.expect("store");
+        let engine = Engine::new(Policy::builtin().expect("policy"));
+        let service = Service::open(engine, store, Arc::new(SystemClock), 64)
+            .await
+            .expect("service");
+        AppState::new(service)
     }
 
     /// Every path and method in /openapi.json is served (none reaches the fallback), so the
@@ -281,13 +195,7 @@ mod tests {
     async fn every_documented_route_exists() {
         use tower::ServiceExt;
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Store::connect(&url).await.expect("store");
-        let app = router(AppState::new(
-            Engine::new(Policy::builtin().expect("policy")),
-            store,
-            16,
-        ));
+        let app = router(state(dir.path()).await);
         let doc: serde_json::Value =
             serde_json::from_str(include_str!("openapi.json")).expect("openapi.json is JSON");
         let paths = doc["paths"].as_object().expect("paths");
@@ -347,17 +255,14 @@ mod tests {
             .expect("runtime");
         let dir = tempfile::tempdir().expect("tempdir");
         let app = runtime.block_on(async {
-            let url = format!("sqlite://{}", dir.path().join("t.db").display());
-            let store = Store::connect(&url).await.expect("store");
-            store
-                .create_conversation("p", &baton_domain::Customer::default(), None)
+            let state = state(dir.path()).await;
+            let id = baton_domain::ConversationId::parse("p".to_owned()).expect("id");
+            state
+                .service
+                .create_conversation(Some(id), baton_domain::Customer::default(), None)
                 .await
                 .expect("create");
-            router(AppState::new(
-                Engine::new(Policy::builtin().expect("policy")),
-                store,
-                64,
-            ))
+            router(state)
         });
         let field = prop_oneof![
             Just(serde_json::Value::Null),
@@ -448,10 +353,8 @@ mod tests {
                 .expect("runtime");
             runtime.block_on(async {
                 let dir = tempfile::tempdir().expect("tempdir");
-                let url = format!("sqlite://{}", dir.path().join("t.db").display());
-                let store = Store::connect(&url).await.expect("store");
-                let state = AppState::new(Engine::new(Policy::builtin().expect("policy")), store, 64);
-                state.start_routing().await.expect("routing");
+                let state = state(dir.path()).await;
+                state.service.spawn_timers();
                 let app = router(state.clone());
                 let call = move |method: &'static str, uri: String, body: serde_json::Value| {
                     let app = app.clone();
@@ -498,23 +401,7 @@ mod tests {
                 for t in tasks {
                     t.await.expect("task");
                 }
-                let d = state.dispatcher.lock().await;
-                d.audit().expect("dispatcher invariants");
-                let loads = state.store.agent_loads().await.expect("loads");
-                for agent in state.store.agents().await.expect("agents") {
-                    let held = loads.get(agent.id.as_str()).copied().unwrap_or(0);
-                    assert!(held <= agent.capacity, "agent {} holds {held}", agent.id);
-                }
-                for record in state.store.routing_records().await.expect("records") {
-                    match record.state {
-                        HandoffStateAlias::Assigned | HandoffStateAlias::Offered => {
-                            let holder = d.holder(&record.id).map(|(a, accepted)| (a.to_owned(), accepted));
-                            let expected = record.agent_id.clone().map(|a| (a, record.state == HandoffStateAlias::Assigned));
-                            assert_eq!(holder, expected, "{}", record.id);
-                        }
-                        _ => assert!(d.holder(&record.id).is_none() && d.position(&record.id).is_some(), "{} is {:?}", record.id, record.state),
-                    }
-                }
+                state.service.audit().await.expect("routing and the store agree");
             });
         });
     }

@@ -107,9 +107,14 @@ enum AgentsCommand {
         /// Role: agent, supervisor or admin.
         #[arg(long, default_value = "agent", value_parser = ["agent", "supervisor", "admin"])]
         role: String,
-        /// Skills, comma-separated (`billing,vip`).
+        /// Skills, comma-separated, each with an optional proficiency level after a colon
+        /// (`billing:4,vip`; levels 1 to 5, 1 when left out).
         #[arg(long, value_delimiter = ',')]
         skills: Vec<String>,
+        /// Languages the agent serves customers in, comma-separated ISO 639-1 codes (`en,de`);
+        /// none means any.
+        #[arg(long, value_delimiter = ',')]
+        languages: Vec<String>,
         /// Concurrent conversations.
         #[arg(long, default_value_t = 3)]
         capacity: u32,
@@ -256,6 +261,7 @@ pub fn run(args: Args) -> Result<()> {
             name,
             role,
             skills,
+            languages,
             capacity,
             password,
             password_stdin,
@@ -280,18 +286,20 @@ pub fn run(args: Args) -> Result<()> {
                 name,
                 skills: skills
                     .iter()
-                    .map(|s| baton_domain::Skill::from(s.as_str()))
-                    .collect(),
-                languages: Vec::new(),
+                    .map(|s| parse_skill(s))
+                    .collect::<Result<_>>()?,
+                languages,
                 capacity: capacity.max(1),
                 status: baton_domain::AgentStatus::Offline,
             };
             let hash = baton_server::auth::hash_password(&password)?;
+            let account_role = baton_store::AccountRole::parse(&role)
+                .with_context(|| format!("unknown role `{role}`: use agent, supervisor or admin"))?;
             with_store(&database_url, async |store| {
-                if store.agent(&id).await?.is_none() {
-                    store.upsert_agent(&agent).await?;
-                }
-                store.upsert_user(&id, &hash, &role).await?;
+                let mut change = baton_store::Change::at(baton_store::now_ms());
+                change.agents.push(baton_store::AgentChange::Upsert(agent));
+                store.apply(change).await?;
+                store.upsert_user(&id, &hash, account_role).await?;
                 Ok(())
             })?;
             eprintln!("baton: agent `{id}` ({role}) can sign in at /console");
@@ -359,19 +367,40 @@ fn simulate(path: &Path, seed: Option<u64>) -> Result<()> {
 }
 
 /// Runs `f` against the database at `url`.
-fn with_store(url: &str, f: impl AsyncFnOnce(&baton_store::Store) -> Result<()>) -> Result<()> {
+fn with_store(url: &str, f: impl AsyncFnOnce(&dyn baton_store::Store) -> Result<()>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let store = baton_store::Store::connect(url)
+        let store = baton_store::connect(url)
             .await
             .with_context(|| format!("cannot open database `{url}`"))?;
-        let result = f(&store).await;
+        let result = f(store.as_ref()).await;
         store.close().await;
         result
     })
+}
+
+/// A skill from the command line: `NAME` or `NAME:LEVEL`.
+fn parse_skill(text: &str) -> Result<baton_domain::Skill> {
+    let (name, level) = match text.split_once(':') {
+        Some((name, level)) => {
+            let level: u8 = level.trim().parse().with_context(|| {
+                format!("skill `{text}`: the level after `:` must be a whole number from {} to {}", baton_domain::MIN_LEVEL, baton_domain::MAX_LEVEL)
+            })?;
+            (name.trim(), level)
+        }
+        None => (text.trim(), baton_domain::MIN_LEVEL),
+    };
+    if !(baton_domain::MIN_LEVEL..=baton_domain::MAX_LEVEL).contains(&level) {
+        anyhow::bail!(
+            "skill `{text}`: level {level} is outside {} to {}",
+            baton_domain::MIN_LEVEL,
+            baton_domain::MAX_LEVEL
+        );
+    }
+    Ok(baton_domain::Skill::new(name, level))
 }
 
 /// A short id for a key, from its digest (the key itself is never stored).

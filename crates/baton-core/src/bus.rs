@@ -1,0 +1,91 @@
+//! Event fan-out: every stored event, in sequence order, to whoever follows it, without
+//! polling. A follower of all events wakes for each; a follower of one conversation wakes only
+//! for that conversation's events; an idle follower costs nothing between events.
+
+use baton_store::EventRecord;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::broadcast;
+
+/// Events a slow follower may fall behind by before it re-reads from the store.
+const CAPACITY: usize = 1024;
+
+/// The node's event bus.
+#[derive(Debug)]
+pub struct Bus {
+    all: broadcast::Sender<Arc<EventRecord>>,
+    by_conversation: Mutex<HashMap<String, broadcast::Sender<Arc<EventRecord>>>>,
+    last: AtomicI64,
+    closed: tokio::sync::watch::Sender<bool>,
+}
+
+impl Bus {
+    /// A bus whose last published event is `last` (0 for none).
+    pub(crate) fn new(last: i64) -> Self {
+        Self {
+            all: broadcast::channel(CAPACITY).0,
+            by_conversation: Mutex::new(HashMap::new()),
+            last: AtomicI64::new(last),
+            closed: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Publishes stored events, in sequence order.
+    pub(crate) fn publish(&self, events: &[baton_store::EventRecord]) {
+        if events.is_empty() {
+            return;
+        }
+        let mut subscribed = self
+            .by_conversation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for e in events {
+            let e = Arc::new(e.clone());
+            self.last.fetch_max(e.id, Ordering::AcqRel);
+            if self.all.receiver_count() > 0 {
+                let _ = self.all.send(e.clone());
+            }
+            let gone = match subscribed.get(&e.conversation_id) {
+                Some(tx) => tx.send(e.clone()).is_err(),
+                None => false,
+            };
+            if gone {
+                subscribed.remove(&e.conversation_id);
+            }
+        }
+    }
+
+    /// The sequence number of the newest event published (or stored before start).
+    pub fn last_id(&self) -> i64 {
+        self.last.load(Ordering::Acquire)
+    }
+
+    /// Follows every event, or one conversation's.
+    pub fn subscribe(&self, conversation: Option<&str>) -> broadcast::Receiver<Arc<EventRecord>> {
+        match conversation {
+            None => self.all.subscribe(),
+            Some(id) => {
+                let mut subscribed = self
+                    .by_conversation
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                subscribed.retain(|_, tx| tx.receiver_count() > 0);
+                subscribed
+                    .entry(id.to_owned())
+                    .or_insert_with(|| broadcast::channel(64).0)
+                    .subscribe()
+            }
+        }
+    }
+
+    /// Resolves when the node shuts down: event streams end then.
+    pub fn closed(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
+    /// Ends every event stream.
+    pub(crate) fn close(&self) {
+        self.closed.send_replace(true);
+    }
+}

@@ -1,0 +1,1435 @@
+//! The handoff service: Baton's lifecycle in one place, free of HTTP.
+//!
+//! Why this crate exists: the HTTP API, the widget, the console and the CLI must act on a
+//! conversation in exactly the same way, and faults (a client hanging up, a full disk, a crash)
+//! must never split a command in two. So every command (post a turn, claim, decline, reply,
+//! note, transfer, resolve, hand back, follow up, presence, agents, ratings) is a method of
+//! [`Service`] that returns a typed answer ([`answers`]) or a [`CoreError`], and:
+//!
+//! - **one command is one change**: the turn, its decision, the transitions, the routing
+//!   decisions it caused (for this and other conversations), the SLA timers and agent
+//!   presence are one [`baton_store::Change`], written in one transaction or not at all;
+//! - **answers follow durability**: a command answers only after its change is on disk; the
+//!   store commits concurrent changes together (group commit), so routine turns share fsyncs;
+//! - **a command runs to its end** whatever the caller does: each runs on its own task, so a
+//!   client that hangs up cannot leave the store and memory disagreeing;
+//! - **routing state has one owner**: the dispatcher, what the store holds for each
+//!   conversation in routing and the running SLA timers live behind one lock ([`routing`]).
+//!   Routine turns (a conversation not in routing that does not escalate) never take it. When a
+//!   write fails, routing is rebuilt from the store, which is the truth;
+//! - **events fan out without polling** ([`bus::Bus`]), in sequence order;
+//! - **time is injected** ([`Clock`]), so timers can be tested on simulated time
+//!   ([`Service::tick`]).
+//!
+//! Lock order: a conversation's slot, then the routing lock. The timer pass takes only the
+//! routing lock.
+
+pub mod answers;
+pub mod bus;
+mod error;
+mod routing;
+
+pub use error::CoreError;
+
+use answers::*;
+use baton_domain::{
+    Agent, AgentStatus, ConversationId, Customer, HandoffState, Role, Turn, TurnError,
+};
+use baton_engine::{transition, Engine, Session, Transition, TurnOutcome};
+use baton_route::dispatch::{Explanation, QueueStats};
+use baton_route::{Millis, WaitEstimate};
+use baton_store::{
+    AccountRole, Applied, Change, ConversationChange, ConversationRecord, ConversationUpdate,
+    EventKind, EventRecord, Guard, NewEvent, NewTurn, SlaKind, SlaTimer, Store, StoreError,
+    TurnRecord, User,
+};
+use routing::Routing;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+type CoreResult<T> = Result<T, CoreError>;
+
+/// A source of the current time, in milliseconds since the Unix epoch.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now (ms).
+    fn now(&self) -> Millis;
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        baton_store::now_ms()
+    }
+}
+
+/// A clock that moves only when told to: for tests of timers on simulated time.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock showing `at` (ms).
+    pub fn new(at: Millis) -> Self {
+        Self(AtomicI64::new(at))
+    }
+
+    /// Moves the clock forward by `ms`.
+    pub fn advance(&self, ms: Millis) {
+        self.0.fetch_add(ms, Ordering::AcqRel);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Millis {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A conversation's slot: its lock, and its session once loaded.
+type Slot = Arc<tokio::sync::Mutex<Option<Session>>>;
+
+/// Cached sessions: slot and last use (a tick).
+#[derive(Default)]
+struct Sessions {
+    slots: HashMap<String, (Slot, u64)>,
+    tick: u64,
+}
+
+/// A conversation's slot, locked.
+type SessionGuard = tokio::sync::OwnedMutexGuard<Option<Session>>;
+
+/// The session of a locked slot.
+fn live(guard: &mut SessionGuard) -> CoreResult<&mut Session> {
+    guard
+        .as_mut()
+        .ok_or_else(|| internal("session slot empty after load"))
+}
+
+/// A change on its way to the store, and who waits for its outcome.
+type Write = (
+    baton_store::Pending,
+    oneshot::Sender<Result<Applied, StoreError>>,
+);
+
+/// A conversation with everything stored about it.
+#[derive(Debug, Clone)]
+pub struct ConversationDetails {
+    /// The conversation row.
+    pub record: ConversationRecord,
+    /// Its turns, oldest first.
+    pub turns: Vec<TurnRecord>,
+    /// Its events, oldest first.
+    pub events: Vec<EventRecord>,
+    /// Its SLA timers.
+    pub slas: Vec<SlaTimer>,
+    /// Place in line and wait, while waiting.
+    pub wait: Option<(usize, WaitEstimate)>,
+}
+
+/// The handoff service of one node.
+pub struct Service {
+    engine: Engine,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    sessions: Mutex<Sessions>,
+    session_cache: usize,
+    routing: tokio::sync::Mutex<Routing>,
+    bus: bus::Bus,
+    /// Submits changes in order and hands them to the publisher task.
+    writes: Mutex<mpsc::UnboundedSender<Write>>,
+    /// Woken when a command set a timer that may fall due before the timer pass sleeps out.
+    timers: Notify,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A turn that cannot be accepted (422).
+fn invalid_turn(e: TurnError) -> CoreError {
+    CoreError::invalid("invalid_turn", e.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> CoreError {
+    CoreError::Internal(e.to_string())
+}
+
+fn in_routing(state: HandoffState) -> bool {
+    state.is_waiting() || state == HandoffState::Assigned
+}
+
+fn not_found(id: &ConversationId) -> CoreError {
+    CoreError::NotFound(format!(
+        "no conversation `{id}`: create it with POST /v1/conversations"
+    ))
+}
+
+fn require_owner(session: &Session, agent_id: &str) -> CoreResult<()> {
+    if session.state == HandoffState::Assigned && session.agent.as_deref() == Some(agent_id) {
+        Ok(())
+    } else {
+        Err(CoreError::conflict(
+            "not_owner",
+            format!(
+                "agent `{agent_id}` does not own this conversation (state `{}`): claim it first (POST /v1/conversations/{{id}}/claim) and send its `agent_id`",
+                session.state
+            ),
+        ))
+    }
+}
+
+fn transition_events(transitions: &[Transition]) -> Vec<NewEvent> {
+    transitions
+        .iter()
+        .map(|t| NewEvent {
+            kind: EventKind::Transition,
+            from: Some(t.from),
+            to: Some(t.to),
+            actor: t.actor.clone(),
+            reason: t.reason.clone(),
+        })
+        .collect()
+}
+
+fn update_of(session: &Session, disposition: Option<String>, brief: bool) -> ConversationUpdate {
+    ConversationUpdate {
+        state: session.state,
+        queue: session.queue.clone(),
+        priority: session.priority,
+        agent_id: session.agent.clone(),
+        brief: if brief { session.brief.clone() } else { None },
+        disposition,
+        language: session.detect.language.clone(),
+        requested_agent: session.requested_agent.clone(),
+    }
+}
+
+fn rfc3339(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
+impl Service {
+    /// A service over `engine` and `store`, caching at most `session_cache` idle
+    /// conversations, on `clock`; routing is rebuilt from the store (SLA timers included) and
+    /// what that decides is written. Call inside a Tokio runtime; start the timer pass with
+    /// [`Service::spawn_timers`] (or drive it with [`Service::tick`]).
+    ///
+    /// # Errors
+    /// When the store cannot be read or the rebuilt routing cannot be written.
+    pub async fn open(
+        engine: Engine,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        session_cache: usize,
+    ) -> CoreResult<Arc<Self>> {
+        let now = clock.now();
+        let (routing, change) = Routing::rebuild(engine.policy(), store.as_ref(), now).await?;
+        let last = store.last_event_id().await?;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
+        let service = Arc::new(Self {
+            engine,
+            store,
+            clock,
+            sessions: Mutex::new(Sessions::default()),
+            session_cache: session_cache.max(1),
+            routing: tokio::sync::Mutex::new(routing),
+            bus: bus::Bus::new(last),
+            writes: Mutex::new(tx),
+            timers: Notify::new(),
+        });
+        // The publisher: outcomes in submission order, events published in sequence order.
+        let weak = Arc::downgrade(&service);
+        tokio::spawn(async move {
+            while let Some((pending, reply)) = rx.recv().await {
+                let outcome = pending.await;
+                if let (Ok(applied), Some(service)) = (&outcome, weak.upgrade()) {
+                    service.bus.publish(&applied.events);
+                }
+                let _ = reply.send(outcome);
+            }
+        });
+        if !change.is_empty() {
+            service.write(change).await?;
+        }
+        Ok(service)
+    }
+
+    /// The engine (detection, policy, briefs).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The event bus, for event streams.
+    pub fn bus(&self) -> &bus::Bus {
+        &self.bus
+    }
+
+    /// Now, on the service's clock (ms).
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// Submits `change` in order; the future resolves once it is durable (or failed).
+    fn write(
+        &self,
+        change: Change,
+    ) -> impl std::future::Future<Output = Result<Applied, StoreError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        {
+            let sender = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+            let pending = self.store.submit(change);
+            if let Err(mpsc::error::SendError((_, tx))) = sender.send((pending, tx)) {
+                let _ = tx.send(Err(StoreError::Closed));
+            }
+        }
+        async move { rx.await.unwrap_or(Err(StoreError::Closed)) }
+    }
+
+    /// Runs `command` on its own task, so it ends (or fails) as a whole even when the caller
+    /// goes away.
+    async fn complete<T: Send + 'static>(
+        command: impl std::future::Future<Output = CoreResult<T>> + Send + 'static,
+    ) -> CoreResult<T> {
+        tokio::spawn(command)
+            .await
+            .unwrap_or_else(|e| Err(CoreError::Internal(format!("command failed: {e}"))))
+    }
+
+    /// After a failed write: waits for every earlier change to land, then rebuilds routing
+    /// from the store.
+    async fn resync(&self) {
+        let mut r = self.routing.lock().await;
+        let now = self.clock.now();
+        let _ = self.write(Change::at(now)).await;
+        match Routing::rebuild(self.engine.policy(), self.store.as_ref(), now).await {
+            Ok((fresh, change)) => {
+                *r = fresh;
+                if !change.is_empty() {
+                    let pending = self.write(change);
+                    drop(r);
+                    if let Err(e) = pending.await {
+                        tracing::warn!(error = %e, "routing decisions after a rebuild not stored");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "routing not rebuilt from the store"),
+        }
+    }
+
+    /// Awaits a change submitted under the routing lock; on failure, rebuilds routing.
+    async fn settle(
+        &self,
+        pending: impl std::future::Future<Output = Result<Applied, StoreError>>,
+    ) -> CoreResult<Applied> {
+        match pending.await {
+            Ok(applied) => {
+                self.timers.notify_one();
+                Ok(applied)
+            }
+            Err(e) => {
+                self.resync().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The slot of conversation `id`, created empty if absent. When the cache is over its size,
+    /// the least recently used idle slots are dropped first (a slot someone holds is never
+    /// dropped, so two slots never exist for one conversation).
+    fn slot(&self, id: &str) -> Slot {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.tick += 1;
+        let tick = sessions.tick;
+        let entry = sessions.slots.entry(id.to_owned()).or_default();
+        entry.1 = tick;
+        let slot = entry.0.clone();
+        if sessions.slots.len() > self.session_cache {
+            let keep = self.session_cache - self.session_cache / 4;
+            let mut idle: Vec<(u64, String)> = sessions
+                .slots
+                .iter()
+                .filter(|(_, (s, _))| Arc::strong_count(s) == 1)
+                .map(|(k, (_, used))| (*used, k.clone()))
+                .collect();
+            idle.sort_unstable();
+            let excess = sessions.slots.len().saturating_sub(keep);
+            for (_, key) in idle.into_iter().take(excess) {
+                sessions.slots.remove(&key);
+            }
+        }
+        slot
+    }
+
+    /// The session in `slot`, loaded from the store if needed.
+    async fn load(&self, slot: &mut Option<Session>, id: &ConversationId) -> CoreResult<()> {
+        if slot.is_none() {
+            let record = self
+                .store
+                .conversation(id.as_str())
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            let turns = self
+                .store
+                .turns(id.as_str())
+                .await?
+                .into_iter()
+                .map(|t| t.turn)
+                .collect();
+            let mut session =
+                self.engine
+                    .start(id.clone(), record.customer.clone(), record.channel.clone());
+            session.brief = record.brief;
+            session.state = record.state;
+            session.queue = record.queue;
+            session.priority = record.priority;
+            session.agent = record.agent_id;
+            session.requested_agent = record.requested_agent;
+            *slot = Some(self.engine.restore(session, turns));
+        }
+        Ok(())
+    }
+
+    /// Copies the routing fields of a conversation in routing into its session.
+    fn sync(session: &mut Session, r: &Routing) {
+        if let Some(h) = r.held.get(session.id.as_str()) {
+            session.state = h.state;
+            session.queue = Some(h.queue.clone());
+            session.priority = h.priority;
+            session.agent = h.agent.clone();
+        }
+    }
+
+    /// Conversation `id`'s slot, locked, with its session loaded.
+    async fn lock_session(&self, id: &ConversationId) -> CoreResult<SessionGuard> {
+        let slot = self.slot(id.as_str());
+        let mut guard = slot.lock_owned().await;
+        self.load(&mut guard, id).await?;
+        Ok(guard)
+    }
+
+    /// Creates a conversation in `ai_active` (a new UUID when `id` is `None`).
+    ///
+    /// # Errors
+    /// [`CoreError::Conflict`] (`conversation_exists`) when the id is taken;
+    /// [`CoreError::Unavailable`] when storage cannot write.
+    pub async fn create_conversation(
+        self: &Arc<Self>,
+        id: Option<ConversationId>,
+        customer: Customer,
+        channel: Option<String>,
+    ) -> CoreResult<Created> {
+        let id = match id {
+            Some(id) => id,
+            None => ConversationId::parse(uuid::Uuid::new_v4().to_string()).map_err(internal)?,
+        };
+        let this = self.clone();
+        Self::complete(async move {
+            let mut change = Change::at(this.clock.now());
+            change
+                .conversations
+                .push(ConversationChange::new(id.as_str(), Guard::Create { customer, channel }));
+            this.write(change).await?;
+            Ok(Created {
+                id: id.to_string(),
+                state: HandoffState::AiActive,
+            })
+        })
+        .await
+    }
+
+    /// Applies one turn (the API's `POST .../turns`, the widget's messages, an agent's reply):
+    /// detection, decision, routing, persistence, in one change; returns the answer. A turn
+    /// with a known `client_turn_id` gets the stored answer again.
+    ///
+    /// # Errors
+    /// 422 for an empty turn or an unknown `target_queue`; 404 for an unknown conversation;
+    /// 409 `ai_locked_out`, `not_owner` or `client_turn_id_reused`; 503 when storage cannot
+    /// write.
+    pub async fn post_turn(self: &Arc<Self>, id: ConversationId, turn: Turn) -> CoreResult<TurnAnswer> {
+        turn.require_content().map_err(invalid_turn)?;
+        if let Some(q) = &turn.target_queue {
+            let policy = self.engine.policy();
+            if policy.queue(q).is_none() {
+                let valid: Vec<&str> = policy.queues().iter().map(|q| q.name.as_str()).collect();
+                return Err(CoreError::invalid(
+                    "unknown_queue",
+                    format!("`target_queue` is `{q}`, which is not a queue of the policy: use one of {}", valid.join(", ")),
+                ));
+            }
+        }
+        let this = self.clone();
+        Self::complete(async move {
+            let mut guard = this.lock_session(&id).await?;
+            let session = live(&mut guard)?;
+            this.take_turn(session, turn).await
+        })
+        .await
+    }
+
+    async fn take_turn(&self, session: &mut Session, turn: Turn) -> CoreResult<TurnAnswer> {
+        if let Some(client_id) = &turn.client_turn_id {
+            if session
+                .turns
+                .iter()
+                .any(|t| t.client_turn_id.as_deref() == Some(client_id.as_str()))
+            {
+                let (earlier, answer) = self
+                    .store
+                    .turn_by_client_id(session.id.as_str(), client_id)
+                    .await?
+                    .ok_or_else(|| internal("a turn of the session is not in the store"))?;
+                if earlier != turn {
+                    return Err(CoreError::conflict(
+                        "client_turn_id_reused",
+                        format!("`client_turn_id` `{client_id}` was already used for a different turn in this conversation: give every new turn its own id, and resend a retry unchanged"),
+                    ));
+                }
+                return serde_json::from_value(answer).map_err(internal);
+            }
+        }
+        let prepare = |session: &Session| -> CoreResult<(Session, TurnOutcome)> {
+            self.engine
+                .check(session, &turn)
+                .map_err(|e| CoreError::conflict("ai_locked_out", e.to_string()))?;
+            if turn.role == Role::Agent {
+                require_owner(session, turn.agent_id.as_deref().unwrap_or_default())?;
+            }
+            let mut next = session.clone();
+            let outcome = self.engine.process(&mut next, turn.clone());
+            Ok((next, outcome))
+        };
+        let routed = in_routing(session.state);
+        let early = if routed { None } else { Some(prepare(session)?) };
+        if let Some((next, outcome)) = early.as_ref().filter(|(_, o)| o.route.is_none()) {
+            // A routine turn: no routing involved.
+            let now = self.clock.now();
+            let answer = self.answer(next, outcome);
+            let change = self.turn_change(session, next, &turn, outcome, &answer, now)?;
+            self.write(change).await?;
+            *session = next.clone();
+            return Ok(answer);
+        }
+        let mut r = self.routing.lock().await;
+        let now = self.clock.now();
+        Self::sync(session, &r);
+        let (mut next, outcome) = match early {
+            Some(prepared) => prepared,
+            None => prepare(session)?,
+        };
+        let mut answer = self.answer(&next, &outcome);
+        let mut change = self.turn_change(session, &next, &turn, &outcome, &answer, now)?;
+        let id = session.id.to_string();
+        let queue = next
+            .queue
+            .as_deref()
+            .and_then(|q| self.engine.policy().queue(q))
+            .cloned();
+        if let Some(route) = &outcome.route {
+            let new = baton_route::NewConversation {
+                id: id.clone(),
+                queue: route.queue.clone(),
+                priority: route.priority,
+                language: next.detect.language.clone(),
+                owner: next.requested_agent.clone(),
+                queued_at: now,
+                why: route.why.clone(),
+            };
+            r.enter(new, now)?;
+            r.record(&mut change, now);
+            self.describe_placement(&mut r, &next, &mut answer, now);
+            if let Some(q) = &queue {
+                r.start_sla(&mut change, self.engine.policy(), &id, q, SlaKind::FirstResponse, q.sla_seconds, now);
+            }
+        } else if routed && !in_routing(next.state) {
+            // The customer cancelled back to the AI.
+            r.leave(&mut change, &id, false, now);
+        } else if next.state == HandoffState::Assigned && turn.role == Role::Customer {
+            r.d.customer_wrote(&id, now)?;
+            if let Some(q) = queue.as_ref().filter(|q| q.next_response_sla_seconds.is_some()) {
+                let secs = q.next_response_sla_seconds.unwrap_or(q.sla_seconds);
+                r.start_sla(&mut change, self.engine.policy(), &id, q, SlaKind::NextResponse, secs, now);
+            }
+            r.record(&mut change, now);
+        } else if next.state == HandoffState::Assigned && turn.role == Role::Agent {
+            r.d.agent_replied(&id)?;
+            r.stop_sla(&mut change, &id, None);
+            r.record(&mut change, now);
+        } else if next.state.is_waiting() {
+            if let (Some(p), Some(w)) = (r.d.position(&id), r.d.estimate(&id)) {
+                answer.position = Some(p);
+                answer.estimated_wait_seconds = Some(w.quoted_seconds);
+                answer.expected_wait_seconds = Some(w.expected_seconds);
+            }
+        }
+        Self::sync(&mut next, &r);
+        if outcome.route.is_some() {
+            answer.state = next.state;
+            answer.ai_may_reply = next.state.ai_may_reply();
+            answer.agent_id = next.agent.clone().filter(|_| next.state != HandoffState::Queued);
+        }
+        if let Some(t) = change.conversation(&id).turn.as_mut() {
+            t.response = serde_json::to_value(&answer).map_err(internal)?;
+        }
+        let pending = self.write(change);
+        drop(r);
+        self.settle(pending).await?;
+        *session = next;
+        Ok(answer)
+    }
+
+    /// The answer to a processed turn, before routing adds to it.
+    fn answer(&self, session: &Session, o: &TurnOutcome) -> TurnAnswer {
+        let d = &o.decision;
+        TurnAnswer {
+            conversation_id: session.id.to_string(),
+            turn: o.turn,
+            role: o.role,
+            escalate: d.escalate,
+            mode: d.mode,
+            score: d.score,
+            threshold: d.threshold,
+            reasons: d.reasons.clone(),
+            state: o.state,
+            queue: session.queue.clone(),
+            signals: o.signals.clone(),
+            contributions: d.contributions.clone(),
+            rules_fired: d.rules_fired.clone(),
+            ai_may_reply: o.state.ai_may_reply(),
+            skipped_rules: d.skipped_rules.clone(),
+            shadow: d.shadow,
+            brief: o.brief.clone(),
+            position: None,
+            estimated_wait_seconds: None,
+            expected_wait_seconds: None,
+            agent_id: None,
+            queue_open: None,
+            opens_at: None,
+            alternatives: None,
+            meeting_link: None,
+            customer_message: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The change of a processed turn: the turn with its decision and answer, the new
+    /// conversation fields, a `turn` event (consoles and widgets fetch it) and the transitions.
+    fn turn_change(
+        &self,
+        before: &Session,
+        next: &Session,
+        turn: &Turn,
+        o: &TurnOutcome,
+        answer: &TurnAnswer,
+        now: Millis,
+    ) -> CoreResult<Change> {
+        let mut part =
+            ConversationChange::new(before.id.as_str(), Guard::State(before.state));
+        part.turn = Some(NewTurn {
+            seq: o.turn,
+            turn: turn.clone(),
+            decision: serde_json::to_value(&o.decision).map_err(internal)?,
+            signals: serde_json::to_value(&o.signals).map_err(internal)?,
+            response: serde_json::to_value(answer).map_err(internal)?,
+        });
+        part.update = Some(update_of(next, None, o.brief.is_some()));
+        part.events.push(NewEvent {
+            kind: EventKind::Turn,
+            from: None,
+            to: None,
+            actor: turn.role.as_str().to_owned(),
+            reason: format!("turn {}", o.turn),
+        });
+        part.events.extend(transition_events(&o.transitions));
+        let mut change = Change::at(now);
+        change.conversations.push(part);
+        Ok(change)
+    }
+
+    /// Adds position, wait, the customer message and, when the queue is closed or the wait too
+    /// long, the async alternatives to an escalation's answer.
+    fn describe_placement(&self, r: &mut Routing, session: &Session, answer: &mut TurnAnswer, now: Millis) {
+        let id = session.id.as_str();
+        let policy = self.engine.policy();
+        let routing = &policy.file.routing;
+        let (position, wait) = match (r.d.position(id), r.d.estimate(id)) {
+            (Some(p), Some(w)) => (p, w),
+            // Offered or assigned at once: first in line, the smallest quote.
+            _ => (1, baton_route::estimate_wait(1, 1, 0, 1.0, routing)),
+        };
+        r.announced.insert(id.to_owned(), (position, wait.quoted_seconds));
+        let queue_name = session.queue.clone().unwrap_or_default();
+        let closed = policy
+            .schedule(&queue_name)
+            .filter(|s| !s.is_open(now))
+            .map(|s| s.next_open(now));
+        let too_long = policy
+            .queue(&queue_name)
+            .and_then(|q| q.max_wait_seconds)
+            .is_some_and(|max| wait.quoted_seconds > max);
+        answer.position = Some(position);
+        answer.estimated_wait_seconds = Some(wait.quoted_seconds);
+        answer.expected_wait_seconds = Some(wait.expected_seconds);
+        let messages = &policy.file.messages;
+        let options = routing.async_options.join(", ");
+        let quote = wait.quoted_seconds;
+        let message = match closed {
+            Some(opens) => {
+                answer.queue_open = Some(false);
+                answer.opens_at = opens.map(rfc3339);
+                let when = opens.map_or_else(
+                    || "later".to_owned(),
+                    |at| {
+                        format!(
+                            "in {}",
+                            baton_engine::human_duration(u64::try_from((at - now).max(0) / 1000).unwrap_or(0))
+                        )
+                    },
+                );
+                self.engine.message(session, &messages.closed, position, quote, &[("opens", when), ("options", options)])
+            }
+            None if too_long => self.engine.message(session, &messages.long_wait, position, quote, &[("options", options)]),
+            None => self.engine.escalation_message(session, position, quote),
+        };
+        if closed.is_some() || too_long {
+            answer.alternatives = Some(routing.async_options.clone());
+            answer.meeting_link = routing.meeting_link.clone();
+        }
+        answer.customer_message = Some(message);
+    }
+
+    /// The agent `id`, or a 404 that says how to add it.
+    pub async fn agent(&self, id: &str) -> CoreResult<Agent> {
+        self.store.agent(id).await?.ok_or_else(|| {
+            CoreError::NotFound(format!("no agent `{id}`: add it with POST /v1/agents"))
+        })
+    }
+
+    /// Claims a conversation: accepts the offer made to this agent, or takes a waiting one the
+    /// agent is eligible for (capacity permitting).
+    ///
+    /// # Errors
+    /// 404 for an unknown agent or conversation; 409 `not_waiting` or `not_eligible`; 503.
+    pub async fn claim(self: &Arc<Self>, id: ConversationId, agent_id: String) -> CoreResult<Claimed> {
+        let agent = self.agent(&agent_id).await?;
+        let this = self.clone();
+        Self::complete(async move {
+            let mut guard = this.lock_session(&id).await?;
+            let session = live(&mut guard)?;
+            let mut r = this.routing.lock().await;
+            let now = this.clock.now();
+            Self::sync(session, &r);
+            if !session.state.is_waiting() {
+                return Err(CoreError::conflict(
+                    "not_waiting",
+                    format!("conversation `{}` is `{}`, not waiting in a queue: only queued or offered conversations can be claimed", session.id, session.state),
+                ));
+            }
+            r.d.claim(session.id.as_str(), agent.id.as_str(), now)
+                .map_err(|e| CoreError::conflict("not_eligible", e.to_string()))?;
+            let mut change = Change::at(now);
+            r.record(&mut change, now);
+            let mut next = session.clone();
+            Self::sync(&mut next, &r);
+            let pending = this.write(change);
+            drop(r);
+            this.settle(pending).await?;
+            *session = next;
+            Ok(Claimed {
+                conversation_id: session.id.to_string(),
+                state: HandoffState::Assigned,
+                agent_id: agent.id.to_string(),
+                brief: session.brief.clone(),
+                ai_may_reply: false,
+            })
+        })
+        .await
+    }
+
+    /// Declines the conversation offered to this agent: it goes to the next agent.
+    ///
+    /// # Errors
+    /// 404 for an unknown agent; 409 `not_offered`; 503.
+    pub async fn decline(self: &Arc<Self>, id: ConversationId, agent_id: String) -> CoreResult<Declined> {
+        self.agent(&agent_id).await?;
+        let this = self.clone();
+        Self::complete(async move {
+            let mut r = this.routing.lock().await;
+            let now = this.clock.now();
+            r.d.decline(id.as_str(), &agent_id, now)
+                .map_err(|e| CoreError::conflict("not_offered", e.to_string()))?;
+            let mut change = Change::at(now);
+            r.record(&mut change, now);
+            let pending = this.write(change);
+            drop(r);
+            this.settle(pending).await?;
+            Ok(Declined {
+                conversation_id: id.to_string(),
+                declined: true,
+            })
+        })
+        .await
+    }
+
+    /// The owning agent's message to the customer.
+    ///
+    /// # Errors
+    /// 422 for an empty text; 404; 409 `not_owner`; 503.
+    pub async fn reply(self: &Arc<Self>, id: ConversationId, agent_id: String, text: String) -> CoreResult<Replied> {
+        let mut turn = Turn::new(Role::Agent, text).map_err(invalid_turn)?;
+        turn.agent_id = Some(agent_id);
+        let answer = self.post_turn(id, turn).await?;
+        Ok(Replied {
+            conversation_id: answer.conversation_id,
+            turn: answer.turn,
+            role: Role::Agent,
+            state: answer.state,
+            ai_may_reply: answer.ai_may_reply,
+        })
+    }
+
+    /// An agent's internal note on a conversation (never shown to the customer).
+    ///
+    /// # Errors
+    /// 400 for an empty note; 404; 503.
+    pub async fn note(self: &Arc<Self>, id: ConversationId, agent_id: String, text: String) -> CoreResult<Noted> {
+        if text.trim().is_empty() {
+            return Err(CoreError::BadRequest("a note needs `text`".into()));
+        }
+        self.agent(&agent_id).await?;
+        let this = self.clone();
+        Self::complete(async move {
+            let mut change = Change::at(this.clock.now());
+            change.conversation(id.as_str()).events.push(NewEvent {
+                kind: EventKind::Note,
+                from: None,
+                to: None,
+                actor: format!("agent:{agent_id}"),
+                reason: text,
+            });
+            this.write(change).await.map_err(|e| match e {
+                StoreError::Stale { .. } => not_found(&id),
+                e => e.into(),
+            })?;
+            Ok(Noted {
+                conversation_id: id.to_string(),
+                noted: true,
+            })
+        })
+        .await
+    }
+
+    /// One step of the state machine by the owning agent (`require_owner`) or the customer,
+    /// with the routing consequence `leave` (`Some(handled)`: the conversation leaves routing),
+    /// in one change.
+    async fn step(
+        &self,
+        session: &mut Session,
+        to: HandoffState,
+        actor: &str,
+        reason: &str,
+        owner: Option<&str>,
+        disposition: Option<String>,
+    ) -> CoreResult<()> {
+        let mut r = self.routing.lock().await;
+        let now = self.clock.now();
+        Self::sync(session, &r);
+        if let Some(agent) = owner {
+            require_owner(session, agent)?;
+        }
+        let before = session.state;
+        let mut next = session.clone();
+        let t = transition(&mut next, to, actor, reason)
+            .map_err(|e| CoreError::conflict("invalid_transition", e.to_string()))?;
+        let mut part = ConversationChange::new(session.id.as_str(), Guard::State(before));
+        part.update = Some(update_of(&next, disposition, false));
+        part.events = transition_events(&[t]);
+        let mut change = Change::at(now);
+        change.conversations.push(part);
+        if in_routing(before) {
+            r.leave(&mut change, session.id.as_str(), to == HandoffState::Resolved, now);
+        }
+        let pending = self.write(change);
+        drop(r);
+        self.settle(pending).await?;
+        *session = next;
+        Ok(())
+    }
+
+    /// The owning agent resolves the conversation with a disposition (resolution category).
+    ///
+    /// # Errors
+    /// 400 without a disposition; 404; 409 `not_owner`; 503.
+    pub async fn resolve(self: &Arc<Self>, id: ConversationId, agent_id: String, disposition: String) -> CoreResult<Resolved> {
+        if disposition.trim().is_empty() {
+            return Err(CoreError::BadRequest("resolving needs a `disposition` (the resolution category, e.g. `refund_issued`)".into()));
+        }
+        let this = self.clone();
+        Self::complete(async move {
+            let mut guard = this.lock_session(&id).await?;
+            let session = live(&mut guard)?;
+            let actor = format!("agent:{agent_id}");
+            this.step(session, HandoffState::Resolved, &actor, &format!("resolved: {disposition}"), Some(&agent_id), Some(disposition.clone())).await?;
+            Ok(Resolved {
+                conversation_id: session.id.to_string(),
+                state: session.state,
+                disposition,
+                ai_may_reply: true,
+            })
+        })
+        .await
+    }
+
+    /// The owning agent hands the conversation back to the AI.
+    ///
+    /// # Errors
+    /// 404; 409 `not_owner`; 503.
+    pub async fn handback(self: &Arc<Self>, id: ConversationId, agent_id: String, why: Option<String>) -> CoreResult<HandedBack> {
+        let this = self.clone();
+        Self::complete(async move {
+            let mut guard = this.lock_session(&id).await?;
+            let session = live(&mut guard)?;
+            let actor = format!("agent:{agent_id}");
+            let why = why.unwrap_or_else(|| "handed back to the AI".to_owned());
+            this.step(session, HandoffState::ReturnedToAi, &actor, &why, Some(&agent_id), None).await?;
+            Ok(HandedBack {
+                conversation_id: session.id.to_string(),
+                state: session.state,
+                ai_may_reply: true,
+                customer_message: this.engine.policy().file.messages.handback.clone(),
+            })
+        })
+        .await
+    }
+
+    /// The customer chooses the async path (`via`: one of the policy's `async_options`)
+    /// instead of waiting; the conversation leaves the queue, the brief stays.
+    ///
+    /// # Errors
+    /// 400 for an unknown `via`; 404; 409 `invalid_transition`; 503.
+    pub async fn followup(self: &Arc<Self>, id: ConversationId, via: String, contact: Option<String>) -> CoreResult<FollowedUp> {
+        let routing = &self.engine.policy().file.routing;
+        if !routing.async_options.contains(&via) {
+            return Err(CoreError::BadRequest(format!(
+                "`via` is `{via}`: choose one of {}",
+                routing.async_options.join(", ")
+            )));
+        }
+        let this = self.clone();
+        Self::complete(async move {
+            let mut guard = this.lock_session(&id).await?;
+            let session = live(&mut guard)?;
+            let why = format!(
+                "the customer chose a {via} follow-up{}",
+                contact.as_deref().map_or_else(String::new, |c| format!(" ({c})"))
+            );
+            this.step(session, HandoffState::AsyncFollowup, "customer", &why, None, None).await?;
+            let meeting_link = (via == "meeting")
+                .then(|| this.engine.policy().file.routing.meeting_link.clone())
+                .flatten();
+            Ok(FollowedUp {
+                conversation_id: session.id.to_string(),
+                state: session.state,
+                via,
+                ai_may_reply: true,
+                meeting_link,
+            })
+        })
+        .await
+    }
+
+    /// The owning agent transfers the conversation to another queue (and, with `to_agent`, to
+    /// a colleague, who is waited for first): it waits there keeping its place in time, with a
+    /// new first-response SLA.
+    ///
+    /// # Errors
+    /// 404 for an unknown queue or agent; 409 `not_owner`; 503.
+    pub async fn transfer(
+        self: &Arc<Self>,
+        id: ConversationId,
+        agent_id: String,
+        queue: String,
+        to_agent: Option<String>,
+        text: Option<String>,
+    ) -> CoreResult<Transferred> {
+        let target = self.engine.policy().queue(&queue).cloned().ok_or_else(|| {
+            CoreError::NotFound(format!("no queue `{queue}`: the policy's queues are listed at GET /v1/queues"))
+        })?;
+        if let Some(to) = &to_agent {
+            self.agent(to).await.map_err(|_| CoreError::NotFound(format!("no agent `{to}` to transfer to")))?;
+        }
+        let this = self.clone();
+        Self::complete(async move {
+            let mut guard = this.lock_session(&id).await?;
+            let session = live(&mut guard)?;
+            let mut r = this.routing.lock().await;
+            let now = this.clock.now();
+            Self::sync(session, &r);
+            require_owner(session, &agent_id)?;
+            let why = format!(
+                "transferred to queue `{}`{}{}",
+                target.name,
+                to_agent.as_deref().map_or_else(String::new, |a| format!(", for agent `{a}`")),
+                text.as_deref().map_or_else(String::new, |t| format!(": {t}"))
+            );
+            let mut next = session.clone();
+            if let Some(to) = &to_agent {
+                next.requested_agent = Some(to.clone());
+            }
+            let t = transition(&mut next, HandoffState::Queued, &format!("agent:{agent_id}"), &why)
+                .map_err(|e| CoreError::conflict("invalid_transition", e.to_string()))?;
+            next.queue = Some(target.name.clone());
+            let sid = session.id.to_string();
+            r.d.transfer(&sid, &target.name, to_agent.as_deref(), now)?;
+            let mut part = ConversationChange::new(sid.as_str(), Guard::State(HandoffState::Assigned));
+            part.update = Some(update_of(&next, None, false));
+            part.events = transition_events(&[t]);
+            let mut change = Change::at(now);
+            change.conversations.push(part);
+            if let Some(h) = r.held.get_mut(&sid) {
+                h.state = HandoffState::Queued;
+                h.queue = target.name.clone();
+                h.agent = None;
+            }
+            r.stop_sla(&mut change, &sid, None);
+            r.start_sla(&mut change, this.engine.policy(), &sid, &target, SlaKind::FirstResponse, target.sla_seconds, now);
+            r.record(&mut change, now);
+            Self::sync(&mut next, &r);
+            let pending = this.write(change);
+            drop(r);
+            this.settle(pending).await?;
+            *session = next;
+            Ok(Transferred {
+                conversation_id: session.id.to_string(),
+                state: session.state,
+                queue: target.name.clone(),
+            })
+        })
+        .await
+    }
+
+    /// Adds or replaces an agent; routable at once.
+    ///
+    /// # Errors
+    /// 400 for a capacity of 0 or an empty name; 409 when the capacity is below what the agent
+    /// holds; 503.
+    pub async fn upsert_agent(self: &Arc<Self>, agent: Agent) -> CoreResult<Agent> {
+        if agent.capacity == 0 {
+            return Err(CoreError::BadRequest("`capacity` is 0: give the number of conversations the agent can hold at once, at least 1".into()));
+        }
+        if agent.name.trim().is_empty() {
+            return Err(CoreError::BadRequest("`name` is empty: give the agent's display name".into()));
+        }
+        let this = self.clone();
+        Self::complete(async move {
+            let mut r = this.routing.lock().await;
+            let now = this.clock.now();
+            r.d.upsert_agent(agent.clone(), now)?;
+            let mut change = Change::at(now);
+            change.agents.push(baton_store::AgentChange::Upsert(agent.clone()));
+            r.record(&mut change, now);
+            let pending = this.write(change);
+            drop(r);
+            this.settle(pending).await?;
+            Ok(agent)
+        })
+        .await
+    }
+
+    /// Sets an agent's presence: `online` takes new conversations, `away` keeps current ones,
+    /// `offline` also releases those waiting for the agent as their dedicated agent.
+    ///
+    /// # Errors
+    /// 404 for an unknown agent; 503.
+    pub async fn set_presence(self: &Arc<Self>, agent_id: String, status: AgentStatus) -> CoreResult<PresenceSet> {
+        self.agent(&agent_id).await?;
+        let this = self.clone();
+        Self::complete(async move {
+            let mut r = this.routing.lock().await;
+            let now = this.clock.now();
+            r.d.set_presence(&agent_id, status, now)?;
+            let mut change = Change::at(now);
+            change.agents.push(baton_store::AgentChange::Status { id: agent_id.clone(), status });
+            r.record(&mut change, now);
+            let pending = this.write(change);
+            drop(r);
+            this.settle(pending).await?;
+            Ok(PresenceSet { agent_id, status })
+        })
+        .await
+    }
+
+    /// The customer's rating (1 to 5) of the human part.
+    ///
+    /// # Errors
+    /// 400 for a score outside 1 to 5; 404; 503.
+    pub async fn rate(self: &Arc<Self>, id: ConversationId, score: u8) -> CoreResult<Rated> {
+        if !(1..=5).contains(&score) {
+            return Err(CoreError::BadRequest(format!("`score` is {score}: rate from 1 (poor) to 5 (excellent)")));
+        }
+        let this = self.clone();
+        Self::complete(async move {
+            let mut change = Change::at(this.clock.now());
+            let part = change.conversation(id.as_str());
+            part.csat = Some(score);
+            part.events.push(NewEvent {
+                kind: EventKind::Csat,
+                from: None,
+                to: None,
+                actor: "customer".into(),
+                reason: format!("rated the human part {score} of 5"),
+            });
+            this.write(change).await.map_err(|e| match e {
+                StoreError::Stale { .. } => not_found(&id),
+                e => e.into(),
+            })?;
+            Ok(Rated { conversation_id: id.to_string(), csat: score })
+        })
+        .await
+    }
+
+    /// One pass of the timers at the clock's now: offers that expired, silent agents, queue
+    /// steps, dedicated-agent waits, SLA warnings and breaches, and (every two seconds while
+    /// anyone waits) wait updates. Returns when the next pass is due, if anything is scheduled.
+    ///
+    /// # Errors
+    /// 503 when the pass's change cannot be written (routing is rebuilt from the store then).
+    pub async fn tick(&self) -> CoreResult<Option<Millis>> {
+        let mut r = self.routing.lock().await;
+        let now = self.clock.now();
+        let mut change = Change::at(now);
+        r.d.advance(now);
+        r.record(&mut change, now);
+        r.fire_slas(&mut change, now);
+        if now - r.last_sweep >= 2000 {
+            r.last_sweep = now;
+            let share = self.engine.policy().file.routing.update_change;
+            r.announce_waits(&mut change, share);
+        }
+        let sweep = (!r.d.waiting_estimates().is_empty()).then_some(r.last_sweep + 2000);
+        let next = [r.d.next_timer(), r.next_sla(), sweep].into_iter().flatten().min();
+        if change.is_empty() {
+            return Ok(next);
+        }
+        let pending = self.write(change);
+        drop(r);
+        match pending.await {
+            Ok(_) => Ok(next),
+            Err(e) => {
+                self.resync().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Starts the timer pass on the wall clock: it sleeps until the next timer falls due (or a
+    /// command sets an earlier one), so an idle node does no work. Ends when the bus closes.
+    pub fn spawn_timers(self: &Arc<Self>) {
+        let this = self.clone();
+        let mut closed = self.bus.closed();
+        tokio::spawn(async move {
+            loop {
+                let next = match this.tick().await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::error!(error = %e, "routing timers failed; retrying in 1 s");
+                        Some(this.clock.now() + 1000)
+                    }
+                };
+                let pause = next.map(|at| {
+                    let ms = (at - this.clock.now()).clamp(1, 60_000);
+                    std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(1000))
+                });
+                let sleep = async {
+                    match pause {
+                        Some(p) => tokio::time::sleep(p).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = sleep => {},
+                    () = this.timers.notified() => {},
+                    _ = closed.changed() => return,
+                }
+            }
+        });
+    }
+
+    /// Ends event streams and the timer pass, waits for queued writes and closes the store.
+    pub async fn shutdown(&self) {
+        self.bus.close();
+        let _ = self.write(Change::at(self.clock.now())).await;
+        self.store.close().await;
+    }
+
+    /// Ends every event stream (the first step of a graceful shutdown).
+    pub fn close_streams(&self) {
+        self.bus.close();
+    }
+
+    /// Checks that routing and the store agree: every dispatcher invariant holds (nothing held
+    /// twice, nobody over capacity, nothing waiting while an eligible agent has room), every
+    /// conversation the store has in routing is in routing here with the same state, queue and
+    /// agent, and no agent holds more than its capacity in the store. For tests and audits.
+    ///
+    /// # Errors
+    /// The first disagreement, in words.
+    pub async fn audit(&self) -> Result<(), String> {
+        let r = self.routing.lock().await;
+        let _ = self.write(Change::at(self.clock.now())).await;
+        r.d.audit()?;
+        let records = self.store.routing_records().await.map_err(|e| e.to_string())?;
+        if records.len() != r.held.len() {
+            return Err(format!("the store has {} conversations in routing, routing holds {}", records.len(), r.held.len()));
+        }
+        for rec in &records {
+            let h = r.held.get(&rec.id).ok_or_else(|| format!("{} is `{}` in the store but not in routing", rec.id, rec.state))?;
+            if (h.state, Some(&h.queue), &h.agent) != (rec.state, rec.queue.as_ref(), &rec.agent_id) {
+                return Err(format!("{}: routing holds {h:?}, the store {:?} {:?} {:?}", rec.id, rec.state, rec.queue, rec.agent_id));
+            }
+            let holder = r.d.holder(&rec.id).map(|(a, accepted)| (a.to_owned(), accepted));
+            let expected = match rec.state {
+                HandoffState::Assigned | HandoffState::Offered => rec.agent_id.clone().map(|a| (a, rec.state == HandoffState::Assigned)),
+                _ => None,
+            };
+            if holder != expected {
+                return Err(format!("{}: the dispatcher's holder {holder:?}, the store's {expected:?}", rec.id));
+            }
+        }
+        let loads = self.store.agent_loads().await.map_err(|e| e.to_string())?;
+        for agent in self.store.agents().await.map_err(|e| e.to_string())? {
+            let held = loads.get(agent.id.as_str()).copied().unwrap_or(0);
+            if held > agent.capacity {
+                return Err(format!("agent {} holds {held} of capacity {}", agent.id, agent.capacity));
+            }
+        }
+        Ok(())
+    }
+
+    // ----- reads ---------------------------------------------------------------------------
+
+    /// The stored conversation `id`.
+    ///
+    /// # Errors
+    /// 404 when there is none.
+    pub async fn conversation(&self, id: &ConversationId) -> CoreResult<ConversationRecord> {
+        self.store
+            .conversation(id.as_str())
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no conversation `{id}`")))
+    }
+
+    /// The conversation with its turns, events, SLA timers and, while it waits, its place.
+    ///
+    /// # Errors
+    /// 404 when there is none.
+    pub async fn conversation_details(&self, id: &ConversationId) -> CoreResult<ConversationDetails> {
+        let record = self.conversation(id).await?;
+        let turns = self.store.turns(id.as_str()).await?;
+        let events = self.store.events(id.as_str()).await?;
+        let slas = self.store.slas(id.as_str()).await?;
+        let wait = if record.state.is_waiting() { self.wait(id.as_str()).await } else { None };
+        Ok(ConversationDetails { record, turns, events, slas, wait })
+    }
+
+    /// The turns of `id`, oldest first.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn turns(&self, id: &ConversationId) -> CoreResult<Vec<TurnRecord>> {
+        Ok(self.store.turns(id.as_str()).await?)
+    }
+
+    /// Place in line and wait of a waiting conversation.
+    pub async fn wait(&self, id: &str) -> Option<(usize, WaitEstimate)> {
+        let r = self.routing.lock().await;
+        Some((r.d.position(id)?, r.d.estimate(id)?))
+    }
+
+    /// Why a conversation is in its queue, and every agent's eligibility.
+    ///
+    /// # Errors
+    /// 404; 409 `not_in_routing`.
+    pub async fn explain(&self, id: &ConversationId) -> CoreResult<Explanation> {
+        let record = self.conversation(id).await?;
+        let r = self.routing.lock().await;
+        r.d.explain(id.as_str(), self.clock.now()).map_err(|_| {
+            CoreError::conflict(
+                "not_in_routing",
+                format!("conversation `{id}` is `{}`: explain covers conversations that are queued, offered or assigned", record.state),
+            )
+        })
+    }
+
+    /// Live statistics of every queue of the policy, in policy order.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn queue_stats(&self) -> CoreResult<Vec<QueueStats>> {
+        let now = self.clock.now();
+        let r = self.routing.lock().await;
+        let mut out = Vec::new();
+        for q in self.engine.policy().queues() {
+            out.push(r.d.queue_stats(&q.name, now)?);
+        }
+        Ok(out)
+    }
+
+    /// Conversations of `queue` assigned since `since` (ms) and how many within `sla_ms`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn answered_since(&self, queue: &str, since: i64, sla_ms: i64) -> CoreResult<(u64, u64)> {
+        Ok(self.store.answered_since(queue, since, sla_ms).await?)
+    }
+
+    /// The conversations waiting in `queue`, each with its place and wait, in line order.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn waiting(&self, queue: &str) -> CoreResult<Vec<(ConversationRecord, Option<(usize, WaitEstimate)>)>> {
+        let records = self.store.waiting_records(queue).await?;
+        let r = self.routing.lock().await;
+        let mut out: Vec<_> = records
+            .into_iter()
+            .map(|rec| {
+                let w = r.d.position(&rec.id).zip(r.d.estimate(&rec.id));
+                (rec, w)
+            })
+            .collect();
+        out.sort_by_key(|(_, w)| w.map_or(usize::MAX, |(p, _)| p));
+        Ok(out)
+    }
+
+    /// Every agent with how many conversations each holds.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn agents(&self) -> CoreResult<Vec<(Agent, u32)>> {
+        let agents = self.store.agents().await?;
+        let loads = self.store.agent_loads().await?;
+        Ok(agents
+            .into_iter()
+            .map(|a| {
+                let held = loads.get(a.id.as_str()).copied().unwrap_or(0);
+                (a, held)
+            })
+            .collect())
+    }
+
+    /// Conversations offered to or held by `agent`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn agent_conversations(&self, agent: &str) -> CoreResult<Vec<String>> {
+        Ok(self.store.agent_conversations(agent).await?)
+    }
+
+    /// The latest escalations, newest first.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn recent_escalations(&self, limit: u32) -> CoreResult<Vec<ConversationRecord>> {
+        Ok(self.store.recent_escalations(limit).await?)
+    }
+
+    /// Running SLA timers that have breached.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn open_sla_breaches(&self) -> CoreResult<Vec<SlaTimer>> {
+        Ok(self.store.open_sla_breaches().await?)
+    }
+
+    /// Stored events after `after`, at most `limit`, of one conversation or all.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn events_after(&self, after: i64, conversation: Option<&str>, limit: u32) -> CoreResult<Vec<EventRecord>> {
+        Ok(self.store.events_after(after, conversation, limit).await?)
+    }
+
+    // ----- accounts ------------------------------------------------------------------------
+
+    /// The console account of agent `id`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn user(&self, id: &str) -> CoreResult<Option<User>> {
+        Ok(self.store.user(id).await?)
+    }
+
+    /// Creates or replaces a console account (`password_hash`: argon2 PHC string).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn upsert_user(&self, id: &str, password_hash: &str, role: AccountRole) -> CoreResult<()> {
+        Ok(self.store.upsert_user(id, password_hash, role).await?)
+    }
+
+    /// Whether any account or key exists.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn has_credentials(&self) -> CoreResult<bool> {
+        Ok(self.store.has_credentials().await?)
+    }
+
+    /// Stores a session (SHA-256 hex of the token) until `expires_at` (ms).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn create_session(&self, token_hash: &str, user: &str, expires_at: i64) -> CoreResult<()> {
+        Ok(self.store.create_session(token_hash, user, expires_at).await?)
+    }
+
+    /// The account of a live session.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn session_user(&self, token_hash: &str) -> CoreResult<Option<User>> {
+        Ok(self.store.session_user(token_hash, self.clock.now()).await?)
+    }
+
+    /// Ends a session.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn delete_session(&self, token_hash: &str) -> CoreResult<()> {
+        Ok(self.store.delete_session(token_hash).await?)
+    }
+
+    /// The scopes of an unrevoked API key (SHA-256 hex).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn api_key_scopes(&self, key_hash: &str) -> CoreResult<Option<Vec<String>>> {
+        Ok(self.store.api_key_scopes(key_hash).await?)
+    }
+
+    /// Starts a widget conversation for a customer, with its token's hash.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn start_widget(self: &Arc<Self>, customer: Customer, token_hash: String) -> CoreResult<Created> {
+        let created = self.create_conversation(None, customer, Some("widget".into())).await?;
+        self.store.create_widget_token(&token_hash, &created.id).await?;
+        Ok(created)
+    }
+
+    /// The conversation of a widget token (SHA-256 hex).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn widget_conversation(&self, token_hash: &str) -> CoreResult<Option<String>> {
+        Ok(self.store.widget_conversation(token_hash).await?)
+    }
+}
+
