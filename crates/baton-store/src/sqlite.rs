@@ -1839,6 +1839,55 @@ mod tests {
         s.close().await;
     }
 
+    /// The same on a real full file system: set `BATON_STORE_FULL_DIR` to a directory on a
+    /// small one (e.g. `mount -t tmpfs -o size=1m tmpfs /tmp/small`) and run with `--ignored`.
+    #[tokio::test]
+    #[ignore = "needs a small file system in BATON_STORE_FULL_DIR"]
+    async fn a_really_full_file_system_refuses_writes_and_service_resumes() {
+        let Ok(dir) = std::env::var("BATON_STORE_FULL_DIR") else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let db = dir.join("full.db");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        let s = SqliteStore::open(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open");
+        s.apply(create("c1", 1)).await.expect("create");
+        // Fill the file system.
+        let filler = dir.join("filler");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&filler).expect("filler");
+            let block = vec![0u8; 4096];
+            while f.write_all(&block).is_ok() {}
+            let _ = f.sync_all();
+        }
+        let big = "y".repeat(256 * 1024);
+        let mut refused = 0;
+        for i in 0..5 {
+            match s.apply(note("c1", 2 + i, &big)).await {
+                Err(StoreError::Unavailable(reason)) => {
+                    refused += 1;
+                    assert!(reason == "disk full" || reason == "I/O error", "{reason}");
+                }
+                Ok(_) => {}
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        assert!(refused > 0, "no write was refused on a full file system");
+        let stored = s.events("c1").await.expect("events").len();
+        assert_eq!(stored, 5 - refused, "a refused write must leave nothing");
+        std::fs::remove_file(&filler).expect("free space");
+        s.apply(note("c1", 20, "after"))
+            .await
+            .expect("write after space returns");
+        assert_eq!(s.events("c1").await.expect("events").len(), stored + 1);
+        s.close().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_changes_share_commits() {
         let (s, _dir) = store().await;
