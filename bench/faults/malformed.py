@@ -279,7 +279,7 @@ def worker(args):
         if badshape:
             st["bad_shape"] += 1
             k["bad_shape"] += 1
-        key = (kind, status, hdrs.get("content-type"), body[:30])
+        key = (kind, status, hdrs.get("content-type"), body[:60])
         if (bad5 or badshape) and key not in seen and len(seen) < 200:
             seen.add(key)
             st["offenders"].append({"kind": kind, "status": status, "request": raw[:160].decode("latin1"),

@@ -59,6 +59,7 @@ def main():
         wait_healthy(port)
         create_convs(port, "r", CONVS)
         create_convs(port, "s", CONVS)
+        create_convs(port, "n", 100)
         log(f"streams: idle CPU without streams, {IDLE_SECS / 2:.0f}s")
         out["idle_cpu_pct_no_streams"], out["idle_cpu_samples_no_streams"] = idle_cpu(srv.pid, IDLE_SECS / 2)
         log(f"streams: routine turns without streams, {TURNS_SECS}s")
@@ -76,6 +77,7 @@ def main():
         out["streams_open_seconds"] = round(time.time() - t0, 2)
         log(f"streams: {out['streams_ready']} streams open; idle CPU with streams, {IDLE_SECS}s")
         out["idle_cpu_pct_with_streams"], out["idle_cpu_samples_with_streams"] = idle_cpu(srv.pid, IDLE_SECS)
+        out["waiting_in_queues_at_idle"] = sum(q.get("waiting", 0) for q in Client(port).get("/v1/queues")[1]["queues"])
         log(f"streams: routine turns with {STREAMS} streams, {TURNS_SECS}s")
         out["turns_with_streams"] = wrk(port, "turns.lua", TURNS_SECS, {"CONV_PREFIX": "s", "CONVS": str(CONVS),
                                                                       "ESCALATE_PCT": "0", "RUN_TAG": "ws"})
@@ -106,7 +108,7 @@ def main():
                 s, _ = c.get("/healthz")
                 lat_h.append((time.perf_counter() - t) * 1000)
                 t = time.perf_counter()
-                s2, _ = c.post(f"/v1/conversations/r{k % CONVS}/turns",
+                s2, _ = c.post(f"/v1/conversations/n{k % 100}/turns",
                                {"role": "customer", "text": "hello", "client_turn_id": f"slow-{k}"})
                 lat_t.append((time.perf_counter() - t) * 1000)
                 if s != 200 or not 200 <= s2 < 300:
@@ -159,7 +161,7 @@ def main():
     if "idle_cpu_pct_with_streams" in out:
         print(f"  idle server CPU: {out['idle_cpu_pct_no_streams']}% of a core without streams, "
               f"{out['idle_cpu_pct_with_streams']}% with {STREAMS} streams open (over {IDLE_SECS:.0f} s; "
-              f"per second: {out['idle_cpu_samples_with_streams']})")
+              f"per second: {out['idle_cpu_samples_with_streams']}; {out.get('waiting_in_queues_at_idle')} conversations waiting in queues)")
     if "stream_holder" in out:
         print(f"  streams: {json.dumps(out['stream_holder'])}")
     if "slow_clients" in out:

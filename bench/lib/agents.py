@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """Scripted agents: registers N agents (capacity C, every skill the policy's queues ask for),
-then polls GET /v1/queues/{name} and claims what is offered to them (or waiting, by an agent
-with room), and resolves each claimed conversation after --hold-ms. Runs until SIGTERM/SIGINT
+then polls GET /v1/queues/{name}, claims (accepts) what routing offered to them, and resolves each claimed conversation after --hold-ms. Runs until SIGTERM/SIGINT
 or --duration, then prints a JSON summary on stdout.
 """
 
@@ -108,15 +107,12 @@ def main():
                 with lock:
                     if cid in busy:
                         continue
+                    # Routing offers what an agent has room for; a conversation still queued is
+                    # waiting for room, which a claim cannot make (it would answer not_eligible).
                     to = item.get("offered_to")
-                    if to is not None:
-                        if to not in load:
-                            continue
-                        who = to
-                    else:
-                        who = min(ids, key=lambda x: load[x])
-                        if load[who] >= a.capacity:
-                            continue
+                    if to is None or to not in load:
+                        continue
+                    who = to
                     busy.add(cid)
                     load[who] += 1
                 inbox[who].put(cid)

@@ -1,6 +1,8 @@
 -- Customer turns round-robin over pre-created conversations PREFIX0..PREFIX(N-1), each with a
 -- unique client_turn_id. ESCALATE_PCT percent of them (default 0) are `request_human` turns.
 -- Env: CONV_PREFIX (default "c"), CONVS (default 1000), ESCALATE_PCT, RUN_TAG.
+-- Each visit to a conversation gets the next text of the list: a customer who repeats the same
+-- line is escalated by design, and that would not be a routine turn.
 package.path = os.getenv("BENCH_LUA_DIR") .. "/?.lua;" .. package.path
 require "report"
 
@@ -19,7 +21,7 @@ local texts = {
   "what are your opening hours",
   "can I change my delivery address",
   "do you ship to canada",
-  "how do I reset my password",
+  "do you have this in a larger size",
   "thanks, and what about the colour options",
   "is the blue one in stock",
   "ok, and how long does shipping take",
@@ -45,7 +47,7 @@ function request()
   if esc > 0 and math.random(100) <= esc then
     body = '{"role":"customer","text":"","action":"request_human","client_turn_id":"' .. ctid .. '"}'
   else
-    body = '{"role":"customer","text":"' .. texts[(n % #texts) + 1] .. '","client_turn_id":"' .. ctid .. '"}'
+    body = '{"role":"customer","text":"' .. texts[(math.floor((offset + n) / nconv) + tid) % #texts + 1] .. '","client_turn_id":"' .. ctid .. '"}'
   end
   return wrk.format("POST", "/v1/conversations/" .. conv .. "/turns", nil, body)
 end
