@@ -21,7 +21,7 @@ mod ids;
 mod reason;
 mod signal;
 
-pub use agent::{Agent, AgentStatus, Skill, MAX_LEVEL, MIN_LEVEL};
+pub use agent::{Agent, AgentStatus, Skill, SkillLevelError, MAX_LEVEL, MIN_LEVEL};
 pub use brief::{
     AttemptedSolution, Brief, BriefReason, CustomerContext, Entity, EntityKind, SentimentSummary,
     TranscriptLine, BRIEF_SCHEMA_VERSION,

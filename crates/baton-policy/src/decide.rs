@@ -134,7 +134,11 @@ impl Policy {
 
     /// The variables rules read, built straight into CEL's own value types with static keys:
     /// a decision allocates no string for the signal and conversation keys.
-    fn cel_context(&self, facts: &Facts<'_>, everything: bool) -> cel::Context<'static, 'static> {
+    pub(crate) fn cel_context(
+        &self,
+        facts: &Facts<'_>,
+        everything: bool,
+    ) -> cel::Context<'static, 'static> {
         let mut ctx = cel::Context::with_env(self.cel_env.clone());
         if self.reads_customer || everything {
             let value = match facts.customer_value {

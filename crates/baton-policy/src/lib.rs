@@ -8,8 +8,20 @@
 //! 1. text -> value tree with the position of every key ([`yaml`]);
 //! 2. value tree -> typed [`PolicyFile`] (serde, unknown keys rejected);
 //! 3. typed file -> [`Policy`]: reason codes checked, ranges checked, CEL compiled, queues
-//!    checked; **every** problem is collected, each with line, column and a hint
-//!    ([`PolicyErrors`]).
+//!    checked.
+//!
+//! **Every** problem is collected, each with line, column and a hint ([`PolicyErrors`]):
+//! stages 1 and 2 report every duplicate key, alias, unknown or missing key and ill-typed value
+//! together ([`yaml::deserialize_all`]; only a YAML syntax error stops them at once); stage 3,
+//! which needs a well-typed file, then reports every problem in the values.
+//!
+//! CEL conditions are checked against what they can see ([`CEL_VARIABLES`], and the keys and
+//! types of each, listed in the `names` module): a `signals` key that is no reason code, a
+//! `conversation` field that does not exist, or a comparison of values of different types
+//! (`customer.deal_value >= "big"`) is an error with a "did you mean" hint, since such a
+//! rule could never fire. `customer` is open (clients send any attributes, read as
+//! `customer.NAME`), so an unknown `customer` field is not an error; its known fields are
+//! type-checked.
 //!
 //! [`Policy::decide`] then turns a turn's signals into a [`Decision`](baton_domain::Decision): deterministic triggers
 //! first, then CEL rules, then the weighted score against a threshold that signals may lower.
@@ -17,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod decide;
+mod names;
 pub mod yaml;
 
 pub use decide::{CustomerValue, Facts};
@@ -292,8 +305,10 @@ impl Checker<'_> {
         }
     }
 
-    /// Compiles a CEL condition that may use only `allowed` variables; reports a syntax error
-    /// or an unknown variable at `path`.
+    /// Compiles a CEL condition that may use only `allowed` variables; reports at `path` a
+    /// syntax error, an unknown variable, and every name or comparison that cannot work
+    /// ([`names`]: an unknown signal code or `conversation` field, a number compared with a
+    /// string, ...).
     fn condition(
         &mut self,
         path: &str,
@@ -303,15 +318,20 @@ impl Checker<'_> {
     ) -> Option<cel::Program> {
         match cel::Program::compile(when) {
             Ok(program) => {
-                let unknown: Vec<String> = program
-                    .references()
-                    .variables()
+                let unknown: Vec<String> = names::free_variables(program.expression())
                     .into_iter()
-                    .filter(|v| !allowed.contains(v))
+                    .filter(|v| !allowed.contains(&v.as_str()))
                     .map(|v| format!("`{v}`"))
                     .collect();
                 if unknown.is_empty() {
-                    return Some(program);
+                    let problems = names::problems(program.expression(), allowed);
+                    if problems.is_empty() {
+                        return Some(program);
+                    }
+                    for p in problems {
+                        self.error(path, p.message, Some(p.hint));
+                    }
+                    return None;
                 }
                 let names: Vec<String> = allowed.iter().map(|v| format!("`{v}`")).collect();
                 self.error(
@@ -360,28 +380,40 @@ impl Policy {
     /// Parses and validates a policy. `file` names the source in error messages.
     ///
     /// # Errors
-    /// [`PolicyErrors`] with every problem found, each with line, column and a hint.
+    /// [`PolicyErrors`] with every problem found, each with line, column and a hint: every
+    /// structural one (YAML, unknown or missing keys, wrong types) at once; when there is none,
+    /// every problem in the values (ranges, reason codes, CEL conditions with the names and
+    /// types they use, queues).
     pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyErrors> {
-        let one = |message: String, (line, column): yaml::Position, path: &str, hint: &str| {
-            PolicyErrors(vec![PolicyError {
-                file: file.to_owned(),
-                line,
-                column,
-                path: path.to_owned(),
-                message,
-                hint: Some(hint.to_owned()),
-            }])
-        };
-        let (parsed, index) = yaml::deserialize::<PolicyFile>(text).map_err(|e| {
-            let hint = if e.path.is_empty() && e.message.starts_with("invalid YAML") {
-                e.hint.to_owned()
-            } else {
-                format!(
-                    "{}; the built-in policy (`baton check --print-default`) shows every key with its usual value",
-                    e.hint
-                )
-            };
-            one(e.message, e.position, &e.path, &hint)
+        // The built-in policy stands in for values that do not fit, so that every structural
+        // problem is found in one pass.
+        let model = yaml::parse(DEFAULT_POLICY_YAML)
+            .map(|(value, _)| value)
+            .unwrap_or_default();
+        let (parsed, index) = yaml::deserialize_all::<PolicyFile>(text, &model).map_err(|errors| {
+            PolicyErrors(
+                errors
+                    .into_iter()
+                    .map(|e| {
+                        let hint = if e.message.starts_with("invalid YAML") {
+                            e.hint.to_owned()
+                        } else {
+                            format!(
+                                "{}; the built-in policy (`baton check --print-default`) shows every key with its usual value",
+                                e.hint
+                            )
+                        };
+                        PolicyError {
+                            file: file.to_owned(),
+                            line: e.position.0,
+                            column: e.position.1,
+                            path: e.path,
+                            message: e.message,
+                            hint: Some(hint),
+                        }
+                    })
+                    .collect(),
+            )
         })?;
         let mut c = Checker {
             file,
@@ -594,11 +626,11 @@ fn signals_read<'a>(conditions: impl Iterator<Item = &'a str>) -> Option<Vec<Rea
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
-            // An unknown name reads 0 either way; only known codes need a value.
-            if let Ok(code) = name.parse::<ReasonCode>() {
-                if !codes.contains(&code) {
-                    codes.push(code);
-                }
+            // Validation refuses unknown codes, so another name is a method or macro over
+            // the map (`signals.exists(k, ...)`), which must see every code.
+            let code = name.parse::<ReasonCode>().ok()?;
+            if !codes.contains(&code) {
+                codes.push(code);
             }
         }
     }

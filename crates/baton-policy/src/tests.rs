@@ -240,6 +240,11 @@ fn rules_get_the_signals_they_read_and_every_signal_when_they_index_the_map() {
     assert_eq!(read, Some(vec![ReasonCode::Anger, ReasonCode::VipCustomer]));
     assert_eq!(signals_read(["signals['anger'] > 0.5"].into_iter()), None);
     assert_eq!(signals_read(["size(signals) > 2"].into_iter()), None);
+    // A macro over the map sees every code too.
+    assert_eq!(
+        signals_read(["signals.exists(k, k == 'anger')"].into_iter()),
+        None
+    );
     assert_eq!(
         signals_read(["customer.my_signals > 2"].into_iter()),
         Some(vec![])
@@ -255,6 +260,11 @@ fn rules_get_the_signals_they_read_and_every_signal_when_they_index_the_map() {
     let signals = [Signal::new(ReasonCode::Anger, 0.9, "x")];
     let d = p.decide(&facts(&signals, &customer));
     assert!(d.rules_fired.contains(&"indexed".to_owned()), "{:?}", d);
+
+    let yaml = with_rule("signals.exists(k, k == \"anger\" && signals[k] > 0.5)");
+    let p = Policy::parse(&yaml, "p.yaml").expect("valid");
+    let d = p.decide(&facts(&signals, &customer));
+    assert!(d.rules_fired.contains(&"added".to_owned()), "{:?}", d);
 }
 
 #[test]
@@ -391,4 +401,396 @@ fn a_backslash_escapes_a_quote_except_in_a_raw_string() {
         conjuncts(r#"a == "x\" && y" && r"\" == b && c"#),
         vec![r#"a == "x\" && y""#, r#"r"\" == b"#, "c"]
     );
+}
+
+/// The line (1-based) of the first line of `yaml` that contains `needle`.
+fn line_of(yaml: &str, needle: &str) -> usize {
+    yaml.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with `{needle}`"))
+        + 1
+}
+
+#[test]
+fn every_structural_error_is_reported_not_only_the_first() {
+    let yaml = DEFAULT_POLICY_YAML
+        .replace("shadow: false", "shadow: false\nshadows: true")
+        .replace("threshold: 0.6", "threshold: high")
+        .replace("    strategy: least_busy", "    strategy: fastest")
+        .replace("    mode: ai_assisted", "    mode: ai_asisted")
+        .replace("  handback: ", "  hand_back: ");
+    let errors = Policy::parse(&yaml, "p.yaml").expect_err("invalid");
+    let text = errors.to_string();
+    let find = |needle: &str| {
+        errors
+            .0
+            .iter()
+            .find(|e| e.message.contains(needle))
+            .unwrap_or_else(|| panic!("no error with `{needle}` in {text}"))
+    };
+    let unknown = find("unknown field `shadows`");
+    assert_eq!(
+        (unknown.line, unknown.column),
+        (line_of(&yaml, "shadows"), 1)
+    );
+    assert!(unknown
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.starts_with("remove the key")));
+    let threshold = find("invalid type: string \"high\"");
+    assert_eq!(
+        (threshold.path.as_str(), threshold.line),
+        ("threshold", line_of(&yaml, "threshold: high"))
+    );
+    assert_eq!(find("`fastest`").path, "queues[4].strategy");
+    assert_eq!(find("`ai_asisted`").path, "rules[2].mode");
+    assert_eq!(find("unknown field `hand_back`").path, "messages.hand_back");
+    // The misspelt key leaves `handback` missing: reported at its map.
+    assert_eq!(find("missing field `handback`").path, "messages");
+    assert_eq!(errors.0.len(), 6, "{text}");
+    assert!(text.ends_with("6 errors in policy"), "{text}");
+}
+
+#[test]
+fn two_structural_errors_are_both_reported() {
+    let yaml = DEFAULT_POLICY_YAML
+        .replace("min_contribution: 0.05", "min_contribution: [0.05]")
+        .replace(
+            "    sla_seconds: 120\n",
+            "    sla_seconds: 120\n    sla: 60\n",
+        );
+    let errors = Policy::parse(&yaml, "p.yaml").expect_err("invalid");
+    let paths: Vec<(&str, usize)> = errors.0.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    assert_eq!(
+        paths,
+        vec![
+            ("min_contribution", line_of(&yaml, "min_contribution: [")),
+            ("queues[1].sla", line_of(&yaml, "    sla: 60")),
+        ],
+        "{errors}"
+    );
+    assert!(errors.0.iter().all(|e| e.hint.is_some() && e.column > 0));
+}
+
+#[test]
+fn mended_values_raise_no_follow_up_errors() {
+    // A wrong type inside an optional block whose other keys the built-in policy cannot
+    // supply (no queue there has hours): one error, not one per consequence.
+    let yaml = DEFAULT_POLICY_YAML.replace(
+        "  - name: security\n",
+        "  - name: security\n    hours: {timezone: 3, mon: [\"09:00-17:00\"]}\n",
+    );
+    let errors = Policy::parse(&yaml, "p.yaml").expect_err("invalid");
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].path, "queues[1].hours.timezone");
+
+    // A queue without a name, and a skill that is neither a name nor an object.
+    let yaml = DEFAULT_POLICY_YAML
+        .replace("  - name: security\n", "  - priority: 3\n")
+        .replace("    skills: [retention]", "    skills: [[retention]]");
+    let errors = Policy::parse(&yaml, "p.yaml").expect_err("invalid");
+    let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, vec!["queues[1]", "queues[3].skills[0]"], "{errors}");
+    assert!(errors.0[0].message.contains("missing field `name`"));
+
+    // Not a map at all: one error.
+    let errors = Policy::parse("- 1\n- 2\n", "p.yaml").expect_err("invalid");
+    assert_eq!(errors.0.len(), 1, "{errors}");
+}
+
+#[test]
+fn duplicate_keys_and_aliases_are_all_reported_with_the_rest() {
+    let yaml = DEFAULT_POLICY_YAML
+        .replace("shadow: false", "shadow: false\nshadow: true")
+        .replace("  anger: 0.3", "  anger: 0.3\n  anger: 0.4")
+        .replace("threshold: 0.6", "threshold: &t 0.6")
+        .replace("min_threshold: 0.35", "min_threshold: *t")
+        .replace("    strategy: least_busy", "    strategy: fastest");
+    let errors = Policy::parse(&yaml, "p.yaml").expect_err("invalid");
+    let text = errors.to_string();
+    let messages: Vec<&str> = errors.0.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(errors.0.len(), 4, "{text}");
+    assert_eq!(messages[0], "invalid YAML: duplicate key `shadow`");
+    assert_eq!(errors.0[0].line, line_of(&yaml, "shadow: true"));
+    assert_eq!(errors.0[1].path, "min_threshold");
+    assert!(messages[1].contains("aliases"));
+    assert_eq!(messages[2], "invalid YAML: duplicate key `anger`");
+    assert_eq!(errors.0[2].line, line_of(&yaml, "anger: 0.4"));
+    assert_eq!(errors.0[3].path, "queues[4].strategy");
+}
+
+/// The built-in policy with one more rule.
+fn with_rule(when: &str) -> String {
+    DEFAULT_POLICY_YAML.replace(
+        "rules:\n",
+        &format!("rules:\n  - name: added\n    when: '{when}'\n    mode: ai_assisted\n"),
+    )
+}
+
+/// The errors of the built-in policy with one more rule, all at that rule's `when`.
+fn rule_errors(when: &str) -> Vec<PolicyError> {
+    let yaml = with_rule(when);
+    let errors = Policy::parse(&yaml, "p.yaml")
+        .map(|_| ())
+        .expect_err(when)
+        .0;
+    let line = line_of(&yaml, "    when: '");
+    for e in &errors {
+        assert_eq!(
+            (e.path.as_str(), e.line, e.column),
+            ("rules[0].when", line, 5),
+            "{e}"
+        );
+    }
+    errors
+}
+
+#[test]
+fn a_misspelt_signal_is_refused_with_the_nearest_code() {
+    let errors = rule_errors("signals.vip_customr > 0");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].message.contains("`signals.vip_customr`"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        errors[0].hint.as_deref(),
+        Some("did you mean `signals.vip_customer`?")
+    );
+    // Indexing the map is checked the same way; a name like no code gets the list's hint.
+    let errors = rule_errors("signals[\"angr\"] > 0.5 || signals.zzzzzzzzzz > 0");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(
+        errors[0].hint.as_deref(),
+        Some("did you mean `signals.anger`?")
+    );
+    assert!(errors[1]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("one key per reason code")));
+}
+
+#[test]
+fn a_number_field_compared_with_a_string_is_refused() {
+    let errors = rule_errors("has(customer.deal_value) && customer.deal_value >= \"big\"");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].message,
+        "`customer.deal_value >= \"big\"` compares a number with a string, which never holds"
+    );
+    assert_eq!(
+        errors[0].hint.as_deref(),
+        Some("did you mean a number, as in `customer.deal_value >= 10000.0`?")
+    );
+    let errors = rule_errors("customer.deal_value >= \"10000\"");
+    assert_eq!(
+        errors[0].hint.as_deref(),
+        Some("did you mean the number `customer.deal_value >= 10000`, without quotes?")
+    );
+}
+
+#[test]
+fn other_conditions_that_cannot_work_are_refused() {
+    for (when, message, hint) in [
+        (
+            "conversation.turn > 3",
+            "`conversation.turn`",
+            "did you mean `conversation.turns`?",
+        ),
+        (
+            "conversation.topics == \"refund\"",
+            "compares a list of reason codes with a string",
+            "did you mean `\"refund\" in conversation.topics`?",
+        ),
+        (
+            "\"refnd\" in conversation.topics",
+            "`refnd` is no reason code",
+            "did you mean `\"refund\"`?",
+        ),
+        (
+            "1 in conversation.topics",
+            "looks for a number in a list of reason codes",
+            "did you mean a reason code",
+        ),
+        (
+            "customer.tier == 3",
+            "compares a string with a number",
+            "as in `customer.tier == \"vip\"`",
+        ),
+        (
+            "signals.anger != \"high\"",
+            "which always holds",
+            "as in `signals.anger > 0.5`",
+        ),
+        (
+            "customer.tier == null",
+            "compares a string with null",
+            "did you mean `has(customer.tier)`?",
+        ),
+        (
+            "has(customer.tier.level)",
+            "`customer.tier` is a string, which has no fields",
+            "use the value itself",
+        ),
+        (
+            "conversation.failures.size() > 0 && conversation.failures == true",
+            "compares a number with a boolean",
+            "as in `conversation.failures >= 2`",
+        ),
+    ] {
+        let errors = rule_errors(when);
+        assert_eq!(errors.len(), 1, "{when}: {errors:?}");
+        assert!(errors[0].message.contains(message), "{when}: {}", errors[0]);
+        assert!(
+            errors[0].hint.as_deref().is_some_and(|h| h.contains(hint)),
+            "{when}: {}",
+            errors[0]
+        );
+    }
+}
+
+#[test]
+fn conditions_that_can_work_pass() {
+    for when in [
+        // Open customer attributes are not errors.
+        "has(customer.plan) && customer.plan == \"pro\"",
+        "customer.deal_value >= 10000 && customer.tenure_days < 7.5",
+        "customer.tier in [\"vip\", \"gold\"] && -1 < signals.anger",
+        "signals[\"anger\"] > 0.5 && signals.exists(k, signals[k] > 0.9)",
+        "\"refund\" in conversation.topics && conversation.topics.exists(t, t == \"refund\")",
+        "conversation.channel == \"email\" && conversation.failures >= 2u",
+        "[1, 2].exists(signals, signals > 1) && [{\"zzz\": 1}].exists(conversation, conversation.zzz > 0)",
+        "size(customer.name) > 3 && customer.email.endsWith(\"@example.com\")",
+    ] {
+        if let Err(e) = Policy::parse(&with_rule(when), "p.yaml") {
+            panic!("{when}: {e}");
+        }
+    }
+}
+
+#[test]
+fn queue_conditions_check_topic_and_their_other_variables() {
+    let with_queue_rule = |when: &str| {
+        DEFAULT_POLICY_YAML.replace(
+            "  - name: security\n",
+            &format!("  - name: security\n    when: '{when}'\n"),
+        )
+    };
+    let good = "topic == \"refund\" || topic == \"\" && intent == \"refund\" && language == \"de\"";
+    Policy::parse(&with_queue_rule(good), "p.yaml").expect("valid");
+    let errors = Policy::parse(&with_queue_rule("topic == \"refnd\""), "p.yaml")
+        .expect_err("unknown code")
+        .0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "queues[1].when");
+    assert_eq!(
+        errors[0].hint.as_deref(),
+        Some("did you mean `\"refund\"`?")
+    );
+    let errors = Policy::parse(&with_queue_rule("language.code == \"de\""), "p.yaml")
+        .expect_err("a string has no fields")
+        .0;
+    assert!(
+        errors[0].message.contains("`language` is a string"),
+        "{errors:?}"
+    );
+}
+
+/// The check's list of customer fields is the `Customer` type's (a field added there and not
+/// here fails to compile this test or fails it).
+#[test]
+fn the_checked_customer_fields_are_the_customer_type_s() {
+    let every = Customer {
+        id: Some("c".into()),
+        name: Some("n".into()),
+        tier: Some("t".into()),
+        tenure_days: Some(1),
+        contacts_same_issue_30d: Some(1),
+        deal_value: Some(1.5),
+        language: Some("en".into()),
+        email: Some("e".into()),
+        account_owner: Some("a".into()),
+        attributes: serde_json::Map::new(),
+    };
+    let json = serde_json::to_value(&every).expect("json");
+    let fields = json.as_object().expect("a map");
+    let names: Vec<&str> = names::CUSTOMER_FIELDS.iter().map(|f| f.name).collect();
+    let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+    let mut sorted = names.clone();
+    keys.sort_unstable();
+    sorted.sort_unstable();
+    assert_eq!(keys, sorted);
+    // And each field's type is the one a condition sees.
+    for f in names::CUSTOMER_FIELDS {
+        let value = format!("customer.{}", f.name);
+        let p = Policy::parse(&with_rule(&format!("{value} == {value}")), "p.yaml").expect("valid");
+        let d = p.decide(&facts(&[], &every));
+        assert!(
+            d.rules_fired.contains(&"added".to_owned()),
+            "{value}: {d:?}"
+        );
+    }
+}
+
+/// The check's `conversation` and `signals` keys are those a decision builds.
+#[test]
+fn the_checked_conversation_and_signal_keys_are_those_decisions_build() {
+    let p = Policy::builtin().expect("valid");
+    let c = Customer::default();
+    let ctx = p.cel_context(&facts(&[], &c), true);
+    let keys = |variable: &str| {
+        let program = cel::Program::compile(variable).expect("compiles");
+        let cel::Value::Map(map) = program.execute(&ctx).expect("runs") else {
+            panic!("{variable} is no map");
+        };
+        let mut keys: Vec<String> = map
+            .map
+            .keys()
+            .map(|k| match k {
+                cel::objects::Key::String(s) => s.to_string(),
+                other => panic!("key {other:?}"),
+            })
+            .collect();
+        keys.sort_unstable();
+        keys
+    };
+    let mut conversation: Vec<String> = names::CONVERSATION_FIELDS
+        .iter()
+        .map(|f| f.name.to_owned())
+        .collect();
+    conversation.sort_unstable();
+    assert_eq!(keys("conversation"), conversation);
+    let mut codes: Vec<String> = ReasonCode::ALL.iter().map(|c| c.to_string()).collect();
+    codes.sort_unstable();
+    assert_eq!(keys("signals"), codes);
+}
+
+/// Every policy file in the repository passes the check.
+#[test]
+fn the_shipped_policies_pass_the_check() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let mut checked = 0;
+    let mut dirs = vec![std::path::PathBuf::from(root).join("examples")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = match path.extension().and_then(|e| e.to_str()) {
+                Some("yaml" | "yml") => std::fs::read_to_string(&path).expect("readable"),
+                _ => continue,
+            };
+            // Policy files, not scenarios.
+            if !text.contains("trigger_min_score") {
+                continue;
+            }
+            Policy::parse(&text, &path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
+            checked += 1;
+        }
+    }
+    Policy::builtin().expect("the built-in policy passes");
+    eprintln!("{checked} policy files under examples/ checked, and the built-in one");
 }
