@@ -68,7 +68,8 @@ pub(crate) fn changed_meanwhile() -> CoreError {
 impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Stale { .. } => changed_meanwhile(),
+            StoreError::Stale { .. } | StoreError::Duplicate { .. } => changed_meanwhile(),
+            StoreError::NotFound(message) => CoreError::NotFound(message),
             StoreError::Conflict(id) => CoreError::conflict(
                 "conversation_exists",
                 format!("conversation `{id}` already exists: post its turns to /v1/conversations/{id}/turns, or create one with another id"),

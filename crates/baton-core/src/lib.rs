@@ -433,9 +433,10 @@ impl Service {
         let this = self.clone();
         Self::complete(async move {
             let mut change = Change::at(this.clock.now());
-            change
-                .conversations
-                .push(ConversationChange::new(id.as_str(), Guard::Create { customer, channel }));
+            change.conversations.push(ConversationChange::new(
+                id.as_str(),
+                Guard::Create { customer, channel },
+            ));
             this.write(change).await?;
             Ok(Created {
                 id: id.to_string(),
@@ -453,7 +454,11 @@ impl Service {
     /// 422 for an empty turn or an unknown `target_queue`; 404 for an unknown conversation;
     /// 409 `ai_locked_out`, `not_owner` or `client_turn_id_reused`; 503 when storage cannot
     /// write.
-    pub async fn post_turn(self: &Arc<Self>, id: ConversationId, turn: Turn) -> CoreResult<TurnAnswer> {
+    pub async fn post_turn(
+        self: &Arc<Self>,
+        id: ConversationId,
+        turn: Turn,
+    ) -> CoreResult<TurnAnswer> {
         turn.require_content().map_err(invalid_turn)?;
         if let Some(q) = &turn.target_queue {
             let policy = self.engine.policy();
@@ -507,7 +512,11 @@ impl Service {
             Ok((next, outcome))
         };
         let routed = in_routing(session.state);
-        let early = if routed { None } else { Some(prepare(session)?) };
+        let early = if routed {
+            None
+        } else {
+            Some(prepare(session)?)
+        };
         if let Some((next, outcome)) = early.as_ref().filter(|(_, o)| o.route.is_none()) {
             // A routine turn: no routing involved.
             let now = self.clock.now();
@@ -546,16 +555,35 @@ impl Service {
             r.record(&mut change, now);
             self.describe_placement(&mut r, &next, &mut answer, now);
             if let Some(q) = &queue {
-                r.start_sla(&mut change, self.engine.policy(), &id, q, SlaKind::FirstResponse, q.sla_seconds, now);
+                r.start_sla(
+                    &mut change,
+                    self.engine.policy(),
+                    &id,
+                    q,
+                    SlaKind::FirstResponse,
+                    q.sla_seconds,
+                    now,
+                );
             }
         } else if routed && !in_routing(next.state) {
             // The customer cancelled back to the AI.
             r.leave(&mut change, &id, false, now);
         } else if next.state == HandoffState::Assigned && turn.role == Role::Customer {
             r.d.customer_wrote(&id, now)?;
-            if let Some(q) = queue.as_ref().filter(|q| q.next_response_sla_seconds.is_some()) {
+            if let Some(q) = queue
+                .as_ref()
+                .filter(|q| q.next_response_sla_seconds.is_some())
+            {
                 let secs = q.next_response_sla_seconds.unwrap_or(q.sla_seconds);
-                r.start_sla(&mut change, self.engine.policy(), &id, q, SlaKind::NextResponse, secs, now);
+                r.start_sla(
+                    &mut change,
+                    self.engine.policy(),
+                    &id,
+                    q,
+                    SlaKind::NextResponse,
+                    secs,
+                    now,
+                );
             }
             r.record(&mut change, now);
         } else if next.state == HandoffState::Assigned && turn.role == Role::Agent {
@@ -573,7 +601,10 @@ impl Service {
         if outcome.route.is_some() {
             answer.state = next.state;
             answer.ai_may_reply = next.state.ai_may_reply();
-            answer.agent_id = next.agent.clone().filter(|_| next.state != HandoffState::Queued);
+            answer.agent_id = next
+                .agent
+                .clone()
+                .filter(|_| next.state != HandoffState::Queued);
         }
         if let Some(t) = change.conversation(&id).turn.as_mut() {
             t.response = serde_json::to_value(&answer).map_err(internal)?;
@@ -630,8 +661,7 @@ impl Service {
         answer: &TurnAnswer,
         now: Millis,
     ) -> CoreResult<Change> {
-        let mut part =
-            ConversationChange::new(before.id.as_str(), Guard::State(before.state));
+        let mut part = ConversationChange::new(before.id.as_str(), Guard::State(before.state));
         part.turn = Some(NewTurn {
             seq: o.turn,
             turn: turn.clone(),
@@ -655,7 +685,13 @@ impl Service {
 
     /// Adds position, wait, the customer message and, when the queue is closed or the wait too
     /// long, the async alternatives to an escalation's answer.
-    fn describe_placement(&self, r: &mut Routing, session: &Session, answer: &mut TurnAnswer, now: Millis) {
+    fn describe_placement(
+        &self,
+        r: &mut Routing,
+        session: &Session,
+        answer: &mut TurnAnswer,
+        now: Millis,
+    ) {
         let id = session.id.as_str();
         let policy = self.engine.policy();
         let routing = &policy.file.routing;
@@ -664,7 +700,8 @@ impl Service {
             // Offered or assigned at once: first in line, the smallest quote.
             _ => (1, baton_route::estimate_wait(1, 1, 0, 1.0, routing)),
         };
-        r.announced.insert(id.to_owned(), (position, wait.quoted_seconds));
+        r.announced
+            .insert(id.to_owned(), (position, wait.quoted_seconds));
         let queue_name = session.queue.clone().unwrap_or_default();
         let closed = policy
             .schedule(&queue_name)
@@ -689,13 +726,27 @@ impl Service {
                     |at| {
                         format!(
                             "in {}",
-                            baton_engine::human_duration(u64::try_from((at - now).max(0) / 1000).unwrap_or(0))
+                            baton_engine::human_duration(
+                                u64::try_from((at - now).max(0) / 1000).unwrap_or(0)
+                            )
                         )
                     },
                 );
-                self.engine.message(session, &messages.closed, position, quote, &[("opens", when), ("options", options)])
+                self.engine.message(
+                    session,
+                    &messages.closed,
+                    position,
+                    quote,
+                    &[("opens", when), ("options", options)],
+                )
             }
-            None if too_long => self.engine.message(session, &messages.long_wait, position, quote, &[("options", options)]),
+            None if too_long => self.engine.message(
+                session,
+                &messages.long_wait,
+                position,
+                quote,
+                &[("options", options)],
+            ),
             None => self.engine.escalation_message(session, position, quote),
         };
         if closed.is_some() || too_long {
@@ -717,7 +768,11 @@ impl Service {
     ///
     /// # Errors
     /// 404 for an unknown agent or conversation; 409 `not_waiting` or `not_eligible`; 503.
-    pub async fn claim(self: &Arc<Self>, id: ConversationId, agent_id: String) -> CoreResult<Claimed> {
+    pub async fn claim(
+        self: &Arc<Self>,
+        id: ConversationId,
+        agent_id: String,
+    ) -> CoreResult<Claimed> {
         let agent = self.agent(&agent_id).await?;
         let this = self.clone();
         Self::complete(async move {
@@ -757,7 +812,11 @@ impl Service {
     ///
     /// # Errors
     /// 404 for an unknown agent; 409 `not_offered`; 503.
-    pub async fn decline(self: &Arc<Self>, id: ConversationId, agent_id: String) -> CoreResult<Declined> {
+    pub async fn decline(
+        self: &Arc<Self>,
+        id: ConversationId,
+        agent_id: String,
+    ) -> CoreResult<Declined> {
         self.agent(&agent_id).await?;
         let this = self.clone();
         Self::complete(async move {
@@ -782,7 +841,12 @@ impl Service {
     ///
     /// # Errors
     /// 422 for an empty text; 404; 409 `not_owner`; 503.
-    pub async fn reply(self: &Arc<Self>, id: ConversationId, agent_id: String, text: String) -> CoreResult<Replied> {
+    pub async fn reply(
+        self: &Arc<Self>,
+        id: ConversationId,
+        agent_id: String,
+        text: String,
+    ) -> CoreResult<Replied> {
         let mut turn = Turn::new(Role::Agent, text).map_err(invalid_turn)?;
         turn.agent_id = Some(agent_id);
         let answer = self.post_turn(id, turn).await?;
@@ -799,7 +863,12 @@ impl Service {
     ///
     /// # Errors
     /// 400 for an empty note; 404; 503.
-    pub async fn note(self: &Arc<Self>, id: ConversationId, agent_id: String, text: String) -> CoreResult<Noted> {
+    pub async fn note(
+        self: &Arc<Self>,
+        id: ConversationId,
+        agent_id: String,
+        text: String,
+    ) -> CoreResult<Noted> {
         if text.trim().is_empty() {
             return Err(CoreError::BadRequest("a note needs `text`".into()));
         }
@@ -814,10 +883,7 @@ impl Service {
                 actor: format!("agent:{agent_id}"),
                 reason: text,
             });
-            this.write(change).await.map_err(|e| match e {
-                StoreError::Stale { .. } => not_found(&id),
-                e => e.into(),
-            })?;
+            this.write(change).await?;
             Ok(Noted {
                 conversation_id: id.to_string(),
                 noted: true,
@@ -854,7 +920,12 @@ impl Service {
         let mut change = Change::at(now);
         change.conversations.push(part);
         if in_routing(before) {
-            r.leave(&mut change, session.id.as_str(), to == HandoffState::Resolved, now);
+            r.leave(
+                &mut change,
+                session.id.as_str(),
+                to == HandoffState::Resolved,
+                now,
+            );
         }
         let pending = self.write(change);
         drop(r);
@@ -867,16 +938,32 @@ impl Service {
     ///
     /// # Errors
     /// 400 without a disposition; 404; 409 `not_owner`; 503.
-    pub async fn resolve(self: &Arc<Self>, id: ConversationId, agent_id: String, disposition: String) -> CoreResult<Resolved> {
+    pub async fn resolve(
+        self: &Arc<Self>,
+        id: ConversationId,
+        agent_id: String,
+        disposition: String,
+    ) -> CoreResult<Resolved> {
         if disposition.trim().is_empty() {
-            return Err(CoreError::BadRequest("resolving needs a `disposition` (the resolution category, e.g. `refund_issued`)".into()));
+            return Err(CoreError::BadRequest(
+                "resolving needs a `disposition` (the resolution category, e.g. `refund_issued`)"
+                    .into(),
+            ));
         }
         let this = self.clone();
         Self::complete(async move {
             let mut guard = this.lock_session(&id).await?;
             let session = live(&mut guard)?;
             let actor = format!("agent:{agent_id}");
-            this.step(session, HandoffState::Resolved, &actor, &format!("resolved: {disposition}"), Some(&agent_id), Some(disposition.clone())).await?;
+            this.step(
+                session,
+                HandoffState::Resolved,
+                &actor,
+                &format!("resolved: {disposition}"),
+                Some(&agent_id),
+                Some(disposition.clone()),
+            )
+            .await?;
             Ok(Resolved {
                 conversation_id: session.id.to_string(),
                 state: session.state,
@@ -891,14 +978,27 @@ impl Service {
     ///
     /// # Errors
     /// 404; 409 `not_owner`; 503.
-    pub async fn handback(self: &Arc<Self>, id: ConversationId, agent_id: String, why: Option<String>) -> CoreResult<HandedBack> {
+    pub async fn handback(
+        self: &Arc<Self>,
+        id: ConversationId,
+        agent_id: String,
+        why: Option<String>,
+    ) -> CoreResult<HandedBack> {
         let this = self.clone();
         Self::complete(async move {
             let mut guard = this.lock_session(&id).await?;
             let session = live(&mut guard)?;
             let actor = format!("agent:{agent_id}");
             let why = why.unwrap_or_else(|| "handed back to the AI".to_owned());
-            this.step(session, HandoffState::ReturnedToAi, &actor, &why, Some(&agent_id), None).await?;
+            this.step(
+                session,
+                HandoffState::ReturnedToAi,
+                &actor,
+                &why,
+                Some(&agent_id),
+                None,
+            )
+            .await?;
             Ok(HandedBack {
                 conversation_id: session.id.to_string(),
                 state: session.state,
@@ -914,7 +1014,12 @@ impl Service {
     ///
     /// # Errors
     /// 400 for an unknown `via`; 404; 409 `invalid_transition`; 503.
-    pub async fn followup(self: &Arc<Self>, id: ConversationId, via: String, contact: Option<String>) -> CoreResult<FollowedUp> {
+    pub async fn followup(
+        self: &Arc<Self>,
+        id: ConversationId,
+        via: String,
+        contact: Option<String>,
+    ) -> CoreResult<FollowedUp> {
         let routing = &self.engine.policy().file.routing;
         if !routing.async_options.contains(&via) {
             return Err(CoreError::BadRequest(format!(
@@ -928,9 +1033,19 @@ impl Service {
             let session = live(&mut guard)?;
             let why = format!(
                 "the customer chose a {via} follow-up{}",
-                contact.as_deref().map_or_else(String::new, |c| format!(" ({c})"))
+                contact
+                    .as_deref()
+                    .map_or_else(String::new, |c| format!(" ({c})"))
             );
-            this.step(session, HandoffState::AsyncFollowup, "customer", &why, None, None).await?;
+            this.step(
+                session,
+                HandoffState::AsyncFollowup,
+                "customer",
+                &why,
+                None,
+                None,
+            )
+            .await?;
             let meeting_link = (via == "meeting")
                 .then(|| this.engine.policy().file.routing.meeting_link.clone())
                 .flatten();
@@ -960,10 +1075,14 @@ impl Service {
         text: Option<String>,
     ) -> CoreResult<Transferred> {
         let target = self.engine.policy().queue(&queue).cloned().ok_or_else(|| {
-            CoreError::NotFound(format!("no queue `{queue}`: the policy's queues are listed at GET /v1/queues"))
+            CoreError::NotFound(format!(
+                "no queue `{queue}`: the policy's queues are listed at GET /v1/queues"
+            ))
         })?;
         if let Some(to) = &to_agent {
-            self.agent(to).await.map_err(|_| CoreError::NotFound(format!("no agent `{to}` to transfer to")))?;
+            self.agent(to)
+                .await
+                .map_err(|_| CoreError::NotFound(format!("no agent `{to}` to transfer to")))?;
         }
         let this = self.clone();
         Self::complete(async move {
@@ -976,19 +1095,28 @@ impl Service {
             let why = format!(
                 "transferred to queue `{}`{}{}",
                 target.name,
-                to_agent.as_deref().map_or_else(String::new, |a| format!(", for agent `{a}`")),
-                text.as_deref().map_or_else(String::new, |t| format!(": {t}"))
+                to_agent
+                    .as_deref()
+                    .map_or_else(String::new, |a| format!(", for agent `{a}`")),
+                text.as_deref()
+                    .map_or_else(String::new, |t| format!(": {t}"))
             );
             let mut next = session.clone();
             if let Some(to) = &to_agent {
                 next.requested_agent = Some(to.clone());
             }
-            let t = transition(&mut next, HandoffState::Queued, &format!("agent:{agent_id}"), &why)
-                .map_err(|e| CoreError::conflict("invalid_transition", e.to_string()))?;
+            let t = transition(
+                &mut next,
+                HandoffState::Queued,
+                &format!("agent:{agent_id}"),
+                &why,
+            )
+            .map_err(|e| CoreError::conflict("invalid_transition", e.to_string()))?;
             next.queue = Some(target.name.clone());
             let sid = session.id.to_string();
             r.d.transfer(&sid, &target.name, to_agent.as_deref(), now)?;
-            let mut part = ConversationChange::new(sid.as_str(), Guard::State(HandoffState::Assigned));
+            let mut part =
+                ConversationChange::new(sid.as_str(), Guard::State(HandoffState::Assigned));
             part.update = Some(update_of(&next, None, false));
             part.events = transition_events(&[t]);
             let mut change = Change::at(now);
@@ -999,7 +1127,15 @@ impl Service {
                 h.agent = None;
             }
             r.stop_sla(&mut change, &sid, None);
-            r.start_sla(&mut change, this.engine.policy(), &sid, &target, SlaKind::FirstResponse, target.sla_seconds, now);
+            r.start_sla(
+                &mut change,
+                this.engine.policy(),
+                &sid,
+                &target,
+                SlaKind::FirstResponse,
+                target.sla_seconds,
+                now,
+            );
             r.record(&mut change, now);
             Self::sync(&mut next, &r);
             let pending = this.write(change);
@@ -1025,7 +1161,9 @@ impl Service {
             return Err(CoreError::BadRequest("`capacity` is 0: give the number of conversations the agent can hold at once, at least 1".into()));
         }
         if agent.name.trim().is_empty() {
-            return Err(CoreError::BadRequest("`name` is empty: give the agent's display name".into()));
+            return Err(CoreError::BadRequest(
+                "`name` is empty: give the agent's display name".into(),
+            ));
         }
         let this = self.clone();
         Self::complete(async move {
@@ -1033,7 +1171,9 @@ impl Service {
             let now = this.clock.now();
             r.d.upsert_agent(agent.clone(), now)?;
             let mut change = Change::at(now);
-            change.agents.push(baton_store::AgentChange::Upsert(agent.clone()));
+            change
+                .agents
+                .push(baton_store::AgentChange::Upsert(agent.clone()));
             r.record(&mut change, now);
             let pending = this.write(change);
             drop(r);
@@ -1048,7 +1188,11 @@ impl Service {
     ///
     /// # Errors
     /// 404 for an unknown agent; 503.
-    pub async fn set_presence(self: &Arc<Self>, agent_id: String, status: AgentStatus) -> CoreResult<PresenceSet> {
+    pub async fn set_presence(
+        self: &Arc<Self>,
+        agent_id: String,
+        status: AgentStatus,
+    ) -> CoreResult<PresenceSet> {
         self.agent(&agent_id).await?;
         let this = self.clone();
         Self::complete(async move {
@@ -1056,7 +1200,10 @@ impl Service {
             let now = this.clock.now();
             r.d.set_presence(&agent_id, status, now)?;
             let mut change = Change::at(now);
-            change.agents.push(baton_store::AgentChange::Status { id: agent_id.clone(), status });
+            change.agents.push(baton_store::AgentChange::Status {
+                id: agent_id.clone(),
+                status,
+            });
             r.record(&mut change, now);
             let pending = this.write(change);
             drop(r);
@@ -1072,7 +1219,9 @@ impl Service {
     /// 400 for a score outside 1 to 5; 404; 503.
     pub async fn rate(self: &Arc<Self>, id: ConversationId, score: u8) -> CoreResult<Rated> {
         if !(1..=5).contains(&score) {
-            return Err(CoreError::BadRequest(format!("`score` is {score}: rate from 1 (poor) to 5 (excellent)")));
+            return Err(CoreError::BadRequest(format!(
+                "`score` is {score}: rate from 1 (poor) to 5 (excellent)"
+            )));
         }
         let this = self.clone();
         Self::complete(async move {
@@ -1086,11 +1235,11 @@ impl Service {
                 actor: "customer".into(),
                 reason: format!("rated the human part {score} of 5"),
             });
-            this.write(change).await.map_err(|e| match e {
-                StoreError::Stale { .. } => not_found(&id),
-                e => e.into(),
-            })?;
-            Ok(Rated { conversation_id: id.to_string(), csat: score })
+            this.write(change).await?;
+            Ok(Rated {
+                conversation_id: id.to_string(),
+                csat: score,
+            })
         })
         .await
     }
@@ -1114,7 +1263,10 @@ impl Service {
             r.announce_waits(&mut change, share);
         }
         let sweep = (!r.d.waiting_estimates().is_empty()).then_some(r.last_sweep + 2000);
-        let next = [r.d.next_timer(), r.next_sla(), sweep].into_iter().flatten().min();
+        let next = [r.d.next_timer(), r.next_sla(), sweep]
+            .into_iter()
+            .flatten()
+            .min();
         if change.is_empty() {
             return Ok(next);
         }
@@ -1185,29 +1337,57 @@ impl Service {
         let r = self.routing.lock().await;
         let _ = self.write(Change::at(self.clock.now())).await;
         r.d.audit()?;
-        let records = self.store.routing_records().await.map_err(|e| e.to_string())?;
+        let records = self
+            .store
+            .routing_records()
+            .await
+            .map_err(|e| e.to_string())?;
         if records.len() != r.held.len() {
-            return Err(format!("the store has {} conversations in routing, routing holds {}", records.len(), r.held.len()));
+            return Err(format!(
+                "the store has {} conversations in routing, routing holds {}",
+                records.len(),
+                r.held.len()
+            ));
         }
         for rec in &records {
-            let h = r.held.get(&rec.id).ok_or_else(|| format!("{} is `{}` in the store but not in routing", rec.id, rec.state))?;
-            if (h.state, Some(&h.queue), &h.agent) != (rec.state, rec.queue.as_ref(), &rec.agent_id) {
-                return Err(format!("{}: routing holds {h:?}, the store {:?} {:?} {:?}", rec.id, rec.state, rec.queue, rec.agent_id));
+            let h = r.held.get(&rec.id).ok_or_else(|| {
+                format!(
+                    "{} is `{}` in the store but not in routing",
+                    rec.id, rec.state
+                )
+            })?;
+            if (h.state, Some(&h.queue), &h.agent) != (rec.state, rec.queue.as_ref(), &rec.agent_id)
+            {
+                return Err(format!(
+                    "{}: routing holds {h:?}, the store {:?} {:?} {:?}",
+                    rec.id, rec.state, rec.queue, rec.agent_id
+                ));
             }
-            let holder = r.d.holder(&rec.id).map(|(a, accepted)| (a.to_owned(), accepted));
+            let holder =
+                r.d.holder(&rec.id)
+                    .map(|(a, accepted)| (a.to_owned(), accepted));
             let expected = match rec.state {
-                HandoffState::Assigned | HandoffState::Offered => rec.agent_id.clone().map(|a| (a, rec.state == HandoffState::Assigned)),
+                HandoffState::Assigned | HandoffState::Offered => rec
+                    .agent_id
+                    .clone()
+                    .map(|a| (a, rec.state == HandoffState::Assigned)),
                 _ => None,
             };
             if holder != expected {
-                return Err(format!("{}: the dispatcher's holder {holder:?}, the store's {expected:?}", rec.id));
+                return Err(format!(
+                    "{}: the dispatcher's holder {holder:?}, the store's {expected:?}",
+                    rec.id
+                ));
             }
         }
         let loads = self.store.agent_loads().await.map_err(|e| e.to_string())?;
         for agent in self.store.agents().await.map_err(|e| e.to_string())? {
             let held = loads.get(agent.id.as_str()).copied().unwrap_or(0);
             if held > agent.capacity {
-                return Err(format!("agent {} holds {held} of capacity {}", agent.id, agent.capacity));
+                return Err(format!(
+                    "agent {} holds {held} of capacity {}",
+                    agent.id, agent.capacity
+                ));
             }
         }
         Ok(())
@@ -1230,13 +1410,26 @@ impl Service {
     ///
     /// # Errors
     /// 404 when there is none.
-    pub async fn conversation_details(&self, id: &ConversationId) -> CoreResult<ConversationDetails> {
+    pub async fn conversation_details(
+        &self,
+        id: &ConversationId,
+    ) -> CoreResult<ConversationDetails> {
         let record = self.conversation(id).await?;
         let turns = self.store.turns(id.as_str()).await?;
         let events = self.store.events(id.as_str()).await?;
         let slas = self.store.slas(id.as_str()).await?;
-        let wait = if record.state.is_waiting() { self.wait(id.as_str()).await } else { None };
-        Ok(ConversationDetails { record, turns, events, slas, wait })
+        let wait = if record.state.is_waiting() {
+            self.wait(id.as_str()).await
+        } else {
+            None
+        };
+        Ok(ConversationDetails {
+            record,
+            turns,
+            events,
+            slas,
+            wait,
+        })
     }
 
     /// The turns of `id`, oldest first.
@@ -1286,7 +1479,12 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn answered_since(&self, queue: &str, since: i64, sla_ms: i64) -> CoreResult<(u64, u64)> {
+    pub async fn answered_since(
+        &self,
+        queue: &str,
+        since: i64,
+        sla_ms: i64,
+    ) -> CoreResult<(u64, u64)> {
         Ok(self.store.answered_since(queue, since, sla_ms).await?)
     }
 
@@ -1294,7 +1492,10 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn waiting(&self, queue: &str) -> CoreResult<Vec<(ConversationRecord, Option<(usize, WaitEstimate)>)>> {
+    pub async fn waiting(
+        &self,
+        queue: &str,
+    ) -> CoreResult<Vec<(ConversationRecord, Option<(usize, WaitEstimate)>)>> {
         let records = self.store.waiting_records(queue).await?;
         let r = self.routing.lock().await;
         let mut out: Vec<_> = records
@@ -1352,7 +1553,12 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn events_after(&self, after: i64, conversation: Option<&str>, limit: u32) -> CoreResult<Vec<EventRecord>> {
+    pub async fn events_after(
+        &self,
+        after: i64,
+        conversation: Option<&str>,
+        limit: u32,
+    ) -> CoreResult<Vec<EventRecord>> {
         Ok(self.store.events_after(after, conversation, limit).await?)
     }
 
@@ -1370,7 +1576,12 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn upsert_user(&self, id: &str, password_hash: &str, role: AccountRole) -> CoreResult<()> {
+    pub async fn upsert_user(
+        &self,
+        id: &str,
+        password_hash: &str,
+        role: AccountRole,
+    ) -> CoreResult<()> {
         Ok(self.store.upsert_user(id, password_hash, role).await?)
     }
 
@@ -1386,8 +1597,16 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn create_session(&self, token_hash: &str, user: &str, expires_at: i64) -> CoreResult<()> {
-        Ok(self.store.create_session(token_hash, user, expires_at).await?)
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user: &str,
+        expires_at: i64,
+    ) -> CoreResult<()> {
+        Ok(self
+            .store
+            .create_session(token_hash, user, expires_at)
+            .await?)
     }
 
     /// The account of a live session.
@@ -1395,7 +1614,10 @@ impl Service {
     /// # Errors
     /// Store failures.
     pub async fn session_user(&self, token_hash: &str) -> CoreResult<Option<User>> {
-        Ok(self.store.session_user(token_hash, self.clock.now()).await?)
+        Ok(self
+            .store
+            .session_user(token_hash, self.clock.now())
+            .await?)
     }
 
     /// Ends a session.
@@ -1418,9 +1640,17 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn start_widget(self: &Arc<Self>, customer: Customer, token_hash: String) -> CoreResult<Created> {
-        let created = self.create_conversation(None, customer, Some("widget".into())).await?;
-        self.store.create_widget_token(&token_hash, &created.id).await?;
+    pub async fn start_widget(
+        self: &Arc<Self>,
+        customer: Customer,
+        token_hash: String,
+    ) -> CoreResult<Created> {
+        let created = self
+            .create_conversation(None, customer, Some("widget".into()))
+            .await?;
+        self.store
+            .create_widget_token(&token_hash, &created.id)
+            .await?;
         Ok(created)
     }
 
@@ -1433,3 +1663,5 @@ impl Service {
     }
 }
 
+#[cfg(test)]
+mod tests;

@@ -115,7 +115,11 @@ impl Routing {
 
     /// Enters a conversation that just escalated (its own part of `change` already moves it to
     /// `queued`).
-    pub fn enter(&mut self, new: NewConversation, now: Millis) -> Result<(), baton_route::RouteError> {
+    pub fn enter(
+        &mut self,
+        new: NewConversation,
+        now: Millis,
+    ) -> Result<(), baton_route::RouteError> {
         let (id, queue, priority) = (new.id.clone(), new.queue.clone(), new.priority);
         self.d.enqueue(new, now)?;
         self.held.insert(
@@ -275,7 +279,14 @@ impl Routing {
                     } => {
                         let secs = (expires_at - now).max(0) / 1000;
                         let why = format!("offered to agent `{agent}`, to accept within {secs} s");
-                        self.move_to(change, &conversation, HandoffState::Offered, Some(agent), None, why);
+                        self.move_to(
+                            change,
+                            &conversation,
+                            HandoffState::Offered,
+                            Some(agent),
+                            None,
+                            why,
+                        );
                     }
                     RouteEvent::Assigned {
                         conversation,
@@ -287,25 +298,44 @@ impl Routing {
                             waited_ms as f64 / 1000.0
                         );
                         self.announced.remove(&conversation);
-                        self.move_to(change, &conversation, HandoffState::Assigned, Some(agent), None, why);
+                        self.move_to(
+                            change,
+                            &conversation,
+                            HandoffState::Assigned,
+                            Some(agent),
+                            None,
+                            why,
+                        );
                     }
-                    RouteEvent::Declined { conversation, agent } => {
+                    RouteEvent::Declined {
+                        conversation,
+                        agent,
+                    } => {
                         let why = format!("agent `{agent}` declined; offered to the next agent");
                         self.move_to(change, &conversation, HandoffState::Queued, None, None, why);
                     }
-                    RouteEvent::OfferExpired { conversation, agent } => {
+                    RouteEvent::OfferExpired {
+                        conversation,
+                        agent,
+                    } => {
                         let why = format!(
                             "agent `{agent}` did not accept in time; offered to the next agent"
                         );
                         self.move_to(change, &conversation, HandoffState::Queued, None, None, why);
                     }
-                    RouteEvent::OfferWithdrawn { conversation, agent } => {
+                    RouteEvent::OfferWithdrawn {
+                        conversation,
+                        agent,
+                    } => {
                         let why = format!(
                             "agent `{agent}` is no longer available; offered to the next agent"
                         );
                         self.move_to(change, &conversation, HandoffState::Queued, None, None, why);
                     }
-                    RouteEvent::Reclaimed { conversation, agent } => {
+                    RouteEvent::Reclaimed {
+                        conversation,
+                        agent,
+                    } => {
                         let why = format!(
                             "agent `{agent}` left the customer unanswered too long; back in the queue"
                         );
@@ -335,11 +365,16 @@ impl Routing {
                         let agent = self.held.get(&conversation).and_then(|h| h.agent.clone());
                         self.move_to(change, &conversation, state, agent, Some(queue), why);
                     }
-                    RouteEvent::OwnerFallback { conversation, agent } => {
+                    RouteEvent::OwnerFallback {
+                        conversation,
+                        agent,
+                    } => {
                         let why = format!(
                             "dedicated agent `{agent}` did not take it in time: any eligible agent may"
                         );
-                        self.part(change, &conversation).events.push(routing_event(why));
+                        self.part(change, &conversation)
+                            .events
+                            .push(routing_event(why));
                     }
                 }
             }

@@ -184,10 +184,12 @@ pub async fn caller(app: &AppState, headers: &axum::http::HeaderMap) -> Result<C
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        return Ok(match app.service.api_key_scopes(&digest(key.trim())).await? {
-            Some(scopes) => Caller::Key { scopes },
-            None => Caller::Anonymous,
-        });
+        return Ok(
+            match app.service.api_key_scopes(&digest(key.trim())).await? {
+                Some(scopes) => Caller::Key { scopes },
+                None => Caller::Anonymous,
+            },
+        );
     }
     if let Some(token) = session_token(headers) {
         if let Some(user) = app.service.session_user(&digest(&token)).await? {

@@ -54,7 +54,12 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|e| ApiError::invalid(format!("{}: /openapi.json lists each route's query parameters", e.body_text())))
+            .map_err(|e| {
+                ApiError::invalid(format!(
+                    "{}: /openapi.json lists each route's query parameters",
+                    e.body_text()
+                ))
+            })
     }
 }
 
@@ -73,6 +78,17 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound(
         "no such route: the API lives under /v1, described at /openapi.json".to_owned(),
     )
+}
+
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::BadRequest {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: format!(
+            "`{method} {}` is not served: /openapi.json lists each route's methods",
+            uri.path()
+        ),
+    }
 }
 
 pub(crate) fn parse_id(id: &str) -> AppResult<ConversationId> {
@@ -252,7 +268,9 @@ pub async fn handback(
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<baton_core::answers::HandedBack>> {
     caller.acts_as(&req.agent_id)?;
-    Ok(Json(app.service.handback(id, req.agent_id, req.text).await?))
+    Ok(Json(
+        app.service.handback(id, req.agent_id, req.text).await?,
+    ))
 }
 
 #[derive(Deserialize)]

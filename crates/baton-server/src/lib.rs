@@ -10,7 +10,7 @@ pub mod auth;
 mod console;
 pub mod error;
 mod handlers;
-
+pub mod http;
 
 use anyhow::Context;
 use axum::routing::{get, post};
@@ -42,6 +42,13 @@ pub struct ServeArgs {
     /// them.
     #[arg(long, env = "BATON_KB")]
     pub kb: Option<PathBuf>,
+    /// Open connections at most; beyond it new clients wait in the listen backlog.
+    #[arg(long, env = "BATON_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (and an idle kept-alive connection
+    /// stays open), and to send a request's body.
+    #[arg(long, env = "BATON_CLIENT_TIMEOUT", default_value_t = 10)]
+    pub client_timeout: u64,
 }
 
 /// Shared state of the API: the handoff service, and what the auth guard remembers.
@@ -108,11 +115,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/widget/api/state", get(console::widget_state))
         .route("/widget/api/events", get(console::widget_events))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_secs(10),
+        ))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<axum::body::Body>| {
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                },
+            ),
+        )
         .with_state(state)
 }
 
@@ -142,13 +160,19 @@ pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
     tracing::info!(%local, database = %args.database_url, "baton serve started");
     let state = AppState::new(service.clone());
     let stopping = service.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: no new connections, event streams ended, in-flight commands finishing");
-            stopping.close_streams();
-        })
-        .await?;
+    let limits = http::Limits {
+        max_connections: args.max_connections,
+        header_timeout: std::time::Duration::from_secs(args.client_timeout.max(1)),
+        drain: std::time::Duration::from_secs(4),
+    };
+    http::run(listener, router(state), limits, async move {
+        shutdown_signal().await;
+        tracing::info!(
+            "shutting down: no new connections, event streams ended, in-flight commands finishing"
+        );
+        stopping.close_streams();
+    })
+    .await?;
     service.shutdown().await;
     tracing::info!("baton serve stopped");
     Ok(())

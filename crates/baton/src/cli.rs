@@ -293,8 +293,9 @@ pub fn run(args: Args) -> Result<()> {
                 status: baton_domain::AgentStatus::Offline,
             };
             let hash = baton_server::auth::hash_password(&password)?;
-            let account_role = baton_store::AccountRole::parse(&role)
-                .with_context(|| format!("unknown role `{role}`: use agent, supervisor or admin"))?;
+            let account_role = baton_store::AccountRole::parse(&role).with_context(|| {
+                format!("unknown role `{role}`: use agent, supervisor or admin")
+            })?;
             with_store(&database_url, async |store| {
                 let mut change = baton_store::Change::at(baton_store::now_ms());
                 change.agents.push(baton_store::AgentChange::Upsert(agent));
@@ -324,13 +325,21 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
+/// Logs to stderr: `BATON_LOG` filters (default `info`); `BATON_LOG_FORMAT=json` writes one
+/// JSON object per line; colour codes only when stderr is a terminal.
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    if std::env::var("BATON_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 /// Loads a policy file, or the built-in one.
@@ -387,7 +396,11 @@ fn parse_skill(text: &str) -> Result<baton_domain::Skill> {
     let (name, level) = match text.split_once(':') {
         Some((name, level)) => {
             let level: u8 = level.trim().parse().with_context(|| {
-                format!("skill `{text}`: the level after `:` must be a whole number from {} to {}", baton_domain::MIN_LEVEL, baton_domain::MAX_LEVEL)
+                format!(
+                    "skill `{text}`: the level after `:` must be a whole number from {} to {}",
+                    baton_domain::MIN_LEVEL,
+                    baton_domain::MAX_LEVEL
+                )
             })?;
             (name.trim(), level)
         }

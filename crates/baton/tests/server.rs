@@ -823,9 +823,10 @@ async fn an_unaccepted_offer_moves_to_the_next_agent() {
         reasons.iter().any(|r| r.contains("did not accept in time")),
         "{reasons:?}"
     );
-    // The event stream replays the conversation's events with their ids.
+    // From `after=0`, the event stream replays the conversation's events with their ids
+    // (without `after` it starts from now).
     let mut stream = c
-        .get(format!("{b}/v1/events?conversation=c-1"))
+        .get(format!("{b}/v1/events?conversation=c-1&after=0"))
         .send()
         .await
         .expect("events");
