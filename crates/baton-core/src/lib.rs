@@ -560,8 +560,7 @@ impl Service {
                     self.engine.policy(),
                     &id,
                     q,
-                    SlaKind::FirstResponse,
-                    q.sla_seconds,
+                    (SlaKind::FirstResponse, q.sla_seconds),
                     now,
                 );
             }
@@ -580,8 +579,7 @@ impl Service {
                     self.engine.policy(),
                     &id,
                     q,
-                    SlaKind::NextResponse,
-                    secs,
+                    (SlaKind::NextResponse, secs),
                     now,
                 );
             }
@@ -1132,8 +1130,7 @@ impl Service {
                 this.engine.policy(),
                 &sid,
                 &target,
-                SlaKind::FirstResponse,
-                target.sla_seconds,
+                (SlaKind::FirstResponse, target.sla_seconds),
                 now,
             );
             r.record(&mut change, now);

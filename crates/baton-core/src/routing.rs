@@ -146,16 +146,15 @@ impl Routing {
         self.record(change, now);
     }
 
-    /// Starts an SLA timer of `kind` for `seconds` on `queue`'s business-hours clock, unless one
-    /// is running.
+    /// Starts an SLA timer (`sla`: its kind and length in seconds) on `queue`'s business-hours
+    /// clock, unless one is running.
     pub fn start_sla(
         &mut self,
         change: &mut Change,
         policy: &Policy,
         id: &str,
         queue: &QueueConfig,
-        kind: SlaKind,
-        seconds: u64,
+        (kind, seconds): (SlaKind, u64),
         now: Millis,
     ) {
         let share = policy.file.routing.sla_warning_share;

@@ -1,10 +1,11 @@
 //! Baton's HTTP API (CONTRACTS.md, "HTTP API").
 //!
-//! Why this crate exists: it is the only place that knows HTTP. Handlers parse requests into
-//! domain types, run the [`Engine`] under a per-conversation lock, persist the outcome through
-//! the [`Store`] in one transaction, and only then answer, so anything acknowledged survives a
-//! crash. Errors map to HTTP in one place ([`error::ApiError`]): 4xx bodies say what to fix, 5xx
-//! bodies are opaque and the cause is logged.
+//! Why this crate exists: it is the only place that knows HTTP. Handlers extract the request
+//! into domain types, call the handoff service ([`baton_core::Service`], which owns every
+//! command, its one atomic change and routing), and map the typed answer or error to HTTP.
+//! Errors map to HTTP in one place ([`error::ApiError`]): 4xx bodies say what to fix, 503s say
+//! why storage cannot write, 500 bodies are opaque and the cause is logged. [`http`] is the
+//! server loop (connection cap, timeouts, graceful stop).
 
 pub mod auth;
 mod console;
