@@ -14,7 +14,7 @@
 //! - **a command runs to its end** whatever the caller does: each runs on its own task, so a
 //!   client that hangs up cannot leave the store and memory disagreeing;
 //! - **routing state has one owner**: the dispatcher, what the store holds for each
-//!   conversation in routing and the running SLA timers live behind one lock ([`routing`]).
+//!   conversation in routing and the running SLA timers live behind one lock (the `routing` module).
 //!   Routine turns (a conversation not in routing that does not escalate) never take it. When a
 //!   write fails, routing is rebuilt from the store, which is the truth;
 //! - **events fan out without polling** ([`bus::Bus`]), in sequence order;
