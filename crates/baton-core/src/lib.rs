@@ -341,6 +341,24 @@ impl Service {
         }
     }
 
+    /// A routing command that touches no session: `f` acts on routing at the command's time
+    /// and adds to its change; what the dispatcher decided joins the change, which is
+    /// submitted under the routing lock and awaited after it.
+    async fn routing_command<T>(
+        &self,
+        f: impl FnOnce(&mut Routing, &mut Change, Millis) -> CoreResult<T>,
+    ) -> CoreResult<T> {
+        let mut r = self.routing.lock().await;
+        let now = self.clock.now();
+        let mut change = Change::at(now);
+        let out = f(&mut r, &mut change, now)?;
+        r.record(&mut change, now);
+        let pending = self.write(change);
+        drop(r);
+        self.settle(pending).await?;
+        Ok(out)
+    }
+
     /// The slot of conversation `id`, created empty if absent. When the cache is over its size,
     /// the least recently used idle slots are dropped first (a slot someone holds is never
     /// dropped, so two slots never exist for one conversation).
@@ -818,15 +836,11 @@ impl Service {
         self.agent(&agent_id).await?;
         let this = self.clone();
         Self::complete(async move {
-            let mut r = this.routing.lock().await;
-            let now = this.clock.now();
-            r.d.decline(id.as_str(), &agent_id, now)
-                .map_err(|e| CoreError::conflict("not_offered", e.to_string()))?;
-            let mut change = Change::at(now);
-            r.record(&mut change, now);
-            let pending = this.write(change);
-            drop(r);
-            this.settle(pending).await?;
+            this.routing_command(|r, _, now| {
+                r.d.decline(id.as_str(), &agent_id, now)
+                    .map_err(|e| CoreError::conflict("not_offered", e.to_string()))
+            })
+            .await?;
             Ok(Declined {
                 conversation_id: id.to_string(),
                 declined: true,
@@ -1164,17 +1178,14 @@ impl Service {
         }
         let this = self.clone();
         Self::complete(async move {
-            let mut r = this.routing.lock().await;
-            let now = this.clock.now();
-            r.d.upsert_agent(agent.clone(), now)?;
-            let mut change = Change::at(now);
-            change
-                .agents
-                .push(baton_store::AgentChange::Upsert(agent.clone()));
-            r.record(&mut change, now);
-            let pending = this.write(change);
-            drop(r);
-            this.settle(pending).await?;
+            this.routing_command(|r, change, now| {
+                r.d.upsert_agent(agent.clone(), now)?;
+                change
+                    .agents
+                    .push(baton_store::AgentChange::Upsert(agent.clone()));
+                Ok(())
+            })
+            .await?;
             Ok(agent)
         })
         .await
@@ -1193,18 +1204,15 @@ impl Service {
         self.agent(&agent_id).await?;
         let this = self.clone();
         Self::complete(async move {
-            let mut r = this.routing.lock().await;
-            let now = this.clock.now();
-            r.d.set_presence(&agent_id, status, now)?;
-            let mut change = Change::at(now);
-            change.agents.push(baton_store::AgentChange::Status {
-                id: agent_id.clone(),
-                status,
-            });
-            r.record(&mut change, now);
-            let pending = this.write(change);
-            drop(r);
-            this.settle(pending).await?;
+            this.routing_command(|r, change, now| {
+                r.d.set_presence(&agent_id, status, now)?;
+                change.agents.push(baton_store::AgentChange::Status {
+                    id: agent_id.clone(),
+                    status,
+                });
+                Ok(())
+            })
+            .await?;
             Ok(PresenceSet { agent_id, status })
         })
         .await
