@@ -99,15 +99,8 @@ struct Sessions {
     tick: u64,
 }
 
-/// A conversation's slot, locked.
-type SessionGuard = tokio::sync::OwnedMutexGuard<Option<Session>>;
-
-/// The session of a locked slot.
-fn live(guard: &mut SessionGuard) -> CoreResult<&mut Session> {
-    guard
-        .as_mut()
-        .ok_or_else(|| internal("session slot empty after load"))
-}
+/// A boxed future borrowing for `'a`, as a command on a session returns.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// A change on its way to the store, and who waits for its outcome.
 type Write = (
@@ -210,6 +203,19 @@ fn update_of(session: &Session, disposition: Option<String>, brief: bool) -> Con
         language: session.detect.language.clone(),
         requested_agent: session.requested_agent.clone(),
     }
+}
+
+/// Stores `answer` with the turn of `change` (the first conversation part is the turn's own),
+/// for a retry with the same `client_turn_id`.
+fn store_answer(change: &mut Change, answer: &TurnAnswer) -> CoreResult<()> {
+    if let Some(t) = change
+        .conversations
+        .first_mut()
+        .and_then(|c| c.turn.as_mut())
+    {
+        t.response = serde_json::to_value(answer).map_err(internal)?;
+    }
+    Ok(())
 }
 
 fn rfc3339(ms: Millis) -> String {
@@ -425,12 +431,26 @@ impl Service {
         }
     }
 
-    /// Conversation `id`'s slot, locked, with its session loaded.
-    async fn lock_session(&self, id: &ConversationId) -> CoreResult<SessionGuard> {
-        let slot = self.slot(id.as_str());
-        let mut guard = slot.lock_owned().await;
-        self.load(&mut guard, id).await?;
-        Ok(guard)
+    /// Runs `f` on conversation `id`'s session (loaded if needed), under its slot lock, on a
+    /// task of its own (see [`Service::complete`]).
+    async fn session_command<T, F>(self: &Arc<Self>, id: ConversationId, f: F) -> CoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a Service, &'a mut Session) -> BoxFuture<'a, CoreResult<T>>
+            + Send
+            + 'static,
+    {
+        let this = self.clone();
+        Self::complete(async move {
+            let slot = this.slot(id.as_str());
+            let mut guard = slot.lock().await;
+            this.load(&mut guard, &id).await?;
+            let session = guard
+                .as_mut()
+                .ok_or_else(|| internal("session slot empty after load"))?;
+            f(&this, session).await
+        })
+        .await
     }
 
     /// Creates a conversation in `ai_active` (a new UUID when `id` is `None`).
@@ -488,11 +508,8 @@ impl Service {
                 ));
             }
         }
-        let this = self.clone();
-        Self::complete(async move {
-            let mut guard = this.lock_session(&id).await?;
-            let session = live(&mut guard)?;
-            this.take_turn(session, turn).await
+        self.session_command(id, move |this, session| {
+            Box::pin(async move { this.take_turn(session, turn).await })
         })
         .await
     }
@@ -539,7 +556,8 @@ impl Service {
             // A routine turn: no routing involved.
             let now = self.clock.now();
             let answer = self.answer(next, outcome);
-            let change = self.turn_change(session, next, &turn, outcome, &answer, now)?;
+            let mut change = self.turn_change(session, next, &turn, outcome, now)?;
+            store_answer(&mut change, &answer)?;
             self.write(change).await?;
             *session = next.clone();
             return Ok(answer);
@@ -552,7 +570,7 @@ impl Service {
             None => prepare(session)?,
         };
         let mut answer = self.answer(&next, &outcome);
-        let mut change = self.turn_change(session, &next, &turn, &outcome, &answer, now)?;
+        let mut change = self.turn_change(session, &next, &turn, &outcome, now)?;
         let id = session.id.to_string();
         let queue = next
             .queue
@@ -622,9 +640,7 @@ impl Service {
                 .clone()
                 .filter(|_| next.state != HandoffState::Queued);
         }
-        if let Some(t) = change.conversation(&id).turn.as_mut() {
-            t.response = serde_json::to_value(&answer).map_err(internal)?;
-        }
+        store_answer(&mut change, &answer)?;
         let pending = self.write(change);
         drop(r);
         self.settle(pending).await?;
@@ -666,15 +682,15 @@ impl Service {
         }
     }
 
-    /// The change of a processed turn: the turn with its decision and answer, the new
-    /// conversation fields, a `turn` event (consoles and widgets fetch it) and the transitions.
+    /// The change of a processed turn: the turn with its decision (its answer is added by
+    /// [`store_answer`] once routing has completed it), the new conversation fields, a `turn`
+    /// event (consoles and widgets fetch it) and the transitions.
     fn turn_change(
         &self,
         before: &Session,
         next: &Session,
         turn: &Turn,
         o: &TurnOutcome,
-        answer: &TurnAnswer,
         now: Millis,
     ) -> CoreResult<Change> {
         let mut part = ConversationChange::new(before.id.as_str(), Guard::State(before.state));
@@ -683,7 +699,7 @@ impl Service {
             turn: turn.clone(),
             decision: serde_json::to_value(&o.decision).map_err(internal)?,
             signals: serde_json::to_value(&o.signals).map_err(internal)?,
-            response: serde_json::to_value(answer).map_err(internal)?,
+            response: serde_json::Value::Null,
         });
         part.update = Some(update_of(next, None, o.brief.is_some()));
         part.events.push(NewEvent {
@@ -790,35 +806,34 @@ impl Service {
         agent_id: String,
     ) -> CoreResult<Claimed> {
         let agent = self.agent(&agent_id).await?;
-        let this = self.clone();
-        Self::complete(async move {
-            let mut guard = this.lock_session(&id).await?;
-            let session = live(&mut guard)?;
-            let mut r = this.routing.lock().await;
-            let now = this.clock.now();
-            Self::sync(session, &r);
-            if !session.state.is_waiting() {
-                return Err(CoreError::conflict(
-                    "not_waiting",
-                    format!("conversation `{}` is `{}`, not waiting in a queue: only queued or offered conversations can be claimed", session.id, session.state),
-                ));
-            }
-            r.d.claim(session.id.as_str(), agent.id.as_str(), now)
-                .map_err(|e| CoreError::conflict("not_eligible", e.to_string()))?;
-            let mut change = Change::at(now);
-            r.record(&mut change, now);
-            let mut next = session.clone();
-            Self::sync(&mut next, &r);
-            let pending = this.write(change);
-            drop(r);
-            this.settle(pending).await?;
-            *session = next;
-            Ok(Claimed {
-                conversation_id: session.id.to_string(),
-                state: HandoffState::Assigned,
-                agent_id: agent.id.to_string(),
-                brief: session.brief.clone(),
-                ai_may_reply: false,
+        self.session_command(id, move |this, session| {
+            Box::pin(async move {
+                let mut r = this.routing.lock().await;
+                let now = this.clock.now();
+                Self::sync(session, &r);
+                if !session.state.is_waiting() {
+                    return Err(CoreError::conflict(
+                        "not_waiting",
+                        format!("conversation `{}` is `{}`, not waiting in a queue: only queued or offered conversations can be claimed", session.id, session.state),
+                    ));
+                }
+                r.d.claim(session.id.as_str(), agent.id.as_str(), now)
+                    .map_err(|e| CoreError::conflict("not_eligible", e.to_string()))?;
+                let mut change = Change::at(now);
+                r.record(&mut change, now);
+                let mut next = session.clone();
+                Self::sync(&mut next, &r);
+                let pending = this.write(change);
+                drop(r);
+                this.settle(pending).await?;
+                *session = next;
+                Ok(Claimed {
+                    conversation_id: session.id.to_string(),
+                    state: HandoffState::Assigned,
+                    agent_id: agent.id.to_string(),
+                    brief: session.brief.clone(),
+                    ai_may_reply: false,
+                })
             })
         })
         .await
@@ -962,25 +977,24 @@ impl Service {
                     .into(),
             ));
         }
-        let this = self.clone();
-        Self::complete(async move {
-            let mut guard = this.lock_session(&id).await?;
-            let session = live(&mut guard)?;
-            let actor = format!("agent:{agent_id}");
-            this.step(
-                session,
-                HandoffState::Resolved,
-                &actor,
-                &format!("resolved: {disposition}"),
-                Some(&agent_id),
-                Some(disposition.clone()),
-            )
-            .await?;
-            Ok(Resolved {
-                conversation_id: session.id.to_string(),
-                state: session.state,
-                disposition,
-                ai_may_reply: true,
+        self.session_command(id, move |this, session| {
+            Box::pin(async move {
+                let actor = format!("agent:{agent_id}");
+                this.step(
+                    session,
+                    HandoffState::Resolved,
+                    &actor,
+                    &format!("resolved: {disposition}"),
+                    Some(&agent_id),
+                    Some(disposition.clone()),
+                )
+                .await?;
+                Ok(Resolved {
+                    conversation_id: session.id.to_string(),
+                    state: session.state,
+                    disposition,
+                    ai_may_reply: true,
+                })
             })
         })
         .await
@@ -996,26 +1010,25 @@ impl Service {
         agent_id: String,
         why: Option<String>,
     ) -> CoreResult<HandedBack> {
-        let this = self.clone();
-        Self::complete(async move {
-            let mut guard = this.lock_session(&id).await?;
-            let session = live(&mut guard)?;
-            let actor = format!("agent:{agent_id}");
-            let why = why.unwrap_or_else(|| "handed back to the AI".to_owned());
-            this.step(
-                session,
-                HandoffState::ReturnedToAi,
-                &actor,
-                &why,
-                Some(&agent_id),
-                None,
-            )
-            .await?;
-            Ok(HandedBack {
-                conversation_id: session.id.to_string(),
-                state: session.state,
-                ai_may_reply: true,
-                customer_message: this.engine.policy().file.messages.handback.clone(),
+        self.session_command(id, move |this, session| {
+            Box::pin(async move {
+                let actor = format!("agent:{agent_id}");
+                let why = why.unwrap_or_else(|| "handed back to the AI".to_owned());
+                this.step(
+                    session,
+                    HandoffState::ReturnedToAi,
+                    &actor,
+                    &why,
+                    Some(&agent_id),
+                    None,
+                )
+                .await?;
+                Ok(HandedBack {
+                    conversation_id: session.id.to_string(),
+                    state: session.state,
+                    ai_may_reply: true,
+                    customer_message: this.engine.policy().file.messages.handback.clone(),
+                })
             })
         })
         .await
@@ -1039,34 +1052,33 @@ impl Service {
                 routing.async_options.join(", ")
             )));
         }
-        let this = self.clone();
-        Self::complete(async move {
-            let mut guard = this.lock_session(&id).await?;
-            let session = live(&mut guard)?;
-            let why = format!(
-                "the customer chose a {via} follow-up{}",
-                contact
-                    .as_deref()
-                    .map_or_else(String::new, |c| format!(" ({c})"))
-            );
-            this.step(
-                session,
-                HandoffState::AsyncFollowup,
-                "customer",
-                &why,
-                None,
-                None,
-            )
-            .await?;
-            let meeting_link = (via == "meeting")
-                .then(|| this.engine.policy().file.routing.meeting_link.clone())
-                .flatten();
-            Ok(FollowedUp {
-                conversation_id: session.id.to_string(),
-                state: session.state,
-                via,
-                ai_may_reply: true,
-                meeting_link,
+        self.session_command(id, move |this, session| {
+            Box::pin(async move {
+                let why = format!(
+                    "the customer chose a {via} follow-up{}",
+                    contact
+                        .as_deref()
+                        .map_or_else(String::new, |c| format!(" ({c})"))
+                );
+                this.step(
+                    session,
+                    HandoffState::AsyncFollowup,
+                    "customer",
+                    &why,
+                    None,
+                    None,
+                )
+                .await?;
+                let meeting_link = (via == "meeting")
+                    .then(|| this.engine.policy().file.routing.meeting_link.clone())
+                    .flatten();
+                Ok(FollowedUp {
+                    conversation_id: session.id.to_string(),
+                    state: session.state,
+                    via,
+                    ai_may_reply: true,
+                    meeting_link,
+                })
             })
         })
         .await
@@ -1096,67 +1108,66 @@ impl Service {
                 .await
                 .map_err(|_| CoreError::NotFound(format!("no agent `{to}` to transfer to")))?;
         }
-        let this = self.clone();
-        Self::complete(async move {
-            let mut guard = this.lock_session(&id).await?;
-            let session = live(&mut guard)?;
-            let mut r = this.routing.lock().await;
-            let now = this.clock.now();
-            Self::sync(session, &r);
-            require_owner(session, &agent_id)?;
-            let why = format!(
-                "transferred to queue `{}`{}{}",
-                target.name,
-                to_agent
-                    .as_deref()
-                    .map_or_else(String::new, |a| format!(", for agent `{a}`")),
-                text.as_deref()
-                    .map_or_else(String::new, |t| format!(": {t}"))
-            );
-            let mut next = session.clone();
-            if let Some(to) = &to_agent {
-                next.requested_agent = Some(to.clone());
-            }
-            let t = transition(
-                &mut next,
-                HandoffState::Queued,
-                &format!("agent:{agent_id}"),
-                &why,
-            )
-            .map_err(|e| CoreError::conflict("invalid_transition", e.to_string()))?;
-            next.queue = Some(target.name.clone());
-            let sid = session.id.to_string();
-            r.d.transfer(&sid, &target.name, to_agent.as_deref(), now)?;
-            let mut part =
-                ConversationChange::new(sid.as_str(), Guard::State(HandoffState::Assigned));
-            part.update = Some(update_of(&next, None, false));
-            part.events = transition_events(&[t]);
-            let mut change = Change::at(now);
-            change.conversations.push(part);
-            if let Some(h) = r.held.get_mut(&sid) {
-                h.state = HandoffState::Queued;
-                h.queue = target.name.clone();
-                h.agent = None;
-            }
-            r.stop_sla(&mut change, &sid, None);
-            r.start_sla(
-                &mut change,
-                this.engine.policy(),
-                &sid,
-                &target,
-                (SlaKind::FirstResponse, target.sla_seconds),
-                now,
-            );
-            r.record(&mut change, now);
-            Self::sync(&mut next, &r);
-            let pending = this.write(change);
-            drop(r);
-            this.settle(pending).await?;
-            *session = next;
-            Ok(Transferred {
-                conversation_id: session.id.to_string(),
-                state: session.state,
-                queue: target.name.clone(),
+        self.session_command(id, move |this, session| {
+            Box::pin(async move {
+                let mut r = this.routing.lock().await;
+                let now = this.clock.now();
+                Self::sync(session, &r);
+                require_owner(session, &agent_id)?;
+                let why = format!(
+                    "transferred to queue `{}`{}{}",
+                    target.name,
+                    to_agent
+                        .as_deref()
+                        .map_or_else(String::new, |a| format!(", for agent `{a}`")),
+                    text.as_deref()
+                        .map_or_else(String::new, |t| format!(": {t}"))
+                );
+                let mut next = session.clone();
+                if let Some(to) = &to_agent {
+                    next.requested_agent = Some(to.clone());
+                }
+                let t = transition(
+                    &mut next,
+                    HandoffState::Queued,
+                    &format!("agent:{agent_id}"),
+                    &why,
+                )
+                .map_err(|e| CoreError::conflict("invalid_transition", e.to_string()))?;
+                next.queue = Some(target.name.clone());
+                let sid = session.id.to_string();
+                r.d.transfer(&sid, &target.name, to_agent.as_deref(), now)?;
+                let mut part =
+                    ConversationChange::new(sid.as_str(), Guard::State(HandoffState::Assigned));
+                part.update = Some(update_of(&next, None, false));
+                part.events = transition_events(&[t]);
+                let mut change = Change::at(now);
+                change.conversations.push(part);
+                if let Some(h) = r.held.get_mut(&sid) {
+                    h.state = HandoffState::Queued;
+                    h.queue = target.name.clone();
+                    h.agent = None;
+                }
+                r.stop_sla(&mut change, &sid, None);
+                r.start_sla(
+                    &mut change,
+                    this.engine.policy(),
+                    &sid,
+                    &target,
+                    (SlaKind::FirstResponse, target.sla_seconds),
+                    now,
+                );
+                r.record(&mut change, now);
+                Self::sync(&mut next, &r);
+                let pending = this.write(change);
+                drop(r);
+                this.settle(pending).await?;
+                *session = next;
+                Ok(Transferred {
+                    conversation_id: session.id.to_string(),
+                    state: session.state,
+                    queue: target.name.clone(),
+                })
             })
         })
         .await
@@ -1277,13 +1288,8 @@ impl Service {
         }
         let pending = self.write(change);
         drop(r);
-        match pending.await {
-            Ok(_) => Ok(next),
-            Err(e) => {
-                self.resync().await;
-                Err(e.into())
-            }
-        }
+        self.settle(pending).await?;
+        Ok(next)
     }
 
     /// Starts the timer pass on the wall clock: it sleeps until the next timer falls due (or a
@@ -1478,6 +1484,15 @@ impl Service {
             out.push(r.d.queue_stats(&q.name, now)?);
         }
         Ok(out)
+    }
+
+    /// Live statistics of one queue.
+    ///
+    /// # Errors
+    /// 404 for a queue the policy does not have.
+    pub async fn queue_stat(&self, queue: &str) -> CoreResult<QueueStats> {
+        let now = self.clock.now();
+        Ok(self.routing.lock().await.d.queue_stats(queue, now)?)
     }
 
     /// Conversations of `queue` assigned since `since` (ms) and how many within `sla_ms`.

@@ -294,11 +294,12 @@ async fn a_caller_that_goes_away_mid_command_leaves_nothing_half_done() {
             .create_conversation(Some(id(&name)), Customer::default(), None)
             .await
             .expect("create");
-        // Dropped after its first poll, as axum drops a handler whose client hung up.
+        // Dropped at a different moment each time (from before its first poll to after its
+        // write was submitted), as axum drops a handler whose client hung up.
         let service = f.service.clone();
         let command =
             tokio::spawn(async move { service.post_turn(id(&name), ask_for_human()).await });
-        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_micros(150 * n)).await;
         command.abort();
     }
     // Every command ran to its end anyway: the store and routing agree, and each

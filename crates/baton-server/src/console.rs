@@ -9,9 +9,9 @@
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
-use crate::handlers::ApiJson;
+use crate::handlers::{ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -118,7 +118,7 @@ pub async fn widget_page() -> Html<&'static str> {
 }
 
 /// The built-in scripts and style sheet.
-pub async fn static_asset(Path(file): Path<String>) -> AppResult<Response> {
+pub async fn static_asset(ApiPath(file): ApiPath<String>) -> AppResult<Response> {
     match file.as_str() {
         "console.js" => Ok(asset("text/javascript; charset=utf-8", CONSOLE_JS)),
         "widget.js" => Ok(asset("text/javascript; charset=utf-8", WIDGET_JS)),
@@ -238,8 +238,10 @@ pub async fn supervisor(State(app): St) -> AppResult<Json<Value>> {
 
 /// `GET /v1/conversations/{id}/assist`: for the agent, the warm introduction, an answer drafted
 /// from the best knowledge-base article for the customer's last message, and the article links.
-pub async fn assist(State(app): St, Path(id): Path<String>) -> AppResult<Json<Value>> {
-    let id = ConversationId::parse(id).map_err(|e| ApiError::invalid(e.to_string()))?;
+pub async fn assist(
+    State(app): St,
+    crate::handlers::ConversationPath(id): crate::handlers::ConversationPath,
+) -> AppResult<Json<Value>> {
     let record = app.service.conversation(&id).await?;
     let turns = app.service.turns(&id).await?;
     let last = turns
@@ -371,12 +373,9 @@ pub struct WidgetFollowup {
 pub async fn widget_followup(
     State(app): St,
     ApiJson(req): ApiJson<WidgetFollowup>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<baton_core::answers::FollowedUp>> {
     let id = widget_conversation(&app, &req.token).await?;
-    Ok(Json(
-        serde_json::to_value(app.service.followup(id, req.via, req.contact).await?)
-            .map_err(|e| ApiError::Internal(e.into()))?,
-    ))
+    Ok(Json(app.service.followup(id, req.via, req.contact).await?))
 }
 
 #[derive(Deserialize)]
@@ -389,15 +388,17 @@ pub struct WidgetRate {
 pub async fn widget_rate(
     State(app): St,
     ApiJson(req): ApiJson<WidgetRate>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<baton_core::answers::Rated>> {
     let id = widget_conversation(&app, &req.token).await?;
-    let rated = app.service.rate(id, req.score).await?;
-    Ok(Json(json!(rated)))
+    Ok(Json(app.service.rate(id, req.score).await?))
 }
 
 /// `GET /widget/api/state?token=`: what the customer may see: messages, state, position and
 /// wait, the agent's name, and whether to ask for a rating. No brief, no internal notes.
-pub async fn widget_state(State(app): St, Query(q): Query<WidgetToken>) -> AppResult<Json<Value>> {
+pub async fn widget_state(
+    State(app): St,
+    ApiQuery(q): ApiQuery<WidgetToken>,
+) -> AppResult<Json<Value>> {
     let id = widget_conversation(&app, &q.token).await?;
     let record = app.service.conversation(&id).await?;
     let turns = app.service.turns(&id).await?;
@@ -481,7 +482,7 @@ pub async fn widget_state(State(app): St, Query(q): Query<WidgetToken>) -> AppRe
 pub async fn widget_events(
     State(app): St,
     headers: HeaderMap,
-    Query(q): Query<WidgetToken>,
+    ApiQuery(q): ApiQuery<WidgetToken>,
 ) -> AppResult<Response> {
     let id = widget_conversation(&app, &q.token).await?;
     Ok(

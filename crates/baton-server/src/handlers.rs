@@ -22,6 +22,26 @@ type St = State<Arc<AppState>>;
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+/// A path parameter whose rejections (bad percent-encoding, invalid UTF-8) are API errors with
+/// a JSON body.
+pub struct ApiPath<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for ApiPath<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::invalid(format!("bad path: {}", e.body_text())))
+    }
+}
+
 /// A conversation id from the path.
 pub struct ConversationPath(pub ConversationId);
 
@@ -32,9 +52,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ConversationPath {
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let Path(id) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::invalid(format!("bad path: {e}")))?;
+        let ApiPath(id) = ApiPath::<String>::from_request_parts(parts, state).await?;
         parse_id(&id).map(ConversationPath)
     }
 }
@@ -472,18 +490,12 @@ pub async fn list_queues(State(app): St) -> AppResult<Json<Value>> {
     Ok(Json(json!({"queues": out})))
 }
 
-pub async fn get_queue(State(app): St, Path(name): Path<String>) -> AppResult<Json<Value>> {
-    let policy = app.service.engine().policy();
-    let position = policy
-        .queues()
-        .iter()
-        .position(|q| q.name == name)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no queue `{name}`: the policy's queues are listed at GET /v1/queues"
-            ))
-        })?;
-    let queue = &policy.queues()[position];
+pub async fn get_queue(State(app): St, ApiPath(name): ApiPath<String>) -> AppResult<Json<Value>> {
+    let queue = app.service.engine().policy().queue(&name).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no queue `{name}`: the policy's queues are listed at GET /v1/queues"
+        ))
+    })?;
     let now = app.service.now();
     let waiting = app.service.waiting(&name).await?;
     let items: Vec<Value> = waiting
@@ -505,7 +517,7 @@ pub async fn get_queue(State(app): St, Path(name): Path<String>) -> AppResult<Js
             })
         })
         .collect();
-    let stats = app.service.queue_stats().await?.into_iter().nth(position);
+    let stats = app.service.queue_stat(&name).await?;
     Ok(Json(
         json!({"name": queue.name, "sla_seconds": queue.sla_seconds, "skills": queue.skills.iter().map(ToString::to_string).collect::<Vec<_>>(), "stats": stats, "waiting": items}),
     ))
@@ -527,7 +539,7 @@ pub struct PresenceRequest {
 /// `offline` also releases those waiting for the agent as their dedicated agent.
 pub async fn set_presence(
     State(app): St,
-    Path(agent): Path<String>,
+    ApiPath(agent): ApiPath<String>,
     caller: Caller,
     ApiJson(req): ApiJson<PresenceRequest>,
 ) -> AppResult<Json<baton_core::answers::PresenceSet>> {

@@ -47,10 +47,7 @@ pub async fn run(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(limits.header_timeout));
+    builder.http2().timer(TokioTimer::new());
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
