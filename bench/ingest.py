@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from batonlib import BENCH_DIR, Client, Server, wait_healthy
+from batonlib import BENCH_DIR, Client, Server, remove_work_dir, start_helper, stop_helper, wait_healthy, wait_ready
 
 E = os.environ.get
 THREADS = int(E("WRK_THREADS", "4"))
@@ -107,17 +107,12 @@ def main():
 
         log(f"ingest: {ESC_PCT}% escalating, {AGENTS} agents x {CAPACITY}, {ESC_SECS}s")
         ready = os.path.join(tmp, "agents.ready")
-        agents = subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, "lib", "agents.py"), "--port", str(port),
-                                   "--agents", str(AGENTS), "--capacity", str(CAPACITY), "--ready-file", ready],
-                                  stdout=subprocess.PIPE, text=True)
-        for _ in range(200):
-            if os.path.exists(ready) or agents.poll() is not None:
-                break
-            time.sleep(0.05)
+        agents = start_helper("agents.py", ["--port", str(port), "--agents", str(AGENTS), "--capacity", str(CAPACITY)],
+                              ready)
+        wait_ready(agents, ready, timeout=10)
         res["escalating"] = wrk(port, "turns.lua", ESC_SECS, {"CONV_PREFIX": "e", "CONVS": str(CONVS),
                                                              "ESCALATE_PCT": str(ESC_PCT), "RUN_TAG": "esc"})
-        agents.terminate()
-        res["escalating"]["agents"] = json.loads(agents.communicate(timeout=30)[0] or "{}")
+        res["escalating"]["agents"] = stop_helper(agents)
         agents = None
         res["escalating"]["states_sampled"] = state_counts(port, "e", CONVS)
 
@@ -131,9 +126,7 @@ def main():
         if agents:
             agents.kill()
         srv.stop()
-        if not E("KEEP_WORK"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
+        if not remove_work_dir(tmp):
             log(f"ingest: work dir kept: {tmp}")
 
     h, r, x, f = res["healthz"], res["routine"], res["escalating"], res["fixed_rate"]

@@ -11,16 +11,13 @@ after a kill -9 and restart on the same file: every acknowledged turn stored exa
 import json
 import os
 import random
-import shutil
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from batonlib import Client, Server, wait_healthy  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kill9 import stored_turns  # noqa: E402
+from batonlib import (Client, Server, count_stored, create_conversations, customer_turn, finish,  # noqa: E402
+                      lost_and_duplicated, print_fields, start_client, start_threads)
 
 E = os.environ.get
 DIR = E("DISKFULL_DIR") or sys.exit("diskfull: set DISKFULL_DIR (diskfull.sh mounts a tmpfs)")
@@ -42,13 +39,9 @@ def main():
     problems = []
     out = {"seed": SEED}
     try:
-        port = srv.start()
-        wait_healthy(port)
-        c = Client(port)
+        port, c = start_client(srv)
         convs = [f"df{i}" for i in range(CONVS)]
-        for cid in convs:
-            s, _ = c.post("/v1/conversations", {"id": cid})
-            assert s in (200, 201), s
+        create_conversations(c, convs)
         st = os.statvfs(DIR)
         free = st.f_bavail * st.f_frsize
         with open(filler, "wb") as f:
@@ -71,9 +64,7 @@ def main():
                 ctid = f"df-{w}-{k}"
                 text = "my order " + str(r.randrange(10 ** 6)) + " " + " ".join(
                     r.choice(["parcel", "late", "where", "is", "the", "box", "delivery", "please", "help"]) for _ in range(150))
-                turn = {"role": "customer", "text": text, "client_turn_id": ctid}
-                if r.random() < 0.05:
-                    turn = {"role": "customer", "text": "", "action": "request_human", "client_turn_id": ctid}
+                turn = customer_turn(text, ctid, escalate=r.random() < 0.05)
                 try:
                     status, _, data = cl.raw("POST", f"/v1/conversations/{cid}/turns", json.dumps(turn).encode())
                 except Exception as e:
@@ -92,9 +83,7 @@ def main():
                             stop.set()
 
         t0 = time.time()
-        threads = [threading.Thread(target=client, args=(w,), daemon=True) for w in range(CLIENTS)]
-        for t in threads:
-            t.start()
+        threads = start_threads(client, CLIENTS, daemon=True)
         while not stop.is_set() and time.time() - t0 < MAX_FILL_S:
             if first_fail[0] and time.time() - first_fail[0] > FULL_WINDOW_S:
                 break
@@ -140,7 +129,7 @@ def main():
         while time.time() - t_free < RECOVERY_WAIT_S:
             k += 1
             cid = convs[k % CONVS]
-            turn = {"role": "customer", "text": "hello after space returned", "client_turn_id": f"df-after-{k}"}
+            turn = customer_turn("hello after space returned", f"df-after-{k}")
             try:
                 s, _ = c.post(f"/v1/conversations/{cid}/turns", turn)
             except Exception:
@@ -162,20 +151,9 @@ def main():
 
         # kill -9, restart on the same file: every acknowledged turn stored once.
         srv.kill9()
-        port = srv.start()
-        wait_healthy(port)
-        c = Client(port)
-        stored = {}
-        for cid in convs:
-            conv, ids = stored_turns(c, cid)
-            if conv is None:
-                problems.append(f"{cid}: GET failed after restart")
-                continue
-            for x in ids:
-                if x:
-                    stored[x] = stored.get(x, 0) + 1
-        lost = [k for k in acked if stored.get(k, 0) == 0]
-        dup = [k for k, v in stored.items() if v > 1]
+        port, c = start_client(srv)
+        stored = count_stored(c, convs, problems)
+        lost, dup = lost_and_duplicated(acked, stored)
         failed_stored = [t["client_turn_id"] for _, _, _, t in failed if stored.get(t["client_turn_id"], 0)]
         ff = first_fail[0] or float("inf")
         out["lost_acked_after_first_failure"] = sum(1 for k in lost if acked_at.get(k, 0) >= ff)
@@ -205,18 +183,13 @@ def main():
     hard = [p for p in problems if "not answered 503" not in p]
     out["ok"] = not hard
     print(f"diskfull: database on a {E('DISKFULL_SIZE', '?')} tmpfs, {FREE_KB} KB left free, {CLIENTS} clients (seed {SEED})")
-    for k in ("free_kb_at_start", "fill_seconds", "acked_before_full", "failed_writes", "unanswered_writes",
-              "failed_by_status_shape_code", "failed_sample", "while_full", "recovery_seconds", "acked_total", "lost",
-              "lost_acked_after_first_failure", "lost_sample", "recovery_last_status",
-              "duplicated", "failed_but_stored", "turn_after_restart"):
-        if k in out:
-            print(f"  {k}: {json.dumps(out[k])}")
+    print_fields(out, ("free_kb_at_start", "fill_seconds", "acked_before_full", "failed_writes", "unanswered_writes",
+                       "failed_by_status_shape_code", "failed_sample", "while_full", "recovery_seconds", "acked_total",
+                       "lost", "lost_acked_after_first_failure", "lost_sample", "recovery_last_status",
+                       "duplicated", "failed_but_stored", "turn_after_restart"))
     for p in problems:
         print(f"  {'PROBLEM' if p in hard else 'CONTRACT MISS'}: {p}")
-    print("diskfull:", "OK" if out["ok"] else "FAILED")
-    if E("BENCH_OUT"):
-        json.dump(out, open(E("BENCH_OUT"), "w"), indent=2)
-    sys.exit(0 if out["ok"] else 1)
+    finish("diskfull", out)
 
 
 if __name__ == "__main__":

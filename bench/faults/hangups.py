@@ -11,7 +11,6 @@ an agent with room, and every conversation answers a normal turn with 2xx.
 import json
 import os
 import random
-import shutil
 import socket
 import struct
 import sys
@@ -21,7 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from batonlib import Client, Server, agent_skills, queues, wait_healthy
+from batonlib import (Server, add_agents, agent_skills, create_conversations, customer_turn, finish,  # noqa: E402
+                      print_fields, queues, remove_work_dir, start_client)
 
 E = os.environ.get
 TURNS = int(E("HANGUP_TURNS", "1000"))
@@ -54,30 +54,23 @@ def main():
     problems = []
     out = {"seed": SEED}
     try:
-        port = srv.start()
-        wait_healthy(port)
-        c = Client(port)
+        port, c = start_client(srv)
         skills = agent_skills(port)
         agents = [f"h-agent{i}" for i in range(AGENTS)]
-        for a in agents:
-            s, _ = c.post("/v1/agents", {"id": a, "name": a, "skills": skills, "capacity": CAPACITY})
-            assert s in (200, 201)
+        add_agents(c, agents, skills, CAPACITY, check=True)
         convs = [f"h{i}" for i in range(CONVS)]
-        for cid in convs:
-            s, _ = c.post("/v1/conversations", {"id": cid})
-            assert s in (200, 201)
+        create_conversations(c, convs)
         # A third escalates normally first, so claims have something to act on.
         for cid in convs[::3]:
-            c.post(f"/v1/conversations/{cid}/turns", {"role": "customer", "text": "", "action": "request_human"})
+            c.post(f"/v1/conversations/{cid}/turns", customer_turn("", escalate=True))
 
         jobs = []
         for k in range(TURNS):
             cid = rng.choice(convs)
             if rng.random() < 0.2:
-                t = {"role": "customer", "text": "", "action": "request_human", "client_turn_id": f"hu-{k}"}
+                t = customer_turn("", f"hu-{k}", escalate=True)
             else:
-                t = {"role": "customer", "text": rng.choice(["where is my parcel", "ok thanks", "what about returns"]),
-                     "client_turn_id": f"hu-{k}"}
+                t = customer_turn(rng.choice(["where is my parcel", "ok thanks", "what about returns"]), f"hu-{k}")
             jobs.append(("POST", f"/v1/conversations/{cid}/turns", t))
         for k in range(CLAIMS):
             jobs.append(("POST", f"/v1/conversations/{rng.choice(convs)}/claim", {"agent_id": rng.choice(agents)}))
@@ -173,21 +166,15 @@ def main():
         problems.append(f"error: {e!r}")
     finally:
         srv.stop()
-        if not E("KEEP_WORK"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_work_dir(tmp)
     out["problems"] = problems
     out["ok"] = not problems
     print(f"hangups: {TURNS} turns + {CLAIMS} claims hung up after 0-20 ms (seed {SEED})")
-    for k in ("hung_up", "server_alive_after", "states", "queued_claims", "normal_turns", "server_log_errors"):
-        if k in out:
-            print(f"  {k}: {json.dumps(out[k])}")
+    print_fields(out, ("hung_up", "server_alive_after", "states", "queued_claims", "normal_turns", "server_log_errors"))
     print(f"  problems: {len(problems)}")
     for p in problems[:15]:
         print(f"    {p}")
-    print("hangups:", "OK" if out["ok"] else "FAILED")
-    if E("BENCH_OUT"):
-        json.dump(out, open(E("BENCH_OUT"), "w"), indent=2)
-    sys.exit(0 if out["ok"] else 1)
+    finish("hangups", out)
 
 
 if __name__ == "__main__":

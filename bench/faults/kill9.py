@@ -14,14 +14,15 @@ answer; the server is killed with SIGKILL at a random moment, restarted on the s
 import json
 import os
 import random
-import shutil
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from batonlib import Client, Server, agent_skills, wait_healthy
+from batonlib import (Client, Server, add_agents, agent_skills, count_stored, create_conversations,  # noqa: E402
+                      customer_turn, lost_and_duplicated, remove_work_dir, sla_running_first_response,
+                      start_client, start_threads, stored_turns)
 
 E = os.environ.get
 TRIALS = int(E("TRIALS", "20"))
@@ -37,38 +38,15 @@ TEXTS = ["hi, where is my parcel?", "what are your opening hours", "can I change
          "my card was charged twice for order 8812", "do you ship to canada", "is the blue one in stock"]
 
 
-def stored_turns(c, cid):
-    s, b = c.get(f"/v1/conversations/{cid}")
-    if s != 200:
-        return None, None
-    ids = [t.get("body", {}).get("client_turn_id") for t in b.get("turns", [])]
-    return b, ids
-
-
-def sla_running_first_response(conv):
-    for t in conv.get("sla") or []:
-        kind = str(t.get("kind", t.get("name", "")))
-        if "first" in kind and not t.get("stopped_at") and not t.get("met_at") and not t.get("done") \
-                and t.get("stopped", False) is False:
-            return True
-    return False
-
-
 def trial(n, rng, tmp):
     db = os.path.join(tmp, f"trial{n}.db")
     srv = Server(db, os.path.join(tmp, f"trial{n}.log"))
     res = {"trial": n}
     try:
-        port = srv.start()
-        wait_healthy(port)
-        c = Client(port)
-        skills = agent_skills(port)
-        for i in range(2):
-            c.post("/v1/agents", {"id": f"k9-agent{i}", "name": "A", "skills": skills, "capacity": 2})
+        port, c = start_client(srv)
+        add_agents(c, [f"k9-agent{i}" for i in range(2)], agent_skills(port), 2, name="A")
         convs = [f"k{n}-c{i}" for i in range(CONVS)]
-        for cid in convs:
-            s, _ = c.post("/v1/conversations", {"id": cid})
-            assert s in (200, 201), s
+        create_conversations(c, convs)
         acked, unacked, rejected = {}, {}, {}
         lock = threading.Lock()
         stop = threading.Event()
@@ -82,9 +60,9 @@ def trial(n, rng, tmp):
                 cid = r.choice(convs)
                 ctid = f"t{n}-{w}-{k}"
                 if r.randrange(100) < ESC_PCT:
-                    turn = {"role": "customer", "text": "", "action": "request_human", "client_turn_id": ctid}
+                    turn = customer_turn("", ctid, escalate=True)
                 else:
-                    turn = {"role": "customer", "text": r.choice(TEXTS), "client_turn_id": ctid}
+                    turn = customer_turn(r.choice(TEXTS), ctid)
                 try:
                     s, b = cl.post(f"/v1/conversations/{cid}/turns", turn)
                 except ConnectionRefusedError:
@@ -99,9 +77,7 @@ def trial(n, rng, tmp):
                     else:
                         rejected[ctid] = (cid, turn, s, b)
 
-        threads = [threading.Thread(target=client, args=(w,)) for w in range(CLIENTS)]
-        for t in threads:
-            t.start()
+        threads = start_threads(client, CLIENTS)
         delay = rng.uniform(KILL_MIN, KILL_MAX)
         time.sleep(delay)
         stop.set()  # no new requests; those in flight meet the kill
@@ -111,27 +87,19 @@ def trial(n, rng, tmp):
         res.update(kill_after_s=round(delay, 3), acked=len(acked), unacked=len(unacked), rejected=len(rejected))
         res["rejected_statuses"] = sorted({v[2] for v in rejected.values()})
 
-        port = srv.start()
-        wait_healthy(port)
-        c = Client(port)
-        stored = {}
+        port, c = start_client(srv)
         problems = []
         queued = queued_bad = 0
-        for cid in convs:
-            conv, ids = stored_turns(c, cid)
-            if conv is None:
-                problems.append(f"{cid}: GET failed after restart")
-                continue
-            for x in ids:
-                if x:
-                    stored[x] = stored.get(x, 0) + 1
+
+        def check_queued(cid, conv, ids):
+            nonlocal queued, queued_bad
             if conv.get("state") == "queued":
                 queued += 1
                 if not sla_running_first_response(conv) or conv.get("position") is None:
                     queued_bad += 1
                     problems.append(f"{cid}: queued with position={conv.get('position')} sla={json.dumps(conv.get('sla'))}")
-        lost = [k for k in acked if stored.get(k, 0) == 0]
-        dup = [k for k, v in stored.items() if v > 1]
+        stored = count_stored(c, convs, problems, check_queued)
+        lost, dup = lost_and_duplicated(acked, stored)
         rejected_stored = [k for k in rejected if stored.get(k, 0) > 0]
         unacked_stored = sum(1 for k in unacked if stored.get(k, 0) == 1)
         for k in lost[:3]:
@@ -193,9 +161,7 @@ def main():
             for p in r.get("problems", [])[: (20 if VERBOSE else 4)]:
                 print(f"        {p}")
     finally:
-        if not E("KEEP_WORK"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
+        if not remove_work_dir(tmp):
             print(f"kill9: work dir kept: {tmp}")
     tot = {k: sum(r.get(k, 0) for r in results) for k in
            ("acked", "unacked", "rejected", "lost", "duplicated", "rejected_but_stored", "queued", "queued_inconsistent",

@@ -13,18 +13,16 @@ running first-response SLA timer).
 import json
 import os
 import random
-import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from batonlib import BENCH_DIR, Client, Server, agent_skills, wait_healthy  # noqa: E402
-
-sys.path.insert(0, os.path.join(BENCH_DIR, "faults"))
-from kill9 import sla_running_first_response, stored_turns  # noqa: E402
+from batonlib import (Client, Server, add_agents, agent_skills, count_stored, create_conversations,  # noqa: E402
+                      customer_turn, finish, lost_and_duplicated, print_fields, remove_work_dir,
+                      sla_running_first_response, start_client, start_helper, start_threads, stop_helper,
+                      wait_ready)
 
 E = os.environ.get
 STREAMS = int(E("STREAMS", "50"))
@@ -46,20 +44,13 @@ def main():
     problems = []
     out = {"seed": SEED}
     try:
-        port = srv.start()
-        wait_healthy(port)
-        c = Client(port)
-        skills = agent_skills(port)
-        for i in range(3):
-            c.post("/v1/agents", {"id": f"st-agent{i}", "name": "A", "skills": skills, "capacity": 3})
+        port, c = start_client(srv)
+        add_agents(c, [f"st-agent{i}" for i in range(3)], agent_skills(port), 3, name="A")
         convs = [f"st{i}" for i in range(CONVS)]
-        for cid in convs:
-            c.post("/v1/conversations", {"id": cid})
+        create_conversations(c, convs, check=False)
         ready = os.path.join(tmp, "ready")
-        holder = subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, "lib", "streamholder.py"), "--port", str(port),
-                                   "--n", str(STREAMS), "--ready-file", ready], stdout=subprocess.PIPE, text=True)
-        while not os.path.exists(ready) and holder.poll() is None:
-            time.sleep(0.05)
+        holder = start_helper("streamholder.py", ["--port", str(port), "--n", str(STREAMS)], ready)
+        wait_ready(holder, ready)
         out["streams"] = json.load(open(ready))
         acked, unacked, rejected = {}, {}, {}
         last_answer = {}  # conversation -> (order, state in the answer)
@@ -76,10 +67,7 @@ def main():
                 k += 1
                 cid = convs[(w + k * CLIENTS) % CONVS] if r.random() < 0.5 else r.choice(convs)
                 ctid = f"st-{w}-{k}"
-                esc = r.randrange(100) < ESC_PCT
-                turn = {"role": "customer", "text": "" if esc else "where is my parcel?", "client_turn_id": ctid}
-                if esc:
-                    turn["action"] = "request_human"
+                turn = customer_turn("where is my parcel?", ctid, escalate=r.randrange(100) < ESC_PCT)
                 try:
                     s, b = cl.post(f"/v1/conversations/{cid}/turns", turn)
                 except Exception:
@@ -102,9 +90,7 @@ def main():
                 if term_at[0] and time.monotonic() - term_at[0] > TERM_TIMEOUT + 5:
                     return
 
-        threads = [threading.Thread(target=client, args=(w,), daemon=True) for w in range(CLIENTS)]
-        for t in threads:
-            t.start()
+        threads = start_threads(client, CLIENTS, daemon=True)
         time.sleep(DRIVE_S)
         with lock:
             term_at[0] = time.monotonic()
@@ -115,25 +101,16 @@ def main():
         out["exit_code"] = srv.proc.returncode
         for t in threads:
             t.join(10)
-        holder.terminate()
-        out["stream_holder"] = json.loads(holder.communicate(timeout=30)[0] or "{}")
+        out["stream_holder"] = stop_helper(holder)
         holder = None
         out.update(acked=len(acked), unacked=len(unacked), rejected=len(rejected),
                    acked_before_term=in_flight_acked_before, after_term=after_term)
 
-        port = srv.start()
-        wait_healthy(port)
-        c = Client(port)
-        stored = {}
+        port, c = start_client(srv)
         inconsistent = 0
-        for cid in convs:
-            conv, ids = stored_turns(c, cid)
-            if conv is None:
-                problems.append(f"{cid}: GET failed after restart")
-                continue
-            for x in ids:
-                if x:
-                    stored[x] = stored.get(x, 0) + 1
+
+        def check_state(cid, conv, ids):
+            nonlocal inconsistent
             st = conv.get("state")
             if st == "queued" and (conv.get("position") is None or not sla_running_first_response(conv)):
                 inconsistent += 1
@@ -143,8 +120,8 @@ def main():
             if la and last_stored in acked and (la[1] in ROUTED) != (st in ROUTED):
                 inconsistent += 1
                 problems.append(f"{cid}: last answer said {la[1]}, stored state is {st}")
-        lost = [k for k in acked if stored.get(k, 0) == 0]
-        dup = [k for k, v in stored.items() if v > 1]
+        stored = count_stored(c, convs, problems, check_state)
+        lost, dup = lost_and_duplicated(acked, stored)
         rej_stored = [k for k in rejected if stored.get(k, 0)]
         unacked_stored = [k for k in unacked if stored.get(k, 0)]
         for k in lost[:3]:
@@ -165,8 +142,7 @@ def main():
         if holder:
             holder.kill()
         srv.stop()
-        if not E("KEEP_WORK"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_work_dir(tmp)
     if out.get("exit_seconds", 0) is None:
         problems.append(f"the server did not exit within {TERM_TIMEOUT:.0f} s of SIGTERM (a hang, not a slow exit)")
     correctness = [p for p in problems]
@@ -176,16 +152,11 @@ def main():
     print(f"sigterm: {STREAMS} event streams, {CLIENTS} clients posting turns, SIGTERM after {DRIVE_S} s (seed {SEED})")
     print(f"  exit after SIGTERM: " + (f"{es} s" if es is not None else f"did NOT exit within {TERM_TIMEOUT} s (killed with SIGKILL)")
           + f"  target < {TARGET_S:.0f} s: {'MET' if es is not None and es < TARGET_S else 'missed'}")
-    for k in ("exit_code", "streams", "stream_holder", "acked", "unacked", "rejected", "after_term", "lost", "duplicated",
-              "rejected_but_stored", "unacked_but_stored", "inconsistent_conversations"):
-        if k in out:
-            print(f"  {k}: {json.dumps(out[k])}")
+    print_fields(out, ("exit_code", "streams", "stream_holder", "acked", "unacked", "rejected", "after_term", "lost",
+                       "duplicated", "rejected_but_stored", "unacked_but_stored", "inconsistent_conversations"))
     for p in problems[:15]:
         print(f"  PROBLEM: {p}")
-    print("sigterm:", "OK" if out["ok"] else "FAILED")
-    if E("BENCH_OUT"):
-        json.dump(out, open(E("BENCH_OUT"), "w"), indent=2)
-    sys.exit(0 if out["ok"] else 1)
+    finish("sigterm", out)
 
 
 if __name__ == "__main__":

@@ -3,15 +3,14 @@
 
 import json
 import os
-import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from batonlib import BENCH_DIR, Client, Server, proc_cpu_seconds, wait_healthy
+from batonlib import (BENCH_DIR, Client, Server, finish, proc_cpu_seconds, remove_work_dir,  # noqa: E402
+                      start_helper, stop_helper, wait_healthy, wait_ready)
 
 sys.path.insert(0, BENCH_DIR)
 from ingest import create_convs, wrk  # noqa: E402
@@ -66,12 +65,9 @@ def main():
         out["turns_without_streams"] = wrk(port, "turns.lua", TURNS_SECS, {"CONV_PREFIX": "r", "CONVS": str(CONVS),
                                                                          "ESCALATE_PCT": "0", "RUN_TAG": "nos"})
         ready = os.path.join(tmp, "streams.ready")
-        holder = subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, "lib", "streamholder.py"),
-                                   "--port", str(port), "--n", str(STREAMS), "--ready-file", ready],
-                                  stdout=subprocess.PIPE, text=True)
+        holder = start_helper("streamholder.py", ["--port", str(port), "--n", str(STREAMS)], ready)
         t0 = time.time()
-        while not os.path.exists(ready) and time.time() - t0 < 90 and holder.poll() is None:
-            time.sleep(0.1)
+        wait_ready(holder, ready, timeout=90, interval=0.1)
         time.sleep(0.3)
         out["streams_ready"] = json.load(open(ready)) if os.path.exists(ready) else None
         out["streams_open_seconds"] = round(time.time() - t0, 2)
@@ -81,8 +77,7 @@ def main():
         log(f"streams: routine turns with {STREAMS} streams, {TURNS_SECS}s")
         out["turns_with_streams"] = wrk(port, "turns.lua", TURNS_SECS, {"CONV_PREFIX": "s", "CONVS": str(CONVS),
                                                                       "ESCALATE_PCT": "0", "RUN_TAG": "ws"})
-        holder.terminate()
-        out["stream_holder"] = json.loads(holder.communicate(timeout=30)[0] or "{}")
+        out["stream_holder"] = stop_helper(holder)
         holder = None
         if out["stream_holder"].get("opened", 0) < STREAMS:
             problems.append(f"only {out['stream_holder'].get('opened')} of {STREAMS} streams opened")
@@ -149,8 +144,7 @@ def main():
         if holder:
             holder.kill()
         srv.stop()
-        if not E("KEEP_WORK"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_work_dir(tmp)
     w, wo = out.get("turns_with_streams"), out.get("turns_without_streams")
     print(f"streams: {STREAMS} idle event streams, {SLOW} slow clients")
     if wo:
@@ -170,10 +164,7 @@ def main():
         print(f"  PROBLEM: {p}")
     out["problems"] = problems
     out["ok"] = not problems
-    print("streams:", "OK" if out["ok"] else "FAILED")
-    if E("BENCH_OUT"):
-        json.dump(out, open(E("BENCH_OUT"), "w"), indent=2)
-    sys.exit(0 if out["ok"] else 1)
+    finish("streams", out)
 
 
 if __name__ == "__main__":

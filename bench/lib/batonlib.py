@@ -9,10 +9,12 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,8 +70,6 @@ class Server:
             if m:
                 self.port = int(m.group(1))
                 # Keep draining stderr into the log so the server never blocks on a full pipe.
-                import threading
-
                 def drain(src=self.proc.stderr, dst=log):
                     for l in iter(src.readline, b""):
                         try:
@@ -226,3 +226,127 @@ def raw_http(port: int, payload: bytes, timeout: float = 10.0) -> tuple[int | No
     data = b"".join(chunks)
     m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
     return (int(m.group(1)) if m else None), data
+
+
+def start_client(srv: Server) -> tuple[int, Client]:
+    """Starts `srv` (again), waits until /healthz answers; its port and a Client on it."""
+    port = srv.start()
+    wait_healthy(port)
+    return port, Client(port)
+
+
+def add_agents(c: Client, ids, skills: list[str], capacity: int, name: str | None = None, check: bool = False):
+    """Registers an agent per id (named `name`, else its id); with `check`, each must answer 200/201."""
+    for a in ids:
+        s, _ = c.post("/v1/agents", {"id": a, "name": name or a, "skills": skills, "capacity": capacity})
+        if check:
+            assert s in (200, 201), s
+
+
+def create_conversations(c: Client, ids, check: bool = True):
+    """Creates a conversation per id; with `check`, each must answer 200/201."""
+    for cid in ids:
+        s, _ = c.post("/v1/conversations", {"id": cid})
+        if check:
+            assert s in (200, 201), s
+
+
+def customer_turn(text: str, client_turn_id: str | None = None, escalate: bool = False) -> dict:
+    """A customer turn; `escalate` makes it an empty `request_human` one (then `text` is unused)."""
+    turn = {"role": "customer", "text": "" if escalate else text}
+    if escalate:
+        turn["action"] = "request_human"
+    if client_turn_id is not None:
+        turn["client_turn_id"] = client_turn_id
+    return turn
+
+
+def start_threads(target, n: int, daemon: bool = False) -> list:
+    """Starts `n` threads running target(0) … target(n-1)."""
+    threads = [threading.Thread(target=target, args=(w,), daemon=daemon) for w in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def stored_turns(c: Client, cid: str):
+    """(conversation, its turns' client_turn_ids in order), or (None, None) when GET fails."""
+    s, b = c.get(f"/v1/conversations/{cid}")
+    if s != 200:
+        return None, None
+    ids = [t.get("body", {}).get("client_turn_id") for t in b.get("turns", [])]
+    return b, ids
+
+
+def sla_running_first_response(conv: dict) -> bool:
+    for t in conv.get("sla") or []:
+        kind = str(t.get("kind", t.get("name", "")))
+        if "first" in kind and not t.get("stopped_at") and not t.get("met_at") and not t.get("done") \
+                and t.get("stopped", False) is False:
+            return True
+    return False
+
+
+def count_stored(c: Client, convs, problems: list[str], each=None) -> dict[str, int]:
+    """How often each client_turn_id is stored in `convs` (after a restart). A conversation that
+    does not answer GET is a problem; each(cid, conversation, ids) sees every one that does."""
+    stored: dict[str, int] = {}
+    for cid in convs:
+        conv, ids = stored_turns(c, cid)
+        if conv is None:
+            problems.append(f"{cid}: GET failed after restart")
+            continue
+        for x in ids:
+            if x:
+                stored[x] = stored.get(x, 0) + 1
+        if each:
+            each(cid, conv, ids)
+    return stored
+
+
+def lost_and_duplicated(acked, stored: dict[str, int]) -> tuple[list, list]:
+    """The acknowledged client_turn_ids not stored, and the ids stored more than once."""
+    return [k for k in acked if stored.get(k, 0) == 0], [k for k, v in stored.items() if v > 1]
+
+
+def start_helper(script: str, args: list[str], ready: str) -> subprocess.Popen:
+    """Runs bench/lib/SCRIPT ARGS --ready-file READY; its stdout (a JSON summary) piped as text."""
+    return subprocess.Popen([sys.executable, os.path.join(BENCH_DIR, "lib", script), *args, "--ready-file", ready],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def wait_ready(proc: subprocess.Popen, ready: str, timeout: float | None = None, interval: float = 0.05) -> bool:
+    """Waits until the helper writes its ready file (or exits, or `timeout` passes); True when ready."""
+    t0 = time.time()
+    while not os.path.exists(ready) and proc.poll() is None and (timeout is None or time.time() - t0 < timeout):
+        time.sleep(interval)
+    return os.path.exists(ready)
+
+
+def stop_helper(proc: subprocess.Popen) -> dict:
+    """SIGTERM to a helper started with start_helper; the JSON summary it prints on the way out."""
+    proc.terminate()
+    return json.loads(proc.communicate(timeout=30)[0] or "{}")
+
+
+def remove_work_dir(tmp: str) -> bool:
+    """Removes the work dir unless KEEP_WORK is set; True when removed."""
+    if os.environ.get("KEEP_WORK"):
+        return False
+    shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def print_fields(out: dict, keys) -> None:
+    """`  key: JSON` for each of `keys` that `out` holds, in that order."""
+    for k in keys:
+        if k in out:
+            print(f"  {k}: {json.dumps(out[k])}")
+
+
+def finish(name: str, out: dict) -> None:
+    """Prints `NAME: OK|FAILED` by out["ok"], writes `out` to BENCH_OUT if set, and exits 0 or 1."""
+    print(f"{name}:", "OK" if out["ok"] else "FAILED")
+    if os.environ.get("BENCH_OUT"):
+        json.dump(out, open(os.environ["BENCH_OUT"], "w"), indent=2)
+    sys.exit(0 if out["ok"] else 1)

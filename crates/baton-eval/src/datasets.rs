@@ -1,5 +1,5 @@
-//! Adapters for the labelled sets in `../shared/datasets` (see its README and each folder's
-//! `SOURCE.md`), mapped to reason codes through `ESCALATION_LABEL_MAP.json`.
+//! Adapters for the labelled sets in the datasets folder given by `--datasets` (each set's
+//! folder has a `SOURCE.md`), mapped to reason codes through `ESCALATION_LABEL_MAP.json`.
 //!
 //! Each adapter reads the upstream files unchanged and yields [`Labelled`] utterances (or, for
 //! USS, [`LabelledConversation`]s) for one [`Split`]. Sets without a validation split get one
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// A file is missing or unreadable.
-    #[error("cannot read `{path}` (is --datasets pointing at the shared datasets folder?)")]
+    #[error("cannot read `{path}` (is --datasets DIR, or BATON_DATASETS, the labelled datasets folder described in docs/measurements.md?)")]
     Io {
         /// The file.
         path: PathBuf,
@@ -35,7 +35,7 @@ pub enum DatasetError {
     Split(String),
 }
 
-/// The shared sets Baton reads.
+/// The labelled sets Baton reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Dataset {
@@ -263,7 +263,7 @@ fn format_error(path: &Path, e: impl std::fmt::Display) -> DatasetError {
 /// Every `n`th training row becomes validation for sets published without one.
 const CARVE_EVERY: usize = 10;
 
-/// Loads one split of an utterance set from `dir` (the shared datasets folder).
+/// Loads one split of an utterance set from `dir` (the labelled datasets folder).
 ///
 /// Splits: Bitext, CLINC150 and GoEmotions use their published splits; BANKING77's validation
 /// is every 10th row of its training file (the rest is training); VADER ground truth is

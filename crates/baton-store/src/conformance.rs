@@ -113,6 +113,16 @@ fn transition(from: HandoffState, to: HandoffState) -> NewEvent {
     }
 }
 
+/// A change at `at` that adds a note event to `id` (and nothing else yet).
+fn note(id: &str, at: i64, reason: &str) -> Change {
+    let mut change = Change::at(at);
+    change
+        .conversation(id)
+        .events
+        .push(event(EventKind::Note, reason));
+    change
+}
+
 fn update(state: HandoffState, queue: Option<&str>, agent: Option<&str>) -> ConversationUpdate {
     ConversationUpdate {
         state,
@@ -161,6 +171,23 @@ async fn step(
     );
     part.update = Some(u);
     ok(s.apply(change).await, &what)
+}
+
+/// The stored turn and answer of `client_turn_id` in `id`, if any.
+async fn by_client_id(
+    s: &dyn Store,
+    id: &str,
+    client_turn_id: &str,
+) -> Option<(Turn, serde_json::Value)> {
+    ok(
+        s.turn_by_client_id(id, client_turn_id).await,
+        "turn_by_client_id",
+    )
+}
+
+/// The conversations held by or offered to `agent`.
+async fn held_by(s: &dyn Store, agent: &str) -> Vec<String> {
+    ok(s.agent_conversations(agent).await, "agent_conversations")
 }
 
 async fn record(s: &dyn Store, id: &str) -> ConversationRecord {
@@ -303,12 +330,8 @@ async fn create_and_guards(s: &dyn Store) {
     );
 
     // A state guard on a missing conversation: Stale.
-    let mut change = Change::at(T0 + 1);
+    let mut change = note("conf-none", T0 + 1, "x");
     change.conversation("conf-none").guard = Guard::State(HandoffState::AiActive);
-    change
-        .conversation("conf-none")
-        .events
-        .push(event(EventKind::Note, "x"));
     assert!(
         matches!(
             err(
@@ -320,11 +343,7 @@ async fn create_and_guards(s: &dyn Store) {
         "conformance: a state guard on a missing conversation must be Stale"
     );
     // An existence guard on a missing conversation: NotFound.
-    let mut change = Change::at(T0 + 1);
-    change
-        .conversation("conf-none")
-        .events
-        .push(event(EventKind::Note, "x"));
+    let change = note("conf-none", T0 + 1, "x");
     match err(
         s.apply(change).await,
         "an existence guard on a missing conversation",
@@ -448,10 +467,7 @@ async fn create_and_guards(s: &dyn Store) {
 
 async fn turns(s: &dyn Store) {
     let (stored, answer) = some(
-        ok(
-            s.turn_by_client_id("conf-c2", "t-1").await,
-            "turn_by_client_id",
-        ),
+        by_client_id(s, "conf-c2", "t-1").await,
         "the turn with client_turn_id t-1",
     );
     assert_eq!(
@@ -465,19 +481,11 @@ async fn turns(s: &dyn Store) {
         "conformance: turn_by_client_id returns the stored answer"
     );
     assert!(
-        ok(
-            s.turn_by_client_id("conf-c2", "t-9").await,
-            "turn_by_client_id"
-        )
-        .is_none(),
+        by_client_id(s, "conf-c2", "t-9").await.is_none(),
         "conformance: an unknown client_turn_id finds nothing"
     );
     assert!(
-        ok(
-            s.turn_by_client_id("conf-c1", "t-1").await,
-            "turn_by_client_id"
-        )
-        .is_none(),
+        by_client_id(s, "conf-c1", "t-1").await.is_none(),
         "conformance: client_turn_id is per conversation"
     );
 
@@ -573,11 +581,7 @@ async fn atomicity(s: &dyn Store) {
         "conformance: a change is all or nothing: the other part's turn was written"
     );
     assert!(
-        ok(
-            s.turn_by_client_id("conf-a1", "a-1").await,
-            "turn_by_client_id"
-        )
-        .is_none(),
+        by_client_id(s, "conf-a1", "a-1").await.is_none(),
         "conformance: a change is all or nothing: the turn's answer was written"
     );
     assert!(
@@ -599,11 +603,7 @@ async fn atomicity(s: &dyn Store) {
     );
 
     // A Conflict in a later part undoes the earlier parts too.
-    let mut change = Change::at(T0 + 11);
-    change
-        .conversation("conf-a1")
-        .events
-        .push(event(EventKind::Note, "must not be written"));
+    let mut change = note("conf-a1", T0 + 11, "must not be written");
     change.conversations.push(create_part("conf-a2"));
     assert!(
         matches!(
@@ -749,6 +749,26 @@ async fn sla(s: &dyn Store, id: &str, at: i64, changes: Vec<SlaChange>) -> Appli
     ok(s.apply(change).await, &format!("SLA changes of `{id}`"))
 }
 
+/// Starts `id`'s `kind` timer (see [`timer`]) in a change at `at`.
+async fn start_sla(s: &dyn Store, id: &str, at: i64, kind: SlaKind, warn_in: i64, due_in: i64) {
+    sla(
+        s,
+        id,
+        at,
+        vec![SlaChange::Start(timer(id, kind, warn_in, due_in))],
+    )
+    .await;
+}
+
+/// The suite's (`conf-s…`) timers of a store-wide SLA list, in the store's order.
+fn our_timers(timers: Result<Vec<SlaTimer>>, what: &str) -> Vec<SlaTimer> {
+    ours(ok(timers, what), |t| &t.conversation_id, "conf-s")
+}
+
+fn conversation_ids(timers: Vec<SlaTimer>) -> Vec<String> {
+    timers.into_iter().map(|t| t.conversation_id).collect()
+}
+
 fn fire(kind: SlaKind, breach: bool) -> SlaChange {
     SlaChange::Fire {
         kind,
@@ -792,13 +812,7 @@ async fn slas(s: &dyn Store) {
         "conformance: a started timer reads back as given"
     );
     // Starting a running timer again changes nothing.
-    sla(
-        s,
-        "conf-s1",
-        T0 + 5,
-        vec![SlaChange::Start(timer("conf-s1", FirstResponse, 500, 900))],
-    )
-    .await;
+    start_sla(s, "conf-s1", T0 + 5, FirstResponse, 500, 900).await;
     assert_eq!(
         one_sla(s, "conf-s1", FirstResponse).await,
         first,
@@ -843,23 +857,13 @@ async fn slas(s: &dyn Store) {
         .collect();
     assert_eq!(kinds, vec![EventKind::SlaWarning, EventKind::SlaBreach]);
     // Starting a breached but running timer does not reset it either.
-    sla(
-        s,
-        "conf-s1",
-        T0 + 102,
-        vec![SlaChange::Start(timer("conf-s1", FirstResponse, 500, 900))],
-    )
-    .await;
+    start_sla(s, "conf-s1", T0 + 102, FirstResponse, 500, 900).await;
     let t = one_sla(s, "conf-s1", FirstResponse).await;
     assert!(
         t.breached && t.warn_at == T0 + 80,
         "conformance: a breached timer not yet stopped is still running: {t:?}"
     );
-    let breaches = ours(
-        ok(s.open_sla_breaches().await, "open_sla_breaches"),
-        |t| &t.conversation_id,
-        "conf-s",
-    );
+    let breaches = our_timers(s.open_sla_breaches().await, "open_sla_breaches");
     assert_eq!(
         breaches.len(),
         1,
@@ -868,13 +872,7 @@ async fn slas(s: &dyn Store) {
     assert_eq!(breaches[0].conversation_id, "conf-s1");
 
     // A breach implies the warning.
-    sla(
-        s,
-        "conf-s2",
-        T0,
-        vec![SlaChange::Start(timer("conf-s2", FirstResponse, 80, 100))],
-    )
-    .await;
+    start_sla(s, "conf-s2", T0, FirstResponse, 80, 100).await;
     let applied = sla(s, "conf-s2", T0 + 150, vec![fire(FirstResponse, true)]).await;
     assert_eq!(applied.events.len(), 1);
     let t = one_sla(s, "conf-s2", FirstResponse).await;
@@ -889,13 +887,7 @@ async fn slas(s: &dyn Store) {
     );
 
     // Stop by kind; a stopped timer fires nothing; starting it again resets it.
-    sla(
-        s,
-        "conf-s1",
-        T0 + 200,
-        vec![SlaChange::Start(timer("conf-s1", NextResponse, 300, 400))],
-    )
-    .await;
+    start_sla(s, "conf-s1", T0 + 200, NextResponse, 300, 400).await;
     sla(
         s,
         "conf-s1",
@@ -951,38 +943,12 @@ async fn slas(s: &dyn Store) {
     );
 
     // running_slas: not stopped and not breached, by the next instant due.
-    sla(
-        s,
-        "conf-s3",
-        T0,
-        vec![SlaChange::Start(timer(
-            "conf-s3",
-            FirstResponse,
-            1_000,
-            5_000,
-        ))],
-    )
-    .await;
-    sla(
-        s,
-        "conf-s4",
-        T0,
-        vec![SlaChange::Start(timer(
-            "conf-s4",
-            FirstResponse,
-            800,
-            3_000,
-        ))],
-    )
-    .await;
-    let running: Vec<(String, SlaKind)> = ours(
-        ok(s.running_slas().await, "running_slas"),
-        |t| &t.conversation_id,
-        "conf-s",
-    )
-    .into_iter()
-    .map(|t| (t.conversation_id, t.kind))
-    .collect();
+    start_sla(s, "conf-s3", T0, FirstResponse, 1_000, 5_000).await;
+    start_sla(s, "conf-s4", T0, FirstResponse, 800, 3_000).await;
+    let running: Vec<(String, SlaKind)> = our_timers(s.running_slas().await, "running_slas")
+        .into_iter()
+        .map(|t| (t.conversation_id, t.kind))
+        .collect();
     assert_eq!(
         running,
         vec![
@@ -994,14 +960,7 @@ async fn slas(s: &dyn Store) {
     );
     // Once conf-s4 has warned, its next instant is its breach (T0+3000): after conf-s3's warning.
     sla(s, "conf-s4", T0 + 800, vec![fire(FirstResponse, false)]).await;
-    let running: Vec<String> = ours(
-        ok(s.running_slas().await, "running_slas"),
-        |t| &t.conversation_id,
-        "conf-s",
-    )
-    .into_iter()
-    .map(|t| t.conversation_id)
-    .collect();
+    let running = conversation_ids(our_timers(s.running_slas().await, "running_slas"));
     assert_eq!(
         running,
         vec!["conf-s1", "conf-s3", "conf-s4"],
@@ -1016,14 +975,7 @@ async fn slas(s: &dyn Store) {
             .all(|t| t.stopped_at == Some(T0 + 900)),
         "conformance: Stop(None) stops every timer of the conversation"
     );
-    let breaches: Vec<String> = ours(
-        ok(s.open_sla_breaches().await, "open_sla_breaches"),
-        |t| &t.conversation_id,
-        "conf-s",
-    )
-    .into_iter()
-    .map(|t| t.conversation_id)
-    .collect();
+    let breaches = conversation_ids(our_timers(s.open_sla_breaches().await, "open_sla_breaches"));
     assert_eq!(
         breaches,
         vec!["conf-s2"],
@@ -1179,18 +1131,12 @@ async fn routing(s: &dyn Store) {
         "conformance: routing_records lists queued, offered and assigned conversations by queued_at"
     );
     assert_eq!(
-        ok(
-            s.agent_conversations("conf-ag1").await,
-            "agent_conversations"
-        ),
+        held_by(s, "conf-ag1").await,
         vec!["conf-r1"],
         "conformance: agent_conversations lists what the agent holds"
     );
     assert_eq!(
-        ok(
-            s.agent_conversations("conf-ag2").await,
-            "agent_conversations"
-        ),
+        held_by(s, "conf-ag2").await,
         vec!["conf-r3"],
         "conformance: agent_conversations lists what is offered to the agent"
     );
@@ -1214,11 +1160,7 @@ async fn routing(s: &dyn Store) {
         (Queued, Some(T0 + 1_000), None),
         "conformance: a transfer keeps queued_at"
     );
-    assert!(ok(
-        s.agent_conversations("conf-ag1").await,
-        "agent_conversations"
-    )
-    .is_empty());
+    assert!(held_by(s, "conf-ag1").await.is_empty());
     assert_eq!(
         ok(s.agent_loads().await, "agent_loads").get("conf-ag1"),
         None

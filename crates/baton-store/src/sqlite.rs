@@ -1627,8 +1627,17 @@ mod tests {
     use super::*;
     use baton_domain::Customer;
 
+    fn url_of(path: &Path) -> String {
+        format!("sqlite://{}", path.display())
+    }
+
     fn url(dir: &tempfile::TempDir) -> String {
-        format!("sqlite://{}", dir.path().join("t.db").display())
+        url_of(&dir.path().join("t.db"))
+    }
+
+    fn user_version(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version")
     }
 
     async fn store() -> (Arc<SqliteStore>, tempfile::TempDir) {
@@ -1637,15 +1646,19 @@ mod tests {
         (Arc::new(s), dir)
     }
 
-    fn create(id: &str, at: i64) -> Change {
-        let mut change = Change::at(at);
-        change.conversations.push(ConversationChange::new(
+    fn create_part(id: &str) -> ConversationChange {
+        ConversationChange::new(
             id,
             Guard::Create {
                 customer: Customer::default(),
                 channel: None,
             },
-        ));
+        )
+    }
+
+    fn create(id: &str, at: i64) -> Change {
+        let mut change = Change::at(at);
+        change.conversations.push(create_part(id));
         change
     }
 
@@ -1670,8 +1683,7 @@ mod tests {
 
     #[tokio::test]
     async fn writes_survive_a_reopen_and_a_closed_store_refuses_calls() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = SqliteStore::open(&url(&dir)).await.expect("open");
+        let (s, dir) = store().await;
         s.apply(create("c1", 10)).await.expect("create");
         let applied = s.apply(note("c1", 11, "kept")).await.expect("note");
         s.upsert_user("ana", "$argon2id$x", AccountRole::Supervisor)
@@ -1764,10 +1776,7 @@ mod tests {
              INSERT INTO users (id, password_hash, role, created_at) VALUES ('ana', 'h', 'admin', 1);",
         )
         .expect("rows");
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .expect("version");
-        assert_eq!(version, 0);
+        assert_eq!(user_version(&conn), 0);
     }
 
     #[tokio::test]
@@ -1789,10 +1798,7 @@ mod tests {
             s.close().await;
         }
         let conn = Connection::open(dir.path().join("t.db")).expect("open");
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .expect("version");
-        assert_eq!(version, 3);
+        assert_eq!(user_version(&conn), 3);
     }
 
     #[tokio::test]
@@ -1806,13 +1812,7 @@ mod tests {
         let pending: Vec<Pending> = (0..3)
             .map(|i| {
                 let mut change = note("c1", 2 + i, &big);
-                change.conversations.push(ConversationChange::new(
-                    format!("new-{i}"),
-                    Guard::Create {
-                        customer: Customer::default(),
-                        channel: None,
-                    },
-                ));
+                change.conversations.push(create_part(&format!("new-{i}")));
                 s.submit(change)
             })
             .collect();
@@ -1852,9 +1852,7 @@ mod tests {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
-        let s = SqliteStore::open(&format!("sqlite://{}", db.display()))
-            .await
-            .expect("open");
+        let s = SqliteStore::open(&url_of(&db)).await.expect("open");
         s.apply(create("c1", 1)).await.expect("create");
         // Fill the file system.
         let filler = dir.join("filler");
@@ -1944,7 +1942,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("no").join("such");
         let path = missing.join("baton.db");
-        let e = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        let e = SqliteStore::open(&url_of(&path))
             .await
             .expect_err("missing directory");
         let StoreError::Open(message) = &e else {
@@ -1973,9 +1971,7 @@ mod tests {
             .expect("sqlite:PATH?mode");
         s.apply(create("c1", 1)).await.expect("create");
         s.close().await;
-        let s = crate::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("connect");
+        let s = crate::connect(&url_of(&path)).await.expect("connect");
         assert!(s.conversation("c1").await.expect("read").is_some());
         s.close().await;
         assert!(matches!(
@@ -1993,7 +1989,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
         std::fs::write(&path, vec![b'z'; 8192]).expect("write");
-        match SqliteStore::open(&format!("sqlite://{}", path.display())).await {
+        match SqliteStore::open(&url_of(&path)).await {
             Err(StoreError::Open(m)) => {
                 assert!(m.contains("not a SQLite database"), "{m}");
                 assert!(m.contains(&path.display().to_string()), "{m}");

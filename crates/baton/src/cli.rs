@@ -60,7 +60,8 @@ enum Command {
     /// Measure detection: per-code precision, recall and F1 and the escalation decision on
     /// labelled utterances, or escalation timing on conversations with satisfaction labels.
     Eval(crate::eval::EvalArgs),
-    /// Retrain the learned detection model from the shared datasets and write the model file.
+    /// Retrain the learned detection model from the labelled datasets (Bitext, BANKING77,
+    /// CLINC150, GoEmotions; `--datasets DIR`) and write the model file.
     Train(crate::eval::TrainArgs),
     /// Simulate arrivals against agents with the real routing code and simulated time; writes a
     /// JSON report (service level, waits, abandonment, occupancy, wait-estimate accuracy, and

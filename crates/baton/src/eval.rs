@@ -23,14 +23,15 @@ pub struct EvalArgs {
     /// "rating"?: 1-5, "annotator_ratings"?: [1-5]}), JSON Lines.
     #[arg(required_unless_present = "dataset", conflicts_with = "dataset")]
     input: Option<PathBuf>,
-    /// A shared dataset instead of a file: bitext, banking77, clinc150, goemotions, vader, uss,
+    /// A labelled dataset (from `--datasets DIR`) instead of a file: bitext, banking77, clinc150, goemotions, vader, uss,
     /// or `all`.
     #[arg(long)]
     dataset: Option<String>,
     /// Which split of the dataset: train, validation or test.
     #[arg(long, default_value = "test")]
     split: String,
-    /// The shared datasets folder.
+    /// The labelled datasets folder: one subfolder per set (`banking77`, `clinc150_oos`, ...)
+    /// with `ESCALATION_LABEL_MAP.json` beside them; docs/measurements.md describes it.
     #[arg(long, env = "BATON_DATASETS", default_value = "../shared/datasets")]
     datasets: PathBuf,
     /// Print JSON instead of tables.
@@ -49,7 +50,8 @@ pub struct EvalArgs {
 /// `baton train` options.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// The shared datasets folder.
+    /// The labelled datasets folder: one subfolder per set (`banking77`, `clinc150_oos`, ...)
+    /// with `ESCALATION_LABEL_MAP.json` beside them; docs/measurements.md describes it.
     #[arg(long, env = "BATON_DATASETS", default_value = "../shared/datasets")]
     datasets: PathBuf,
     /// Hand-written seed utterances trained beside the datasets (empty string: none).
