@@ -91,6 +91,10 @@ pub struct Created {
     pub id: String,
     /// Always `ai_active`.
     pub state: HandoffState,
+    /// Input fields that were ignored, and customer attributes that look like a misspelt
+    /// customer field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A claim (`POST .../claim`): the agent owns the conversation.

@@ -479,6 +479,7 @@ impl Service {
             Ok(Created {
                 id: id.to_string(),
                 state: HandoffState::AiActive,
+                warnings: Vec::new(),
             })
         })
         .await

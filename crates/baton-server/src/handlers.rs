@@ -22,6 +22,95 @@ type St = State<Arc<AppState>>;
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+/// A JSON body with the input fields it ignored, each in words, so that a typo (`teir` for
+/// `tier`) is never silent: unknown fields stay accepted (CONTRACTS.md) and are named in the
+/// answer's `warnings`. A customer attribute close to a known customer field is named too.
+pub struct Checked<T>(pub T, pub Vec<String>);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Checked<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::trim)
+            .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
+        if !json {
+            return Err(ApiError::BadRequest {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                code: "unsupported_media_type",
+                message: "send the body with `Content-Type: application/json`".into(),
+            });
+        }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadRequest {
+                status: e.status(),
+                code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    "body_too_large"
+                } else {
+                    "invalid_request"
+                },
+                message: e.body_text(),
+            })?;
+        checked(&body)
+    }
+}
+
+/// Parses `body`, collecting the paths serde ignored.
+fn checked<T: serde::de::DeserializeOwned>(body: &[u8]) -> AppResult<Checked<T>> {
+    let mut ignored = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_ignored::deserialize(&mut de, |path| ignored.push(path.to_string()))
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| ApiError::BadRequest {
+            status: if e.is_data() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            code: "invalid_json",
+            message: format!(
+                "{e}: send one JSON object as /openapi.json describes, and fix the field named above"
+            ),
+        })?;
+    let warnings = ignored
+        .into_iter()
+        .map(|path| format!("`{path}` is not a field here and was ignored"))
+        .collect();
+    Ok(Checked(value, warnings))
+}
+
+/// Warnings for customer attributes that look like a misspelt customer field.
+fn customer_warnings(customer: &Customer) -> Vec<String> {
+    const FIELDS: [&str; 9] = [
+        "id",
+        "name",
+        "tier",
+        "tenure_days",
+        "contacts_same_issue_30d",
+        "deal_value",
+        "language",
+        "email",
+        "account_owner",
+    ];
+    customer
+        .attributes
+        .keys()
+        .filter_map(|key| {
+            let near = FIELDS
+                .iter()
+                .find(|f| strsim::damerau_levenshtein(key, f) <= 2.min(f.len() / 2))?;
+            Some(format!(
+                "`customer.{key}` is kept as a custom attribute, not read as `{near}`: did you mean `{near}`?"
+            ))
+        })
+        .collect()
+}
+
 /// A path parameter whose rejections (bad percent-encoding, invalid UTF-8) are API errors with
 /// a JSON body.
 pub struct ApiPath<T>(pub T);
@@ -124,29 +213,34 @@ struct NewConversation {
 }
 
 pub async fn create_conversation(State(app): St, body: Bytes) -> AppResult<impl IntoResponse> {
-    let req: NewConversation = if body.iter().all(u8::is_ascii_whitespace) {
-        NewConversation::default()
+    let Checked(req, mut warnings) = if body.iter().all(u8::is_ascii_whitespace) {
+        Checked(NewConversation::default(), Vec::new())
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::invalid(format!(
-                "invalid conversation: {e}: send {{\"id\"?, \"customer\"?, \"channel\"?}}"
-            ))
+        checked::<NewConversation>(&body).map_err(|e| match e {
+            ApiError::BadRequest { message, .. } => ApiError::invalid(format!(
+                "invalid conversation: {message}: send {{\"id\"?, \"customer\"?, \"channel\"?}}"
+            )),
+            e => e,
         })?
     };
+    warnings.extend(customer_warnings(&req.customer));
     let id = req.id.as_deref().map(parse_id).transpose()?;
-    let created = app
+    let mut created = app
         .service
         .create_conversation(id, req.customer, req.channel)
         .await?;
+    created.warnings = warnings;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 pub async fn post_turn(
     State(app): St,
     ConversationPath(id): ConversationPath,
-    ApiJson(turn): ApiJson<Turn>,
+    Checked(turn, warnings): Checked<Turn>,
 ) -> AppResult<Json<baton_core::answers::TurnAnswer>> {
-    Ok(Json(app.service.post_turn(id, turn).await?))
+    let mut answer = app.service.post_turn(id, turn).await?;
+    answer.warnings = warnings;
+    Ok(Json(answer))
 }
 
 pub async fn get_conversation(
@@ -525,9 +619,19 @@ pub async fn get_queue(State(app): St, ApiPath(name): ApiPath<String>) -> AppRes
 
 pub async fn upsert_agent(
     State(app): St,
-    ApiJson(agent): ApiJson<Agent>,
-) -> AppResult<Json<Agent>> {
-    Ok(Json(app.service.upsert_agent(agent).await?))
+    Checked(agent, warnings): Checked<Agent>,
+) -> AppResult<Json<AgentAnswer>> {
+    let agent = app.service.upsert_agent(agent).await?;
+    Ok(Json(AgentAnswer { agent, warnings }))
+}
+
+/// The agent as stored, with the input fields that were ignored.
+#[derive(serde::Serialize)]
+pub struct AgentAnswer {
+    #[serde(flatten)]
+    agent: Agent,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 #[derive(Deserialize)]

@@ -214,6 +214,61 @@ mod tests {
         AppState::new(service)
     }
 
+    /// An ignored input field is named in `warnings`, never dropped in silence; the input is
+    /// still accepted.
+    #[tokio::test]
+    async fn ignored_fields_are_named_in_warnings() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = router(state(dir.path()).await);
+        let call = |uri: &str, body: serde_json::Value| {
+            let request = axum::http::Request::builder()
+                .method("POST")
+                .uri(uri)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_string()))
+                .expect("request");
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request).await.expect("response");
+                let status = response.status();
+                let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .expect("body");
+                let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+                (status, body)
+            }
+        };
+        let (status, created) = call(
+            "/v1/conversations",
+            serde_json::json!({"id": "w1", "customer": {"teir": "vip", "plan": "pro"}}),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        let warnings = created["warnings"].to_string();
+        assert!(
+            warnings.contains("customer.teir") && warnings.contains("`tier`"),
+            "{warnings}"
+        );
+        assert!(!warnings.contains("plan"), "{warnings}");
+        let (status, answer) = call(
+            "/v1/conversations/w1/turns",
+            serde_json::json!({"role": "customer", "text": "hello", "txet": "typo"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            answer["warnings"].to_string().contains("`txet`"),
+            "{answer}"
+        );
+        let (_, clean) = call(
+            "/v1/conversations/w1/turns",
+            serde_json::json!({"role": "customer", "text": "thanks"}),
+        )
+        .await;
+        assert!(clean.get("warnings").is_none(), "{clean}");
+    }
+
     /// Every path and method in /openapi.json is served (none reaches the fallback), so the
     /// hand-written document cannot name a route that does not exist.
     #[tokio::test]
