@@ -51,6 +51,10 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 type CoreResult<T> = Result<T, CoreError>;
 
+/// How often the timer pass sends wait updates and looks for agents changed in the store by
+/// another process (ms).
+const SWEEP_MS: Millis = 2000;
+
 /// A source of the current time, in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Now (ms).
@@ -1191,7 +1195,7 @@ impl Service {
         let this = self.clone();
         Self::complete(async move {
             this.routing_command(|r, change, now| {
-                r.d.upsert_agent(agent.clone(), now)?;
+                r.upsert_agent(agent.clone(), now)?;
                 change
                     .agents
                     .push(baton_store::AgentChange::Upsert(agent.clone()));
@@ -1217,7 +1221,7 @@ impl Service {
         let this = self.clone();
         Self::complete(async move {
             this.routing_command(|r, change, now| {
-                r.d.set_presence(&agent_id, status, now)?;
+                r.set_presence(&agent_id, status, now)?;
                 change.agents.push(baton_store::AgentChange::Status {
                     id: agent_id.clone(),
                     status,
@@ -1262,8 +1266,9 @@ impl Service {
     }
 
     /// One pass of the timers at the clock's now: offers that expired, silent agents, queue
-    /// steps, dedicated-agent waits, SLA warnings and breaches, and (every two seconds while
-    /// anyone waits) wait updates. Returns when the next pass is due, if anything is scheduled.
+    /// steps, dedicated-agent waits, SLA warnings and breaches, and every two seconds wait
+    /// updates and agents changed in the store by another process. Returns when the next pass
+    /// is due.
     ///
     /// # Errors
     /// 503 when the pass's change cannot be written (routing is rebuilt from the store then).
@@ -1271,15 +1276,23 @@ impl Service {
         let mut r = self.routing.lock().await;
         let now = self.clock.now();
         let mut change = Change::at(now);
+        let sweep_due = now - r.last_sweep >= SWEEP_MS;
+        if sweep_due {
+            // Agents another process added or changed: routable at once. Every earlier change
+            // has landed first, so what the store says is not older than what routing knows.
+            self.write(Change::at(now)).await?;
+            let stored = self.store.agents().await?;
+            r.take_agents(stored, now);
+        }
         r.d.advance(now);
         r.record(&mut change, now);
         r.fire_slas(&mut change, now);
-        if now - r.last_sweep >= 2000 {
+        if sweep_due {
             r.last_sweep = now;
             let share = self.engine.policy().file.routing.update_change;
             r.announce_waits(&mut change, share);
         }
-        let sweep = (!r.d.waiting_estimates().is_empty()).then_some(r.last_sweep + 2000);
+        let sweep = Some(r.last_sweep + SWEEP_MS);
         let next = [r.d.next_timer(), r.next_sla(), sweep]
             .into_iter()
             .flatten()

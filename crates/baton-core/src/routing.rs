@@ -5,7 +5,7 @@
 //! changes in the order they were decided. When a change fails, the routing state is rebuilt
 //! from the store ([`Routing::rebuild`]), which is the truth.
 
-use baton_domain::{AgentStatus, HandoffState};
+use baton_domain::{Agent, AgentStatus, HandoffState};
 use baton_policy::Policy;
 use baton_route::dispatch::RouteEvent;
 use baton_route::{Dispatcher, Millis, NewConversation, QueueConfig};
@@ -31,6 +31,9 @@ pub(crate) struct Routing {
     pub slas: HashMap<(String, SlaKind), SlaTimer>,
     pub announced: HashMap<String, (usize, u64)>,
     pub last_sweep: Millis,
+    /// Every agent as routing knows it (presence included), to notice agents another process
+    /// added or changed in the store.
+    pub agents: HashMap<String, Agent>,
 }
 
 /// A routing event without a state change.
@@ -53,6 +56,7 @@ impl Routing {
             slas: HashMap::new(),
             announced: HashMap::new(),
             last_sweep: 0,
+            agents: HashMap::new(),
         }
     }
 
@@ -70,7 +74,7 @@ impl Routing {
     ) -> Result<(Self, Change), StoreError> {
         let mut r = Self::new(policy);
         for agent in store.agents().await? {
-            if let Err(e) = r.d.upsert_agent(agent, now) {
+            if let Err(e) = r.upsert_agent(agent, now) {
                 tracing::warn!(error = %e, "stored agent not restored");
             }
         }
@@ -111,6 +115,44 @@ impl Routing {
         let mut change = Change::at(now);
         r.record(&mut change, now);
         Ok((r, change))
+    }
+
+    /// Adds or replaces an agent.
+    pub fn upsert_agent(
+        &mut self,
+        agent: Agent,
+        now: Millis,
+    ) -> Result<(), baton_route::RouteError> {
+        self.d.upsert_agent(agent.clone(), now)?;
+        self.agents.insert(agent.id.to_string(), agent);
+        Ok(())
+    }
+
+    /// Sets an agent's presence.
+    pub fn set_presence(
+        &mut self,
+        id: &str,
+        status: AgentStatus,
+        now: Millis,
+    ) -> Result<(), baton_route::RouteError> {
+        self.d.set_presence(id, status, now)?;
+        if let Some(a) = self.agents.get_mut(id) {
+            a.status = status;
+        }
+        Ok(())
+    }
+
+    /// Takes in agents that differ in the store from what routing knows (added or changed by
+    /// another process, such as `baton agents add` while the server runs).
+    pub fn take_agents(&mut self, stored: Vec<Agent>, now: Millis) {
+        for agent in stored {
+            if self.agents.get(agent.id.as_str()) != Some(&agent) {
+                tracing::info!(agent = %agent.id, "agent changed in the store: routing takes it in");
+                if let Err(e) = self.upsert_agent(agent, now) {
+                    tracing::warn!(error = %e, "stored agent not taken in");
+                }
+            }
+        }
     }
 
     /// Enters a conversation that just escalated (its own part of `change` already moves it to
@@ -342,6 +384,9 @@ impl Routing {
                     }
                     RouteEvent::AgentAway { agent, why } => {
                         tracing::info!(%agent, %why, "agent set away");
+                        if let Some(a) = self.agents.get_mut(&agent) {
+                            a.status = AgentStatus::Away;
+                        }
                         change.agents.push(AgentChange::Status {
                             id: agent,
                             status: AgentStatus::Away,

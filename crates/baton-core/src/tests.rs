@@ -225,6 +225,9 @@ async fn offers_expire_and_sla_timers_fire_on_simulated_time() {
     let answer = escalated(&f, "c1").await;
     assert_eq!(answer.state, HandoffState::Offered);
     assert_eq!(answer.agent_id.as_deref(), Some("ana"));
+    // Offered at once, in the same change that escalated it: it still joined the queue.
+    let record = f.service.conversation(&id("c1")).await.expect("c1");
+    assert_eq!(record.queued_at, Some(START), "{record:?}");
     // Nothing is due yet.
     f.service.tick().await.expect("tick");
     assert_eq!(
@@ -402,4 +405,29 @@ fn the_session_cache_drops_idle_slots_least_recently_used_first() {
             .slots
             .contains_key("c9"));
     });
+}
+
+#[tokio::test]
+async fn an_agent_added_by_another_process_is_routable_at_the_next_sweep() {
+    let f = fixture().await;
+    escalated(&f, "c1").await;
+    // `baton agents add` writes to the same file while the server runs.
+    let other = baton_store::connect(&f.url)
+        .await
+        .expect("second connection");
+    let mut change = Change::at(START);
+    change
+        .agents
+        .push(baton_store::AgentChange::Upsert(agent("ana")));
+    other.apply(change).await.expect("added elsewhere");
+    f.service.tick().await.expect("tick");
+    f.clock.advance(SWEEP_MS);
+    f.service.tick().await.expect("tick");
+    let record = f.service.conversation(&id("c1")).await.expect("c1");
+    assert_eq!(
+        (record.state, record.agent_id.as_deref()),
+        (HandoffState::Offered, Some("ana")),
+        "{record:?}"
+    );
+    f.service.audit().await.expect("agree");
 }

@@ -305,8 +305,9 @@ pub struct NewEvent {
 /// The conversation's fields after a change.
 ///
 /// Besides these fields, writing an update sets `updated_at` to [`Change::at`] and keeps the
-/// routing times: `queued_at` is set when the state becomes `queued` from a state outside
-/// routing (a transfer or re-offer between `queued`, `offered` and `assigned` keeps it),
+/// routing times: `queued_at` is set when the state enters routing (`queued`, `offered` or
+/// `assigned`, also straight from `ai_active` when an agent is offered it at once) from a state
+/// outside it (a transfer or re-offer between the three keeps it),
 /// `offered_at` whenever the state becomes `offered`, `assigned_at` when it becomes `assigned`
 /// from another state, and `resolved_at` when it becomes `resolved`.
 #[derive(Debug, Clone, PartialEq)]

@@ -825,7 +825,7 @@ fn update_conversation(
             state = ?1, queue = ?2, priority = ?3, agent_id = ?4,
             brief = COALESCE(?5, brief), disposition = COALESCE(?6, disposition),
             language = COALESCE(?7, language), requested_agent = COALESCE(?8, requested_agent),
-            queued_at = CASE WHEN ?1 = 'queued' AND state NOT IN ('queued', 'offered', 'assigned') THEN ?9 ELSE queued_at END,
+            queued_at = CASE WHEN ?1 IN ('queued', 'offered', 'assigned') AND state NOT IN ('queued', 'offered', 'assigned') THEN ?9 ELSE queued_at END,
             offered_at = CASE WHEN ?1 = 'offered' THEN ?9 ELSE offered_at END,
             assigned_at = CASE WHEN ?1 = 'assigned' AND state != 'assigned' THEN ?9 ELSE assigned_at END,
             resolved_at = CASE WHEN ?1 = 'resolved' THEN ?9 ELSE resolved_at END,
