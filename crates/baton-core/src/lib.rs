@@ -462,6 +462,7 @@ impl Service {
     /// # Errors
     /// [`CoreError::Conflict`] (`conversation_exists`) when the id is taken;
     /// [`CoreError::Unavailable`] when storage cannot write.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "create_conversation"))]
     pub async fn create_conversation(
         self: &Arc<Self>,
         id: Option<ConversationId>,
@@ -497,6 +498,7 @@ impl Service {
     /// 422 for an empty turn or an unknown `target_queue`; 404 for an unknown conversation;
     /// 409 `ai_locked_out`, `not_owner` or `client_turn_id_reused`; 503 when storage cannot
     /// write.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "post_turn", conversation = %id))]
     pub async fn post_turn(
         self: &Arc<Self>,
         id: ConversationId,
@@ -805,6 +807,7 @@ impl Service {
     ///
     /// # Errors
     /// 404 for an unknown agent or conversation; 409 `not_waiting` or `not_eligible`; 503.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "claim", conversation = %id))]
     pub async fn claim(
         self: &Arc<Self>,
         id: ConversationId,
@@ -848,6 +851,7 @@ impl Service {
     ///
     /// # Errors
     /// 404 for an unknown agent; 409 `not_offered`; 503.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "decline", conversation = %id))]
     pub async fn decline(
         self: &Arc<Self>,
         id: ConversationId,
@@ -873,6 +877,7 @@ impl Service {
     ///
     /// # Errors
     /// 422 for an empty text; 404; 409 `not_owner`; 503.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "reply", conversation = %id))]
     pub async fn reply(
         self: &Arc<Self>,
         id: ConversationId,
@@ -895,6 +900,7 @@ impl Service {
     ///
     /// # Errors
     /// 400 for an empty note; 404; 503.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "note", conversation = %id))]
     pub async fn note(
         self: &Arc<Self>,
         id: ConversationId,
@@ -970,6 +976,7 @@ impl Service {
     ///
     /// # Errors
     /// 400 without a disposition; 404; 409 `not_owner`; 503.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "resolve", conversation = %id))]
     pub async fn resolve(
         self: &Arc<Self>,
         id: ConversationId,
@@ -1009,6 +1016,7 @@ impl Service {
     ///
     /// # Errors
     /// 404; 409 `not_owner`; 503.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "handback", conversation = %id))]
     pub async fn handback(
         self: &Arc<Self>,
         id: ConversationId,
@@ -1044,6 +1052,7 @@ impl Service {
     ///
     /// # Errors
     /// 400 for an unknown `via`; 404; 409 `invalid_transition`; 503.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "followup", conversation = %id))]
     pub async fn followup(
         self: &Arc<Self>,
         id: ConversationId,
@@ -1095,6 +1104,7 @@ impl Service {
     ///
     /// # Errors
     /// 404 for an unknown queue or agent; 409 `not_owner`; 503.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "transfer", conversation = %id))]
     pub async fn transfer(
         self: &Arc<Self>,
         id: ConversationId,
@@ -1183,6 +1193,7 @@ impl Service {
     /// # Errors
     /// 400 for a capacity of 0 or an empty name; 409 when the capacity is below what the agent
     /// holds; 503.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "upsert_agent"))]
     pub async fn upsert_agent(self: &Arc<Self>, agent: Agent) -> CoreResult<Agent> {
         if agent.capacity == 0 {
             return Err(CoreError::BadRequest("`capacity` is 0: give the number of conversations the agent can hold at once, at least 1".into()));
@@ -1212,6 +1223,7 @@ impl Service {
     ///
     /// # Errors
     /// 404 for an unknown agent; 503.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "set_presence", agent = %agent_id))]
     pub async fn set_presence(
         self: &Arc<Self>,
         agent_id: String,
@@ -1238,6 +1250,7 @@ impl Service {
     ///
     /// # Errors
     /// 400 for a score outside 1 to 5; 404; 503.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "rate", conversation = %id))]
     pub async fn rate(self: &Arc<Self>, id: ConversationId, score: u8) -> CoreResult<Rated> {
         if !(1..=5).contains(&score) {
             return Err(CoreError::BadRequest(format!(
