@@ -16,8 +16,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from batonlib import (Client, Server, count_stored, create_conversations, customer_turn, finish,  # noqa: E402
-                      lost_and_duplicated, print_fields, start_client, start_threads)
+from batonlib import (Client, Server, client_turns, count_stored, create_conversations, customer_turn,  # noqa: E402
+                      finish, lost_and_duplicated, print_fields, start_client, start_threads)
 
 E = os.environ.get
 DIR = E("DISKFULL_DIR") or sys.exit("diskfull: set DISKFULL_DIR (diskfull.sh mounts a tmpfs)")
@@ -57,11 +57,7 @@ def main():
         def client(w):
             r = random.Random(rng.random())
             cl = Client(port, timeout=15)
-            k = 0
-            while not stop.is_set():
-                k += 1
-                cid = r.choice(convs)
-                ctid = f"df-{w}-{k}"
+            for cid, ctid in client_turns(r, convs, f"df-{w}", stop):
                 text = "my order " + str(r.randrange(10 ** 6)) + " " + " ".join(
                     r.choice(["parcel", "late", "where", "is", "the", "box", "delivery", "please", "help"]) for _ in range(150))
                 turn = customer_turn(text, ctid, escalate=r.random() < 0.05)

@@ -20,9 +20,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from batonlib import (Client, Server, add_agents, agent_skills, count_stored, create_conversations,  # noqa: E402
-                      customer_turn, lost_and_duplicated, remove_work_dir, sla_running_first_response,
-                      start_client, start_threads, stored_turns)
+from batonlib import (Client, Server, add_agents, agent_skills, client_turns, count_stored,  # noqa: E402
+                      create_conversations, customer_turn, lost_and_duplicated, remove_work_dir,
+                      report_stored_twice_or_refused, sla_running_first_response, start_client, start_threads,
+                      stored_turns)
 
 E = os.environ.get
 TRIALS = int(E("TRIALS", "20"))
@@ -54,11 +55,7 @@ def trial(n, rng, tmp):
         def client(w):
             r = random.Random(rng.random())
             cl = Client(port, timeout=10)
-            k = 0
-            while not stop.is_set():
-                k += 1
-                cid = r.choice(convs)
-                ctid = f"t{n}-{w}-{k}"
+            for cid, ctid in client_turns(r, convs, f"t{n}-{w}", stop):
                 if r.randrange(100) < ESC_PCT:
                     turn = customer_turn("", ctid, escalate=True)
                 else:
@@ -104,10 +101,7 @@ def trial(n, rng, tmp):
         unacked_stored = sum(1 for k in unacked if stored.get(k, 0) == 1)
         for k in lost[:3]:
             problems.append(f"acknowledged turn {k} ({acked[k][0]}) lost")
-        for k in dup[:3]:
-            problems.append(f"turn {k} stored {stored[k]} times")
-        for k in rejected_stored[:3]:
-            problems.append(f"turn {k} answered {rejected[k][2]} but stored")
+        report_stored_twice_or_refused(problems, stored, dup, rejected_stored, rejected)
         # Retry the unacknowledged ones, unchanged.
         retry_fail = 0
         for ctid, (cid, turn) in unacked.items():

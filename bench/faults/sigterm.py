@@ -21,8 +21,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from batonlib import (Client, Server, add_agents, agent_skills, count_stored, create_conversations,  # noqa: E402
                       customer_turn, finish, lost_and_duplicated, print_fields, remove_work_dir,
-                      sla_running_first_response, start_client, start_helper, start_threads, stop_helper,
-                      wait_ready)
+                      report_stored_twice_or_refused, sla_running_first_response, start_client, start_helper,
+                      start_threads, stop_helper, wait_ready)
 
 E = os.environ.get
 STREAMS = int(E("STREAMS", "50"))
@@ -126,10 +126,7 @@ def main():
         unacked_stored = [k for k in unacked if stored.get(k, 0)]
         for k in lost[:3]:
             problems.append(f"acknowledged turn {k} lost")
-        for k in dup[:3]:
-            problems.append(f"turn {k} stored {stored[k]} times")
-        for k in rej_stored[:3]:
-            problems.append(f"turn {k} answered {rejected[k][2]} but stored")
+        report_stored_twice_or_refused(problems, stored, dup, rej_stored, rejected)
         # Every client had stopped long before any SIGKILL, so a stored turn that its client never
         # saw answered was written and then dropped on the way out.
         for k in unacked_stored[:3]:

@@ -261,6 +261,15 @@ def customer_turn(text: str, client_turn_id: str | None = None, escalate: bool =
     return turn
 
 
+def client_turns(r, convs: list[str], tag: str, stop):
+    """A driving client's turns until `stop` is set: (conversation picked by `r`, client_turn_id TAG-k)
+    for k = 1, 2, …"""
+    k = 0
+    while not stop.is_set():
+        k += 1
+        yield r.choice(convs), f"{tag}-{k}"
+
+
 def start_threads(target, n: int, daemon: bool = False) -> list:
     """Starts `n` threads running target(0) … target(n-1)."""
     threads = [threading.Thread(target=target, args=(w,), daemon=daemon) for w in range(n)]
@@ -307,6 +316,15 @@ def count_stored(c: Client, convs, problems: list[str], each=None) -> dict[str, 
 def lost_and_duplicated(acked, stored: dict[str, int]) -> tuple[list, list]:
     """The acknowledged client_turn_ids not stored, and the ids stored more than once."""
     return [k for k in acked if stored.get(k, 0) == 0], [k for k, v in stored.items() if v > 1]
+
+
+def report_stored_twice_or_refused(problems: list[str], stored: dict[str, int], dup, rejected_stored, rejected):
+    """Up to three examples each: turns stored more than once, and turns answered non-2xx (rejected:
+    id -> (conversation, turn, status, …)) but stored."""
+    for k in dup[:3]:
+        problems.append(f"turn {k} stored {stored[k]} times")
+    for k in rejected_stored[:3]:
+        problems.append(f"turn {k} answered {rejected[k][2]} but stored")
 
 
 def start_helper(script: str, args: list[str], ready: str) -> subprocess.Popen:

@@ -136,7 +136,8 @@ fn update(state: HandoffState, queue: Option<&str>, agent: Option<&str>) -> Conv
     }
 }
 
-fn create_part(id: &str) -> ConversationChange {
+/// A part creating `id` with a default customer and no channel.
+pub(crate) fn create_part(id: &str) -> ConversationChange {
     ConversationChange::new(
         id,
         Guard::Create {

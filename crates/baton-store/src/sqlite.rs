@@ -1625,7 +1625,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_domain::Customer;
+    use crate::conformance::create_part;
 
     fn url_of(path: &Path) -> String {
         format!("sqlite://{}", path.display())
@@ -1644,16 +1644,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = SqliteStore::open(&url(&dir)).await.expect("open");
         (Arc::new(s), dir)
-    }
-
-    fn create_part(id: &str) -> ConversationChange {
-        ConversationChange::new(
-            id,
-            Guard::Create {
-                customer: Customer::default(),
-                channel: None,
-            },
-        )
     }
 
     fn create(id: &str, at: i64) -> Change {
