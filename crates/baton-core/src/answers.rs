@@ -13,7 +13,7 @@ fn is_false(b: &bool) -> bool {
 /// The answer to a turn (`POST /v1/conversations/{id}/turns`): the decision, its
 /// explanation, where the handoff stands, and what to tell the customer. Stored with the turn
 /// and returned unchanged to a retry with the same `client_turn_id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TurnAnswer {
     /// The conversation.
     pub conversation_id: String,
@@ -85,7 +85,7 @@ pub struct TurnAnswer {
 }
 
 /// A new conversation (`POST /v1/conversations`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Created {
     /// Its id (generated when none was given).
     pub id: String,
@@ -98,7 +98,7 @@ pub struct Created {
 }
 
 /// A claim (`POST .../claim`): the agent owns the conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Claimed {
     /// The conversation.
     pub conversation_id: String,
@@ -113,7 +113,7 @@ pub struct Claimed {
 }
 
 /// A declined offer (`POST .../decline`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Declined {
     /// The conversation.
     pub conversation_id: String,
@@ -122,7 +122,7 @@ pub struct Declined {
 }
 
 /// An agent's message to the customer (`POST .../reply`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Replied {
     /// The conversation.
     pub conversation_id: String,
@@ -137,7 +137,7 @@ pub struct Replied {
 }
 
 /// An internal note (`POST .../notes`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Noted {
     /// The conversation.
     pub conversation_id: String,
@@ -146,7 +146,7 @@ pub struct Noted {
 }
 
 /// A resolution (`POST .../resolve`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resolved {
     /// The conversation.
     pub conversation_id: String,
@@ -159,7 +159,7 @@ pub struct Resolved {
 }
 
 /// A hand-back to the AI (`POST .../handback`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HandedBack {
     /// The conversation.
     pub conversation_id: String,
@@ -172,7 +172,7 @@ pub struct HandedBack {
 }
 
 /// A transfer (`POST .../transfer`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Transferred {
     /// The conversation.
     pub conversation_id: String,
@@ -183,7 +183,7 @@ pub struct Transferred {
 }
 
 /// The async path (`POST .../followup`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FollowedUp {
     /// The conversation.
     pub conversation_id: String,
@@ -199,7 +199,7 @@ pub struct FollowedUp {
 }
 
 /// A presence change (`POST /v1/agents/{agent}/presence`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PresenceSet {
     /// The agent.
     pub agent_id: String,
@@ -208,7 +208,7 @@ pub struct PresenceSet {
 }
 
 /// A customer's rating of the human part (the widget's `rate`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rated {
     /// The conversation.
     pub conversation_id: String,

@@ -48,6 +48,22 @@ impl CoreError {
         }
     }
 
+    /// Whether a command that failed with this may have left its session changed in memory
+    /// (a write that failed, or a fault): the session is then dropped and loaded again from
+    /// the store. Every refusal a command makes before it changes anything is another variant
+    /// or code.
+    pub(crate) fn taints_session(&self) -> bool {
+        matches!(
+            self,
+            CoreError::Unavailable(_)
+                | CoreError::Internal(_)
+                | CoreError::Conflict {
+                    code: "state_changed",
+                    ..
+                }
+        )
+    }
+
     /// A 422 with `code`.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         CoreError::Invalid {

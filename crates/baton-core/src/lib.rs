@@ -436,7 +436,9 @@ impl Service {
     }
 
     /// Runs `f` on conversation `id`'s session (loaded if needed), under its slot lock, on a
-    /// task of its own (see [`Service::complete`]).
+    /// task of its own (see [`Service::complete`]). Commands change the session in place; when
+    /// `f` fails after it may have changed it ([`CoreError::taints_session`]), the session is
+    /// dropped, to be loaded again from the store.
     async fn session_command<T, F>(self: &Arc<Self>, id: ConversationId, f: F) -> CoreResult<T>
     where
         T: Send + 'static,
@@ -452,7 +454,11 @@ impl Service {
             let session = guard
                 .as_mut()
                 .ok_or_else(|| internal("session slot empty after load"))?;
-            f(&this, session).await
+            let result = f(&this, session).await;
+            if result.as_ref().is_err_and(CoreError::taints_session) {
+                *guard = None;
+            }
+            result
         })
         .await
     }
@@ -542,117 +548,138 @@ impl Service {
                 return serde_json::from_value(answer).map_err(internal);
             }
         }
-        let prepare = |session: &Session| -> CoreResult<(Session, TurnOutcome)> {
-            self.engine
-                .check(session, &turn)
-                .map_err(|e| CoreError::conflict("ai_locked_out", e.to_string()))?;
-            if turn.role == Role::Agent {
-                require_owner(session, turn.agent_id.as_deref().unwrap_or_default())?;
-            }
-            let mut next = session.clone();
-            let outcome = self.engine.process(&mut next, turn.clone());
-            Ok((next, outcome))
-        };
+        // A conversation in routing takes its routing fields from routing first; one that is
+        // not can only be moved by its own commands, which hold its slot.
         let routed = in_routing(session.state);
-        let early = if routed {
-            None
+        let mut lock = if routed {
+            let r = self.routing.lock().await;
+            Self::sync(session, &r);
+            Some(r)
         } else {
-            Some(prepare(session)?)
+            None
         };
-        if let Some((next, outcome)) = early.as_ref().filter(|(_, o)| o.route.is_none()) {
+        self.engine
+            .check(session, &turn)
+            .map_err(|e| CoreError::conflict("ai_locked_out", e.to_string()))?;
+        if turn.role == Role::Agent {
+            require_owner(session, turn.agent_id.as_deref().unwrap_or_default())?;
+        }
+        // From here the session changes in place: an error evicts it (`taints_session`), and
+        // it is loaded again from the store, which is the truth.
+        let before = session.state;
+        let outcome = self.engine.process(session, turn.clone());
+        let mut answer = self.answer(session, &outcome);
+        let mut change = self.turn_change(before, session, &turn, &outcome, self.clock.now())?;
+        if lock.is_none() && outcome.route.is_none() {
             // A routine turn: no routing involved.
-            let now = self.clock.now();
-            let answer = self.answer(next, outcome);
-            let mut change = self.turn_change(session, next, &turn, outcome, now)?;
             store_answer(&mut change, &answer)?;
             self.write(change).await?;
-            *session = next.clone();
             return Ok(answer);
         }
-        let mut r = self.routing.lock().await;
-        let now = self.clock.now();
-        Self::sync(session, &r);
-        let (mut next, outcome) = match early {
-            Some(prepared) => prepared,
-            None => prepare(session)?,
+        let mut r = match lock.take() {
+            Some(r) => r,
+            None => self.routing.lock().await,
         };
-        let mut answer = self.answer(&next, &outcome);
-        let mut change = self.turn_change(session, &next, &turn, &outcome, now)?;
+        let now = self.clock.now();
+        change.at = now;
+        if let Err(e) = self.route_turn(
+            &mut r,
+            session,
+            &turn,
+            &outcome,
+            routed,
+            &mut answer,
+            &mut change,
+            now,
+        ) {
+            drop(r);
+            self.resync().await;
+            return Err(e);
+        }
+        store_answer(&mut change, &answer)?;
+        let pending = self.write(change);
+        drop(r);
+        self.settle(pending).await?;
+        Ok(answer)
+    }
+
+    /// What routing does with a processed turn, into its change and answer.
+    #[allow(clippy::too_many_arguments)]
+    fn route_turn(
+        &self,
+        r: &mut Routing,
+        session: &mut Session,
+        turn: &Turn,
+        outcome: &TurnOutcome,
+        routed: bool,
+        answer: &mut TurnAnswer,
+        change: &mut Change,
+        now: Millis,
+    ) -> CoreResult<()> {
         let id = session.id.to_string();
-        let queue = next
+        let policy = self.engine.policy();
+        let queue = session
             .queue
             .as_deref()
-            .and_then(|q| self.engine.policy().queue(q))
+            .and_then(|q| policy.queue(q))
             .cloned();
         if let Some(route) = &outcome.route {
             let new = baton_route::NewConversation {
                 id: id.clone(),
                 queue: route.queue.clone(),
                 priority: route.priority,
-                language: next.detect.language.clone(),
-                owner: next.requested_agent.clone(),
+                language: session.detect.language.clone(),
+                owner: session.requested_agent.clone(),
                 queued_at: now,
                 why: route.why.clone(),
             };
-            r.enter(new, now)?;
-            r.record(&mut change, now);
-            self.describe_placement(&mut r, &next, &mut answer, now);
+            r.enter(new, now).map_err(internal)?;
+            r.record(change, now);
+            self.describe_placement(r, session, answer, now);
             if let Some(q) = &queue {
                 r.start_sla(
-                    &mut change,
-                    self.engine.policy(),
+                    change,
+                    policy,
                     &id,
                     q,
                     (SlaKind::FirstResponse, q.sla_seconds),
                     now,
                 );
             }
-        } else if routed && !in_routing(next.state) {
+        } else if routed && !in_routing(session.state) {
             // The customer cancelled back to the AI.
-            r.leave(&mut change, &id, false, now);
-        } else if next.state == HandoffState::Assigned && turn.role == Role::Customer {
-            r.d.customer_wrote(&id, now)?;
+            r.leave(change, &id, false, now);
+        } else if session.state == HandoffState::Assigned && turn.role == Role::Customer {
+            r.d.customer_wrote(&id, now).map_err(internal)?;
             if let Some(q) = queue
                 .as_ref()
                 .filter(|q| q.next_response_sla_seconds.is_some())
             {
                 let secs = q.next_response_sla_seconds.unwrap_or(q.sla_seconds);
-                r.start_sla(
-                    &mut change,
-                    self.engine.policy(),
-                    &id,
-                    q,
-                    (SlaKind::NextResponse, secs),
-                    now,
-                );
+                r.start_sla(change, policy, &id, q, (SlaKind::NextResponse, secs), now);
             }
-            r.record(&mut change, now);
-        } else if next.state == HandoffState::Assigned && turn.role == Role::Agent {
-            r.d.agent_replied(&id)?;
-            r.stop_sla(&mut change, &id, None);
-            r.record(&mut change, now);
-        } else if next.state.is_waiting() {
+            r.record(change, now);
+        } else if session.state == HandoffState::Assigned && turn.role == Role::Agent {
+            r.d.agent_replied(&id).map_err(internal)?;
+            r.stop_sla(change, &id, None);
+            r.record(change, now);
+        } else if session.state.is_waiting() {
             if let (Some(p), Some(w)) = (r.d.position(&id), r.d.estimate(&id)) {
                 answer.position = Some(p);
                 answer.estimated_wait_seconds = Some(w.quoted_seconds);
                 answer.expected_wait_seconds = Some(w.expected_seconds);
             }
         }
-        Self::sync(&mut next, &r);
+        Self::sync(session, r);
         if outcome.route.is_some() {
-            answer.state = next.state;
-            answer.ai_may_reply = next.state.ai_may_reply();
-            answer.agent_id = next
+            answer.state = session.state;
+            answer.ai_may_reply = session.state.ai_may_reply();
+            answer.agent_id = session
                 .agent
                 .clone()
-                .filter(|_| next.state != HandoffState::Queued);
+                .filter(|_| session.state != HandoffState::Queued);
         }
-        store_answer(&mut change, &answer)?;
-        let pending = self.write(change);
-        drop(r);
-        self.settle(pending).await?;
-        *session = next;
-        Ok(answer)
+        Ok(())
     }
 
     /// The answer to a processed turn, before routing adds to it.
@@ -694,13 +721,13 @@ impl Service {
     /// event (consoles and widgets fetch it) and the transitions.
     fn turn_change(
         &self,
-        before: &Session,
+        before: HandoffState,
         next: &Session,
         turn: &Turn,
         o: &TurnOutcome,
         now: Millis,
     ) -> CoreResult<Change> {
-        let mut part = ConversationChange::new(before.id.as_str(), Guard::State(before.state));
+        let mut part = ConversationChange::new(next.id.as_str(), Guard::State(before));
         part.turn = Some(NewTurn {
             seq: o.turn,
             turn: turn.clone(),
@@ -829,12 +856,10 @@ impl Service {
                     .map_err(|e| CoreError::conflict("not_eligible", e.to_string()))?;
                 let mut change = Change::at(now);
                 r.record(&mut change, now);
-                let mut next = session.clone();
-                Self::sync(&mut next, &r);
+                Self::sync(session, &r);
                 let pending = this.write(change);
                 drop(r);
                 this.settle(pending).await?;
-                *session = next;
                 Ok(Claimed {
                     conversation_id: session.id.to_string(),
                     state: HandoffState::Assigned,
@@ -949,11 +974,11 @@ impl Service {
             require_owner(session, agent)?;
         }
         let before = session.state;
-        let mut next = session.clone();
-        let t = transition(&mut next, to, actor, reason)
+        // A refused transition changes nothing; from here the session changes in place.
+        let t = transition(session, to, actor, reason)
             .map_err(|e| CoreError::conflict("invalid_transition", e.to_string()))?;
         let mut part = ConversationChange::new(session.id.as_str(), Guard::State(before));
-        part.update = Some(update_of(&next, disposition, false));
+        part.update = Some(update_of(session, disposition, false));
         part.events = transition_events(&[t]);
         let mut change = Change::at(now);
         change.conversations.push(part);
@@ -968,7 +993,6 @@ impl Service {
         let pending = self.write(change);
         drop(r);
         self.settle(pending).await?;
-        *session = next;
         Ok(())
     }
 
@@ -1138,23 +1162,24 @@ impl Service {
                     text.as_deref()
                         .map_or_else(String::new, |t| format!(": {t}"))
                 );
-                let mut next = session.clone();
-                if let Some(to) = &to_agent {
-                    next.requested_agent = Some(to.clone());
-                }
+                // A refused transition changes nothing; from here the session changes in place.
                 let t = transition(
-                    &mut next,
+                    session,
                     HandoffState::Queued,
                     &format!("agent:{agent_id}"),
                     &why,
                 )
                 .map_err(|e| CoreError::conflict("invalid_transition", e.to_string()))?;
-                next.queue = Some(target.name.clone());
+                if let Some(to) = &to_agent {
+                    session.requested_agent = Some(to.clone());
+                }
+                session.queue = Some(target.name.clone());
                 let sid = session.id.to_string();
-                r.d.transfer(&sid, &target.name, to_agent.as_deref(), now)?;
+                r.d.transfer(&sid, &target.name, to_agent.as_deref(), now)
+                    .map_err(internal)?;
                 let mut part =
                     ConversationChange::new(sid.as_str(), Guard::State(HandoffState::Assigned));
-                part.update = Some(update_of(&next, None, false));
+                part.update = Some(update_of(session, None, false));
                 part.events = transition_events(&[t]);
                 let mut change = Change::at(now);
                 change.conversations.push(part);
@@ -1173,11 +1198,10 @@ impl Service {
                     now,
                 );
                 r.record(&mut change, now);
-                Self::sync(&mut next, &r);
+                Self::sync(session, &r);
                 let pending = this.write(change);
                 drop(r);
                 this.settle(pending).await?;
-                *session = next;
                 Ok(Transferred {
                     conversation_id: session.id.to_string(),
                     state: session.state,
