@@ -4,7 +4,7 @@ use crate::AgentId;
 use serde::{Deserialize, Serialize};
 
 /// An agent's presence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentStatus {
     /// Available for new conversations.
@@ -26,7 +26,7 @@ pub const MAX_LEVEL: u8 = 5;
 /// On the wire either a plain name, `"billing"` (proficiency 1), or an object,
 /// `{"name": "billing", "level": 4}`. A `level` outside 1 to 5 is refused when the skill is
 /// read, with a [`SkillLevelError`] as the serde error's message.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "SkillWire")]
 pub struct Skill {
     /// The skill's name, e.g. `billing`, `vip`.
@@ -102,7 +102,7 @@ impl From<&str> for Skill {
 }
 
 /// A human agent with skills, languages and a capacity (concurrent conversations).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Agent {
     /// The agent's id.
     pub id: AgentId,

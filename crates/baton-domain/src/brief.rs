@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 pub const BRIEF_SCHEMA_VERSION: &str = "1.0";
 
 /// One line of the transcript.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 pub struct TranscriptLine {
     /// 0-based turn index in the conversation.
     pub turn: usize,
@@ -19,7 +21,9 @@ pub struct TranscriptLine {
 }
 
 /// An escalation reason with its human text and the evidence behind it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 pub struct BriefReason {
     /// The code.
     pub code: ReasonCode,
@@ -32,7 +36,9 @@ pub struct BriefReason {
 }
 
 /// Sentiment at handoff and how it moved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 pub struct SentimentSummary {
     /// VADER compound of the last customer turn, in `[-1, 1]`.
     pub at_handoff: f64,
@@ -43,7 +49,18 @@ pub struct SentimentSummary {
 }
 
 /// Kinds of entity the extractor finds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKind {
     /// An order number.
@@ -63,7 +80,9 @@ pub enum EntityKind {
 }
 
 /// An entity found in the customer's turns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 pub struct Entity {
     /// What kind of entity.
     pub kind: EntityKind,
@@ -77,7 +96,9 @@ pub struct Entity {
 }
 
 /// Something the AI already suggested or tried, so the agent does not repeat it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 pub struct AttemptedSolution {
     /// The AI turn it came from.
     pub turn: usize,
@@ -91,7 +112,9 @@ pub struct AttemptedSolution {
 }
 
 /// Who the customer is, as far as Baton knows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 pub struct CustomerContext {
     /// Customer id.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,7 +143,9 @@ pub struct CustomerContext {
 }
 
 /// The handoff brief, versioned by [`BRIEF_SCHEMA_VERSION`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 pub struct Brief {
     /// [`BRIEF_SCHEMA_VERSION`].
     pub schema_version: String,

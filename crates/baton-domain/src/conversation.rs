@@ -8,7 +8,18 @@ use serde::{Deserialize, Serialize};
 pub const MAX_TURN_TEXT_BYTES: usize = 16 * 1024;
 
 /// Who wrote a turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The customer.
@@ -31,7 +42,7 @@ impl Role {
 }
 
 /// A user-interface action that came with a turn instead of, or beside, typed text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnAction {
     /// The customer pressed "talk to a person".
@@ -96,7 +107,7 @@ struct RawTurn {
 /// AI turns may carry the AI's own view: `ai_confidence` and `kb_similarity` (both in `[0, 1]`),
 /// the `kb_articles` it used, and the flags `ai_requested` (it decided to hand off),
 /// `policy_block` (a guardrail blocked it) and `tool_failure` (a tool it called failed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "RawTurn")]
 pub struct Turn {
     /// Who wrote the turn.
@@ -213,7 +224,7 @@ impl Turn {
 
 /// What Baton knows about the customer, from the bot or a CRM (CONTRACTS.md). Every field is
 /// optional; fields not named here are kept in `attributes` for policy conditions.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Customer {
     /// The customer's id in the client's systems.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,7 +4,18 @@ use crate::ReasonCode;
 use serde::{Deserialize, Serialize};
 
 /// How the AI and humans share a conversation (DESIGN.md section 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Routine and low risk: the AI handles it alone.
@@ -16,7 +27,7 @@ pub enum Mode {
 }
 
 /// How much one signal added to a decision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Contribution {
     /// The signal's code.
     pub code: ReasonCode,
@@ -33,7 +44,7 @@ pub struct Contribution {
 }
 
 /// A policy rule that could not be evaluated and was skipped (the decision still stands).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SkippedRule {
     /// The rule's name in the policy.
     pub rule: String,
@@ -42,7 +53,7 @@ pub struct SkippedRule {
 }
 
 /// The decision for one turn: whether to escalate, in which mode, the score and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     /// The operating mode this turn calls for.
     pub mode: Mode,

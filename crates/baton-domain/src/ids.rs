@@ -78,8 +78,9 @@ fn check(kind: &'static str, charset: Charset, value: &str) -> Result<(), IdErro
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $charset:expr, $rule:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(try_from = "String", into = "String")]
+        #[schema(value_type = String)]
         pub struct $name(String);
 
         impl $name {

@@ -8,7 +8,7 @@ macro_rules! reason_codes {
     ($($(#[$doc:meta])* $variant:ident => $code:literal, $label:literal;)*) => {
         /// A reason code. The names and meanings are a public contract (CONTRACTS.md); the
         /// families are described in DESIGN.md section 2.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum ReasonCode {
             $($(#[$doc])* $variant,)*

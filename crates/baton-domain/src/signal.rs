@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One detector's finding on a turn: a reason code, a score in `[0, 1]` and the evidence
 /// (the matched span, or the figure that crossed a line, e.g. `ai_confidence 0.31`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Signal {
     /// What was detected.
     pub code: ReasonCode,

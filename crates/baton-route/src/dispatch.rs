@@ -238,7 +238,7 @@ enum TimerKind {
 }
 
 /// Counters of one queue for the current day (UTC), for service level.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DayCounters {
     /// Day number since the epoch (UTC) these counters are for.
     pub day: i64,
@@ -251,7 +251,7 @@ pub struct DayCounters {
 }
 
 /// A queue's live figures (API `GET /v1/queues`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QueueStats {
     /// The queue.
     pub name: String,
@@ -272,7 +272,7 @@ pub struct QueueStats {
 }
 
 /// Why an agent can or cannot take a conversation (explain).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AgentVerdict {
     /// Agent id.
     pub agent: String,
@@ -285,7 +285,7 @@ pub struct AgentVerdict {
 }
 
 /// Where a conversation is and why (explain).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Explanation {
     /// Conversation id.
     pub conversation: String,

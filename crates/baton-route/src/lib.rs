@@ -391,7 +391,7 @@ pub fn priority(queue: &QueueConfig, config: &RoutingConfig, req: &RouteRequest<
 }
 
 /// An estimated wait.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WaitEstimate {
     /// The engine's unpadded estimate, in seconds.
     pub expected_seconds: f64,

@@ -10,16 +10,27 @@
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::handlers::{ApiJson, ApiPath, ApiQuery};
+use crate::openapi::{
+    BadRequest, Conflict, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
+    UnprocessableEntity, UnsupportedMediaType,
+};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
+use baton_core::answers::{FollowedUp, Rated, TurnAnswer};
 use baton_detect::kb::{Article, KnowledgeBase};
-use baton_domain::{ConversationId, Customer, HandoffState, Role, Turn, TurnAction};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use baton_domain::{
+    Agent, AgentId, AgentStatus, ConversationId, Customer, HandoffState, ReasonCode, Role, Turn,
+    TurnAction,
+};
+use baton_route::dispatch::QueueStats;
+use baton_store::SlaTimer;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::{Arc, OnceLock};
+use utoipa::{IntoParams, ToSchema};
 
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
@@ -108,16 +119,30 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /console`: the agent console (it signs in first).
+#[utoipa::path(get, path = "/console", tag = "console",
+    responses((status = 200, description = "The console's page", content_type = "text/html", body = String)))]
 pub async fn console_page() -> Html<&'static str> {
     Html(CONSOLE_HTML)
 }
 
 /// `GET /widget`: the customer widget.
+#[utoipa::path(get, path = "/widget", tag = "widget",
+    responses((status = 200, description = "The widget's page", content_type = "text/html", body = String)))]
 pub async fn widget_page() -> Html<&'static str> {
     Html(WIDGET_HTML)
 }
 
-/// The built-in scripts and style sheet.
+/// The built-in scripts and style sheet: `console.js`, `widget.js`, `style.css`.
+#[utoipa::path(get, path = "/assets/{file}", tag = "console",
+    params(("file" = String, Path, description = "`console.js`, `widget.js` or `style.css`")),
+    responses(
+        (status = 200, description = "The asset", content(
+            (String = "text/javascript"),
+            (String = "text/css"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+    ))]
 pub async fn static_asset(ApiPath(file): ApiPath<String>) -> AppResult<Response> {
     match file.as_str() {
         "console.js" => Ok(asset("text/javascript; charset=utf-8", CONSOLE_JS)),
@@ -127,15 +152,38 @@ pub async fn static_asset(ApiPath(file): ApiPath<String>) -> AppResult<Response>
     }
 }
 
-#[derive(Deserialize)]
+/// A console sign-in.
+#[derive(Deserialize, ToSchema)]
 pub struct Login {
     /// The agent's id (`agent_id`, as everywhere else; `id` still accepted).
     #[serde(alias = "id")]
     agent_id: String,
+    /// The account's password.
     password: String,
 }
 
+/// A signed-in console user.
+#[derive(Serialize, ToSchema)]
+pub struct LoggedIn {
+    /// The agent's id.
+    id: String,
+    /// `agent`, `supervisor` or `admin`.
+    role: String,
+}
+
 /// `POST /v1/login`: checks the password and sets the session cookie.
+#[utoipa::path(post, path = "/v1/login", tag = "console",
+    request_body = Login,
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set", body = LoggedIn,
+            headers(("Set-Cookie" = String, description = "`baton_session=...; Path=/; HttpOnly; SameSite=Strict`"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn login(State(app): St, ApiJson(req): ApiJson<Login>) -> AppResult<Response> {
     let user = app.service.user(&req.agent_id).await?;
     let ok = user
@@ -158,19 +206,35 @@ pub async fn login(State(app): St, ApiJson(req): ApiJson<Login>) -> AppResult<Re
         auth::SESSION_COOKIE,
         auth::SESSION_HOURS * 3600
     );
-    let mut response = Json(json!({"id": user.id, "role": user.role.as_str()})).into_response();
+    let mut response = Json(LoggedIn {
+        id: user.id,
+        role: user.role.as_str().to_owned(),
+    })
+    .into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)
 }
 
+/// The answer to a sign-out.
+#[derive(Serialize, ToSchema)]
+pub struct SignedOut {
+    /// True.
+    signed_out: bool,
+}
+
 /// `POST /v1/logout`: ends the session and clears the cookie.
+#[utoipa::path(post, path = "/v1/logout", tag = "console",
+    responses(
+        (status = 200, description = "Signed out; the session cookie is cleared", body = SignedOut),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn logout(State(app): St, headers: HeaderMap) -> AppResult<Response> {
     if let Some(token) = auth::session_token(&headers) {
         app.service.delete_session(&auth::digest(&token)).await?;
     }
-    let mut response = Json(json!({"signed_out": true})).into_response();
+    let mut response = Json(SignedOut { signed_out: true }).into_response();
     let cookie = format!(
         "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
         auth::SESSION_COOKIE
@@ -181,17 +245,49 @@ pub async fn logout(State(app): St, headers: HeaderMap) -> AppResult<Response> {
     Ok(response)
 }
 
+/// Who is signed in.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Me {
+    /// A console user.
+    SignedIn {
+        /// The agent's id.
+        id: String,
+        /// `agent`, `supervisor` or `admin`.
+        role: String,
+        /// The agent, when one with this id exists.
+        agent: Option<Agent>,
+        /// The conversations the agent holds.
+        conversations: Vec<String>,
+    },
+    /// No credentials exist yet: the server is open to everyone.
+    Open {
+        /// True.
+        open: bool,
+    },
+}
+
 /// `GET /v1/me`: who the session belongs to (401 when signed out).
-pub async fn me(State(app): St, headers: HeaderMap) -> AppResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/me", tag = "console",
+    responses(
+        (status = 200, description = "The signed-in user, or `{\"open\": true}` on an open server", body = Me),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ),
+    security((), ("session" = [])))]
+pub async fn me(State(app): St, headers: HeaderMap) -> AppResult<Json<Me>> {
     match auth::caller(&app, &headers).await? {
         Caller::Agent { id, role } => {
             let agent = app.service.agent(&id).await.ok();
             let conversations = app.service.agent_conversations(&id).await?;
-            Ok(Json(
-                json!({"id": id, "role": role, "agent": agent, "conversations": conversations}),
-            ))
+            Ok(Json(Me::SignedIn {
+                id,
+                role,
+                agent,
+                conversations,
+            }))
         }
-        Caller::Open => Ok(Json(json!({"open": true}))),
+        Caller::Open => Ok(Json(Me::Open { open: true })),
         _ => Err(ApiError::BadRequest {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthorized",
@@ -200,48 +296,159 @@ pub async fn me(State(app): St, headers: HeaderMap) -> AppResult<Json<Value>> {
     }
 }
 
+/// The supervisor's overview.
+#[derive(Serialize, ToSchema)]
+pub struct Supervisor {
+    /// Every queue's live figures, in policy order.
+    queues: Vec<QueueStats>,
+    /// Every agent with their load.
+    agents: Vec<AgentLoad>,
+    /// The latest escalations, newest first (at most 20).
+    recent_escalations: Vec<Escalation>,
+    /// Running SLA timers that have breached.
+    sla_breaches: Vec<SlaTimer>,
+}
+
+/// An agent's presence and load.
+#[derive(Serialize, ToSchema)]
+pub struct AgentLoad {
+    /// The agent's id.
+    id: AgentId,
+    /// Display name.
+    name: String,
+    /// Presence.
+    status: AgentStatus,
+    /// Conversations held now.
+    assigned: u32,
+    /// Conversations the agent can hold at once.
+    capacity: u32,
+}
+
+/// A recent escalation.
+#[derive(Serialize, ToSchema)]
+pub struct Escalation {
+    /// The conversation.
+    conversation_id: String,
+    /// Where it stands now.
+    state: HandoffState,
+    /// Its queue.
+    queue: Option<String>,
+    /// The owning agent, or the one it is offered to.
+    agent_id: Option<String>,
+    /// The customer's name.
+    customer: Option<String>,
+    /// The brief's reason codes.
+    reasons: Option<Vec<ReasonCode>>,
+    /// The brief's summary.
+    summary: Option<Vec<String>>,
+}
+
 /// `GET /v1/supervisor`: live queues, agents with their load, and recent escalations with
 /// their reasons.
-pub async fn supervisor(State(app): St) -> AppResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/supervisor", tag = "console",
+    responses(
+        (status = 200, description = "The overview", body = Supervisor),
+        (status = 503, response = Unavailable),
+    ))]
+pub async fn supervisor(State(app): St) -> AppResult<Json<Supervisor>> {
     let queues = app.service.queue_stats().await?;
-    let agents: Vec<Value> = app
+    let agents = app
         .service
         .agents()
         .await?
         .into_iter()
-        .map(|(a, held)| {
-            json!({"id": a.id, "name": a.name, "status": a.status, "assigned": held, "capacity": a.capacity})
+        .map(|(a, assigned)| AgentLoad {
+            id: a.id,
+            name: a.name,
+            status: a.status,
+            assigned,
+            capacity: a.capacity,
         })
         .collect();
-    let recent: Vec<Value> = app
+    let recent_escalations = app
         .service
         .recent_escalations(20)
         .await?
         .into_iter()
-        .map(|r| {
-            json!({
-                "conversation_id": r.id,
-                "state": r.state,
-                "queue": r.queue,
-                "agent_id": r.agent_id,
-                "customer": r.customer.name,
-                "reasons": r.brief.as_ref().map(|b| b.reasons.iter().map(|x| x.code).collect::<Vec<_>>()),
-                "summary": r.brief.as_ref().map(|b| b.summary.clone()),
-            })
+        .map(|r| Escalation {
+            conversation_id: r.id,
+            state: r.state,
+            queue: r.queue,
+            agent_id: r.agent_id,
+            customer: r.customer.name,
+            reasons: r
+                .brief
+                .as_ref()
+                .map(|b| b.reasons.iter().map(|x| x.code).collect()),
+            summary: r.brief.map(|b| b.summary),
         })
         .collect();
-    let slas = app.service.open_sla_breaches().await?;
-    Ok(Json(
-        json!({"queues": queues, "agents": agents, "recent_escalations": recent, "sla_breaches": slas}),
-    ))
+    let sla_breaches = app.service.open_sla_breaches().await?;
+    Ok(Json(Supervisor {
+        queues,
+        agents,
+        recent_escalations,
+        sla_breaches,
+    }))
+}
+
+/// Reply suggestions for the agent.
+#[derive(Serialize, ToSchema)]
+pub struct Assist {
+    /// The warm introduction (once escalated), then an answer drafted from the best
+    /// knowledge-base article.
+    suggestions: Vec<Suggestion>,
+    /// The knowledge-base articles behind the suggestions.
+    kb_links: Vec<KbLink>,
+}
+
+/// What a suggestion is drawn from.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SuggestionKind {
+    /// The brief's warm introduction.
+    WarmIntroduction,
+    /// The best-matching knowledge-base article.
+    KnowledgeBase,
+}
+
+/// A suggested message.
+#[derive(Serialize, ToSchema)]
+pub struct Suggestion {
+    /// Where it comes from.
+    kind: SuggestionKind,
+    /// The text to send.
+    text: String,
+    /// The article, for `knowledge_base`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    article: Option<String>,
+}
+
+/// A knowledge-base article.
+#[derive(Serialize, ToSchema)]
+pub struct KbLink {
+    /// The article's id.
+    id: String,
+    /// Its title.
+    title: String,
+    /// TF-IDF similarity to the customer's last message, in `[0, 1]`.
+    similarity: f64,
 }
 
 /// `GET /v1/conversations/{id}/assist`: for the agent, the warm introduction, an answer drafted
 /// from the best knowledge-base article for the customer's last message, and the article links.
+#[utoipa::path(get, path = "/v1/conversations/{id}/assist", tag = "console",
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses(
+        (status = 200, description = "Suggestions", body = Assist),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn assist(
     State(app): St,
     crate::handlers::ConversationPath(id): crate::handlers::ConversationPath,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Assist>> {
     let record = app.service.conversation(&id).await?;
     let turns = app.service.turns(&id).await?;
     let last = turns
@@ -252,29 +459,60 @@ pub async fn assist(
         .unwrap_or_default();
     let mut suggestions = Vec::new();
     if let Some(b) = &record.brief {
-        suggestions.push(json!({"kind": "warm_introduction", "text": b.warm_introduction}));
+        suggestions.push(Suggestion {
+            kind: SuggestionKind::WarmIntroduction,
+            text: b.warm_introduction.clone(),
+            article: None,
+        });
     }
-    let mut links = Vec::new();
+    let mut kb_links = Vec::new();
     if let Some((score, article, title, body)) = best_article(&last) {
         if score >= ANSWER_MIN_SIMILARITY {
-            suggestions.push(json!({"kind": "knowledge_base", "text": body, "article": article}));
-            links.push(json!({"id": article, "title": title, "similarity": score}));
+            suggestions.push(Suggestion {
+                kind: SuggestionKind::KnowledgeBase,
+                text: body.to_owned(),
+                article: Some(article.to_owned()),
+            });
+            kb_links.push(KbLink {
+                id: article.to_owned(),
+                title: title.to_owned(),
+                similarity: score,
+            });
         }
     }
-    Ok(Json(json!({"suggestions": suggestions, "kb_links": links})))
+    Ok(Json(Assist {
+        suggestions,
+        kb_links,
+    }))
 }
 
 // ----- the widget ------------------------------------------------------------------------
 
-#[derive(Deserialize, Default)]
+/// A widget conversation's start.
+#[derive(Deserialize, Default, ToSchema)]
 pub struct WidgetStart {
+    /// The customer's name, if they gave one.
     #[serde(default)]
     name: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The widget's token, in the query.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WidgetToken {
+    /// The conversation's secret token from `POST /widget/api/start`.
     token: String,
+}
+
+/// A new widget conversation.
+#[derive(Serialize, ToSchema)]
+pub struct WidgetStarted {
+    /// The conversation.
+    conversation_id: String,
+    /// Its secret token: the widget sends it with every call.
+    token: String,
+    /// The demo assistant's greeting.
+    greeting: String,
 }
 
 async fn widget_conversation(app: &AppState, token: &str) -> AppResult<ConversationId> {
@@ -292,10 +530,20 @@ async fn widget_conversation(app: &AppState, token: &str) -> AppResult<Conversat
 }
 
 /// `POST /widget/api/start`: a new conversation for a customer, with its secret token.
+#[utoipa::path(post, path = "/widget/api/start", tag = "widget",
+    request_body = WidgetStart,
+    responses(
+        (status = 200, description = "The conversation and its token", body = WidgetStarted),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn widget_start(
     State(app): St,
     ApiJson(req): ApiJson<WidgetStart>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<WidgetStarted>> {
     let customer = Customer {
         name: req.name.filter(|n| !n.trim().is_empty()),
         ..Customer::default()
@@ -306,29 +554,54 @@ pub async fn widget_start(
         .start_widget(customer, auth::digest(&token))
         .await?
         .id;
-    Ok(Json(json!({
-        "conversation_id": id,
-        "token": token,
-        "greeting": "Hi! I'm the demo assistant. Ask me about shipping, returns, your account or payments, or talk to a person at any time.",
-    })))
+    Ok(Json(WidgetStarted {
+        conversation_id: id,
+        token,
+        greeting: "Hi! I'm the demo assistant. Ask me about shipping, returns, your account or payments, or talk to a person at any time.".to_owned(),
+    }))
 }
 
-#[derive(Deserialize)]
+/// The customer's message or button press.
+#[derive(Deserialize, ToSchema)]
 pub struct WidgetSay {
+    /// The conversation's token.
     token: String,
+    /// What the customer wrote.
     #[serde(default)]
     text: String,
+    /// A button: `request_human` or `cancel_handoff`.
     #[serde(default)]
     action: Option<TurnAction>,
+}
+
+/// The decisions on the customer's turn and on the demo assistant's answer.
+#[derive(Serialize, ToSchema)]
+pub struct WidgetSaid {
+    /// The decision on the customer's turn.
+    customer: TurnAnswer,
+    /// The decision on the demo assistant's answer; null when it did not answer.
+    assistant: Option<TurnAnswer>,
 }
 
 /// `POST /widget/api/say`: the customer's message (or button: `request_human`,
 /// `cancel_handoff`); while the AI may answer and no handoff is under way, the demo assistant
 /// answers from the knowledge base.
+#[utoipa::path(post, path = "/widget/api/say", tag = "widget",
+    request_body = WidgetSay,
+    responses(
+        (status = 200, description = "The decisions", body = WidgetSaid),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn widget_say(
     State(app): St,
     ApiJson(req): ApiJson<WidgetSay>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<WidgetSaid>> {
     let id = widget_conversation(&app, &req.token).await?;
     let mut turn = Turn::new(Role::Customer, req.text.clone())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -357,48 +630,134 @@ pub async fn widget_say(
         ai.kb_articles = article.map(|a| vec![a.to_owned()]).unwrap_or_default();
         reply = Some(app.service.post_turn(id, ai).await?);
     }
-    Ok(Json(json!({"customer": answer, "assistant": reply})))
+    Ok(Json(WidgetSaid {
+        customer: answer,
+        assistant: reply,
+    }))
 }
 
-#[derive(Deserialize)]
+/// The async path the customer chose.
+#[derive(Deserialize, ToSchema)]
 pub struct WidgetFollowup {
+    /// The conversation's token.
     token: String,
+    /// `email`, `callback` or `meeting`.
     via: String,
+    /// Where to reach the customer.
     #[serde(default)]
     contact: Option<String>,
 }
 
 /// `POST /widget/api/followup`: the customer takes the async path (email, callback, meeting)
 /// instead of waiting.
+#[utoipa::path(post, path = "/widget/api/followup", tag = "widget",
+    request_body = WidgetFollowup,
+    responses(
+        (status = 200, description = "The follow-up is recorded", body = FollowedUp),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn widget_followup(
     State(app): St,
     ApiJson(req): ApiJson<WidgetFollowup>,
-) -> AppResult<Json<baton_core::answers::FollowedUp>> {
+) -> AppResult<Json<FollowedUp>> {
     let id = widget_conversation(&app, &req.token).await?;
     Ok(Json(app.service.followup(id, req.via, req.contact).await?))
 }
 
-#[derive(Deserialize)]
+/// The customer's rating.
+#[derive(Deserialize, ToSchema)]
 pub struct WidgetRate {
+    /// The conversation's token.
     token: String,
+    /// 1 (poor) to 5 (excellent).
     score: u8,
 }
 
 /// `POST /widget/api/rate`: the customer's rating (1-5) of the human part.
+#[utoipa::path(post, path = "/widget/api/rate", tag = "widget",
+    request_body = WidgetRate,
+    responses(
+        (status = 200, description = "The rating is recorded", body = Rated),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn widget_rate(
     State(app): St,
     ApiJson(req): ApiJson<WidgetRate>,
-) -> AppResult<Json<baton_core::answers::Rated>> {
+) -> AppResult<Json<Rated>> {
     let id = widget_conversation(&app, &req.token).await?;
     Ok(Json(app.service.rate(id, req.score).await?))
 }
 
+/// What the customer may see of their conversation.
+#[derive(Serialize, ToSchema)]
+pub struct WidgetState {
+    /// The conversation.
+    conversation_id: ConversationId,
+    /// Where the handoff stands.
+    state: HandoffState,
+    /// The messages, oldest first (no internal notes).
+    messages: Vec<WidgetMessage>,
+    /// The customer's rating, once given.
+    csat: Option<u8>,
+    /// Place in line (1 is next), while waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<usize>,
+    /// The wait quoted, seconds, while waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimated_wait_seconds: Option<u64>,
+    /// The agent's name, once an agent holds the conversation (null when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    agent_name: Option<Option<String>>,
+    /// The async paths offered instead of waiting, when the queue is closed or the wait is
+    /// over its limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alternatives: Option<Vec<String>>,
+    /// The meeting link, with the alternatives (null when the policy has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    meeting_link: Option<Option<String>>,
+    /// Whether to ask the customer for a rating now.
+    ask_rating: bool,
+}
+
+/// A message as the customer sees it.
+#[derive(Serialize, ToSchema)]
+pub struct WidgetMessage {
+    /// Who wrote it.
+    role: Role,
+    /// The role, or the agent's name.
+    from: String,
+    /// The text, or what the button did.
+    text: String,
+}
+
 /// `GET /widget/api/state?token=`: what the customer may see: messages, state, position and
 /// wait, the agent's name, and whether to ask for a rating. No brief, no internal notes.
+#[utoipa::path(get, path = "/widget/api/state", tag = "widget",
+    params(WidgetToken),
+    responses(
+        (status = 200, description = "The customer's view", body = WidgetState),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn widget_state(
     State(app): St,
     ApiQuery(q): ApiQuery<WidgetToken>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<WidgetState>> {
     let id = widget_conversation(&app, &q.token).await?;
     let record = app.service.conversation(&id).await?;
     let turns = app.service.turns(&id).await?;
@@ -426,22 +785,32 @@ pub async fn widget_state(
         } else {
             t.turn.text.clone()
         };
-        messages.push(json!({"role": t.turn.role, "from": who, "text": text}));
+        messages.push(WidgetMessage {
+            role: t.turn.role,
+            from: who,
+            text,
+        });
     }
-    let mut body = json!({
-        "conversation_id": id,
-        "state": record.state,
-        "messages": messages,
-        "csat": record.csat,
-    });
+    let mut body = WidgetState {
+        conversation_id: id.clone(),
+        state: record.state,
+        messages,
+        csat: record.csat,
+        position: None,
+        estimated_wait_seconds: None,
+        agent_name: None,
+        alternatives: None,
+        meeting_link: None,
+        ask_rating: false,
+    };
     if record.state.is_waiting() {
         if let Some((p, w)) = app.service.wait(id.as_str()).await {
-            body["position"] = json!(p);
-            body["estimated_wait_seconds"] = json!(w.quoted_seconds);
+            body.position = Some(p);
+            body.estimated_wait_seconds = Some(w.quoted_seconds);
         }
     }
     if let Some(agent) = &record.agent_id {
-        body["agent_name"] = json!(app.service.agent(agent).await.ok().map(|a| a.name));
+        body.agent_name = Some(app.service.agent(agent).await.ok().map(|a| a.name));
     }
     if record.state.is_waiting() {
         let policy = app.service.engine().policy();
@@ -455,30 +824,35 @@ pub async fn widget_state(
             .as_deref()
             .and_then(|q| policy.queue(q))
             .and_then(|q| q.max_wait_seconds);
-        let too_long = max.is_some_and(|m| {
-            body["estimated_wait_seconds"]
-                .as_u64()
-                .is_some_and(|w| w > m)
-        });
+        let too_long = max.is_some_and(|m| body.estimated_wait_seconds.is_some_and(|w| w > m));
         if closed || too_long {
-            body["alternatives"] = json!(policy.file.routing.async_options);
-            body["meeting_link"] = json!(policy.file.routing.meeting_link);
+            body.alternatives = Some(policy.file.routing.async_options.clone());
+            body.meeting_link = Some(policy.file.routing.meeting_link.clone());
         }
     }
     let had_human = turns.iter().any(|t| t.turn.role == Role::Agent);
-    body["ask_rating"] = json!(
-        had_human
-            && matches!(
-                record.state,
-                HandoffState::Resolved | HandoffState::ReturnedToAi
-            )
-            && body["csat"].is_null()
-    );
+    body.ask_rating = had_human
+        && matches!(
+            record.state,
+            HandoffState::Resolved | HandoffState::ReturnedToAi
+        )
+        && body.csat.is_none();
     Ok(Json(body))
 }
 
 /// `GET /widget/api/events?token=`: the widget's event stream (its own conversation; internal
 /// notes left out), resumable like `/v1/events`.
+#[utoipa::path(get, path = "/widget/api/events", tag = "widget",
+    params(
+        WidgetToken,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id"),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events of the token's conversation, from its start, without internal notes: each event's `id` is its sequence number, `event` its kind and `data` one `EventRecord` as JSON", content_type = "text/event-stream", body = String),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn widget_events(
     State(app): St,
     headers: HeaderMap,

@@ -3,7 +3,22 @@
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// An error's code and message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable code, e.g. `not_found`, `invalid_json`, `unauthorized`, `unavailable`.
+    pub code: String,
+    /// What was wrong and how to fix it.
+    pub message: String,
+}
 
 /// Everything a handler can fail with.
 #[derive(Debug)]
@@ -133,7 +148,12 @@ impl IntoResponse for ApiError {
         };
         (
             status,
-            axum::Json(json!({"error": {"code": code, "message": message}})),
+            axum::Json(ErrorBody {
+                error: ErrorDetail {
+                    code: code.to_owned(),
+                    message,
+                },
+            }),
         )
             .into_response()
     }

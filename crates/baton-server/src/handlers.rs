@@ -3,16 +3,30 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::openapi::{
+    BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, UnprocessableEntity,
+    UnsupportedMediaType,
+};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use baton_domain::{Agent, AgentStatus, ConversationId, Customer, Turn};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use baton_core::answers::{
+    Claimed, Created, Declined, FollowedUp, HandedBack, Noted, PresenceSet, Replied, Resolved,
+    Transferred, TurnAnswer,
+};
+use baton_domain::{
+    Agent, AgentStatus, Brief, ConversationId, Customer, Decision, HandoffState, ReasonCode, Role,
+    Signal, Turn,
+};
+use baton_route::dispatch::{Explanation, QueueStats};
+use baton_store::{EventRecord, SlaTimer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
 
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
@@ -170,14 +184,29 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
     }
 }
 
-pub async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+/// The liveness answer.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    status: String,
 }
 
+/// Liveness: the server answers.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "The server is up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// This document: OpenAPI 3.1, generated from the handlers and their types.
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
 pub async fn openapi() -> impl IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
+        crate::openapi::json(),
     )
 }
 
@@ -202,17 +231,44 @@ pub(crate) fn parse_id(id: &str) -> AppResult<ConversationId> {
     ConversationId::parse(id.to_owned()).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
-#[derive(Deserialize, Default)]
-struct NewConversation {
+/// A new conversation; every field is optional, and so is the body.
+#[derive(Deserialize, Default, ToSchema)]
+pub struct NewConversation {
+    /// The conversation's id in the client's systems; generated when absent.
     #[serde(default)]
     id: Option<String>,
+    /// What is known about the customer.
     #[serde(default)]
     customer: Customer,
+    /// The channel it arrived on (`chat`, `email`, `voice`...).
     #[serde(default)]
     channel: Option<String>,
 }
 
-pub async fn create_conversation(State(app): St, body: Bytes) -> AppResult<impl IntoResponse> {
+/// Creates a conversation (the AI handles it until a turn escalates).
+#[utoipa::path(post, path = "/v1/conversations", tag = "conversations",
+    request_body(content = Option<NewConversation>, description = "Optional: an empty body creates a conversation with a generated id"),
+    responses(
+        (status = 201, description = "Created", body = Created),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
+pub async fn create_conversation(
+    State(app): St,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> AppResult<(StatusCode, Json<Created>)> {
+    let body = body.map_err(|e| ApiError::BadRequest {
+        status: e.status(),
+        code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "invalid_request"
+        },
+        message: e.body_text(),
+    })?;
     let Checked(req, mut warnings) = if body.iter().all(u8::is_ascii_whitespace) {
         Checked(NewConversation::default(), Vec::new())
     } else {
@@ -233,52 +289,166 @@ pub async fn create_conversation(State(app): St, body: Bytes) -> AppResult<impl 
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// Posts a turn (customer, AI or agent) and answers with the policy's decision: whether to
+/// escalate, why, where the handoff stands and what to tell the customer. A retry with the same
+/// `client_turn_id` gets the same answer and changes nothing.
+#[utoipa::path(post, path = "/v1/conversations/{id}/turns", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = Turn,
+    responses(
+        (status = 200, description = "The decision on the turn", body = TurnAnswer),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn post_turn(
     State(app): St,
     ConversationPath(id): ConversationPath,
     Checked(turn, warnings): Checked<Turn>,
-) -> AppResult<Json<baton_core::answers::TurnAnswer>> {
+) -> AppResult<Json<TurnAnswer>> {
     let mut answer = app.service.post_turn(id, turn).await?;
     answer.warnings = warnings;
     Ok(Json(answer))
 }
 
+/// A conversation with its turns, decisions, events and SLA timers.
+#[derive(Serialize, ToSchema)]
+pub struct ConversationView {
+    /// Its id.
+    id: String,
+    /// The customer.
+    customer: Customer,
+    /// The channel, when known.
+    channel: Option<String>,
+    /// Where the handoff stands.
+    state: HandoffState,
+    /// The queue, once routed.
+    queue: Option<String>,
+    /// Priority in the queue.
+    priority: i64,
+    /// The owning agent, or the agent it is offered to.
+    agent_id: Option<String>,
+    /// The resolution category, once resolved.
+    disposition: Option<String>,
+    /// The latest brief, once escalated.
+    brief: Option<Brief>,
+    /// Whether the AI may answer the customer now.
+    ai_may_reply: bool,
+    /// The turns, oldest first.
+    turns: Vec<TurnView>,
+    /// The decision of every turn that has one, oldest first.
+    #[schema(value_type = Vec<Decision>)]
+    decisions: Vec<Value>,
+    /// The events, oldest first.
+    events: Vec<EventRecord>,
+    /// The SLA timers.
+    sla: Vec<SlaTimer>,
+    /// Place in line (1 is next), while waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<usize>,
+    /// The wait quoted to the customer, seconds, while waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimated_wait_seconds: Option<u64>,
+}
+
+/// A stored turn with its signals and decision.
+#[derive(Serialize, ToSchema)]
+pub struct TurnView {
+    /// The turn's 0-based index.
+    turn: i64,
+    /// Who wrote it.
+    role: Role,
+    /// What was written.
+    text: String,
+    /// The turn as posted.
+    body: Turn,
+    /// The detectors' signals on it.
+    #[schema(value_type = Option<Vec<Signal>>)]
+    signals: Option<Value>,
+    /// The policy's decision on it.
+    #[schema(value_type = Option<Decision>)]
+    decision: Option<Value>,
+    /// When it was stored (ms since the epoch).
+    at_ms: i64,
+}
+
+/// A conversation: its state, customer, brief, turns with their signals and decisions,
+/// events, SLA timers and, while waiting, its place in line.
+#[utoipa::path(get, path = "/v1/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationView),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn get_conversation(
     State(app): St,
     ConversationPath(id): ConversationPath,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ConversationView>> {
     let d = app.service.conversation_details(&id).await?;
     let record = d.record;
-    let mut body = json!({
-        "id": record.id,
-        "customer": record.customer,
-        "channel": record.channel,
-        "state": record.state,
-        "queue": record.queue,
-        "priority": record.priority,
-        "agent_id": record.agent_id,
-        "disposition": record.disposition,
-        "brief": record.brief,
-        "ai_may_reply": record.state.ai_may_reply(),
-        "turns": d.turns.iter().map(|t| json!({"turn": t.seq, "role": t.turn.role, "text": t.turn.text, "body": t.turn, "signals": t.signals, "decision": t.decision, "at_ms": t.created_at})).collect::<Vec<_>>(),
-        "decisions": d.turns.iter().filter_map(|t| t.decision.clone()).collect::<Vec<_>>(),
-        "events": d.events,
-        "sla": d.slas,
-    });
-    if let Some((p, w)) = d.wait {
-        body["position"] = json!(p);
-        body["estimated_wait_seconds"] = json!(w.quoted_seconds);
-    }
-    Ok(Json(body))
+    let (position, estimated_wait_seconds) = match d.wait {
+        Some((p, w)) => (Some(p), Some(w.quoted_seconds)),
+        None => (None, None),
+    };
+    Ok(Json(ConversationView {
+        ai_may_reply: record.state.ai_may_reply(),
+        id: record.id,
+        customer: record.customer,
+        channel: record.channel,
+        state: record.state,
+        queue: record.queue,
+        priority: record.priority,
+        agent_id: record.agent_id,
+        disposition: record.disposition,
+        brief: record.brief,
+        decisions: d.turns.iter().filter_map(|t| t.decision.clone()).collect(),
+        turns: d
+            .turns
+            .into_iter()
+            .map(|t| TurnView {
+                turn: t.seq,
+                role: t.turn.role,
+                text: t.turn.text.clone(),
+                body: t.turn,
+                signals: t.signals,
+                decision: t.decision,
+                at_ms: t.created_at,
+            })
+            .collect(),
+        events: d.events,
+        sla: d.slas,
+        position,
+        estimated_wait_seconds,
+    }))
 }
 
-#[derive(Deserialize)]
+/// The brief's format.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BriefQuery {
+    /// `json` (the default) or `markdown` (also `md`).
     #[serde(default)]
     format: Option<String>,
 }
 
 /// The latest handoff brief: JSON, or Markdown with `?format=markdown`.
+#[utoipa::path(get, path = "/v1/conversations/{id}/brief", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation's id"), BriefQuery),
+    responses(
+        (status = 200, description = "The brief", content(
+            (Brief = "application/json"),
+            (String = "text/markdown"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn get_brief(
     State(app): St,
     ConversationPath(id): ConversationPath,
@@ -306,66 +476,138 @@ pub async fn get_brief(
     }
 }
 
-#[derive(Deserialize)]
+/// An agent's action on a conversation.
+#[derive(Deserialize, ToSchema)]
 pub struct AgentAction {
+    /// The agent acting (a console user may act only as themselves; a supervisor as anyone).
     agent_id: String,
+    /// The message (`reply`), the note (`notes`) or what to tell the customer (`handback`).
     #[serde(default)]
     text: Option<String>,
+    /// The resolution category (`resolve`).
     #[serde(default)]
     disposition: Option<String>,
 }
 
 /// Claims a conversation: accepts the offer made to this agent, or takes a waiting one the
 /// agent is eligible for (capacity permitting).
+#[utoipa::path(post, path = "/v1/conversations/{id}/claim", tag = "agents",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = AgentAction,
+    responses(
+        (status = 200, description = "The agent owns the conversation", body = Claimed),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn claim(
     State(app): St,
     ConversationPath(id): ConversationPath,
     caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
-) -> AppResult<Json<baton_core::answers::Claimed>> {
+) -> AppResult<Json<Claimed>> {
     caller.acts_as(&req.agent_id)?;
     Ok(Json(app.service.claim(id, req.agent_id).await?))
 }
 
 /// Declines the conversation offered to this agent: it goes to the next agent.
+#[utoipa::path(post, path = "/v1/conversations/{id}/decline", tag = "agents",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = AgentAction,
+    responses(
+        (status = 200, description = "Declined", body = Declined),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn decline(
     State(app): St,
     ConversationPath(id): ConversationPath,
     caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
-) -> AppResult<Json<baton_core::answers::Declined>> {
+) -> AppResult<Json<Declined>> {
     caller.acts_as(&req.agent_id)?;
     Ok(Json(app.service.decline(id, req.agent_id).await?))
 }
 
+/// The owning agent's message to the customer (`text`).
+#[utoipa::path(post, path = "/v1/conversations/{id}/reply", tag = "agents",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = AgentAction,
+    responses(
+        (status = 200, description = "Sent", body = Replied),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn reply(
     State(app): St,
     ConversationPath(id): ConversationPath,
     caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
-) -> AppResult<Json<baton_core::answers::Replied>> {
+) -> AppResult<Json<Replied>> {
     caller.acts_as(&req.agent_id)?;
     let text = req.text.unwrap_or_default();
     Ok(Json(app.service.reply(id, req.agent_id, text).await?))
 }
 
+/// An internal note (`text`), never shown to the customer.
+#[utoipa::path(post, path = "/v1/conversations/{id}/notes", tag = "agents",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = AgentAction,
+    responses(
+        (status = 200, description = "Noted", body = Noted),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn note(
     State(app): St,
     ConversationPath(id): ConversationPath,
     caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
-) -> AppResult<Json<baton_core::answers::Noted>> {
+) -> AppResult<Json<Noted>> {
     caller.acts_as(&req.agent_id)?;
     let text = req.text.unwrap_or_default();
     Ok(Json(app.service.note(id, req.agent_id, text).await?))
 }
 
+/// The owning agent resolves the conversation with a `disposition`; the AI may answer again.
+#[utoipa::path(post, path = "/v1/conversations/{id}/resolve", tag = "agents",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = AgentAction,
+    responses(
+        (status = 200, description = "Resolved", body = Resolved),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn resolve(
     State(app): St,
     ConversationPath(id): ConversationPath,
     caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
-) -> AppResult<Json<baton_core::answers::Resolved>> {
+) -> AppResult<Json<Resolved>> {
     caller.acts_as(&req.agent_id)?;
     let disposition = req.disposition.unwrap_or_default();
     Ok(Json(
@@ -373,36 +615,69 @@ pub async fn resolve(
     ))
 }
 
+/// The owning agent hands the conversation back to the AI (`text`: what to tell the
+/// customer, else the policy's `messages.handback`).
+#[utoipa::path(post, path = "/v1/conversations/{id}/handback", tag = "agents",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = AgentAction,
+    responses(
+        (status = 200, description = "Handed back", body = HandedBack),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn handback(
     State(app): St,
     ConversationPath(id): ConversationPath,
     caller: Caller,
     ApiJson(req): ApiJson<AgentAction>,
-) -> AppResult<Json<baton_core::answers::HandedBack>> {
+) -> AppResult<Json<HandedBack>> {
     caller.acts_as(&req.agent_id)?;
     Ok(Json(
         app.service.handback(id, req.agent_id, req.text).await?,
     ))
 }
 
-#[derive(Deserialize)]
+/// A transfer to another queue (and agent).
+#[derive(Deserialize, ToSchema)]
 pub struct TransferRequest {
+    /// The owning agent.
     agent_id: String,
+    /// The queue to transfer to.
     queue: String,
+    /// A colleague to offer it to first.
     #[serde(default)]
     to_agent: Option<String>,
+    /// A note for the next agent.
     #[serde(default)]
     text: Option<String>,
 }
 
 /// The owning agent transfers the conversation to another queue (and, with `to_agent`, to a
 /// colleague, who is waited for first).
+#[utoipa::path(post, path = "/v1/conversations/{id}/transfer", tag = "agents",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = TransferRequest,
+    responses(
+        (status = 200, description = "Transferred", body = Transferred),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn transfer(
     State(app): St,
     ConversationPath(id): ConversationPath,
     caller: Caller,
     ApiJson(req): ApiJson<TransferRequest>,
-) -> AppResult<Json<baton_core::answers::Transferred>> {
+) -> AppResult<Json<Transferred>> {
     caller.acts_as(&req.agent_id)?;
     Ok(Json(
         app.service
@@ -411,36 +686,66 @@ pub async fn transfer(
     ))
 }
 
-#[derive(Deserialize)]
+/// The async path the customer chose.
+#[derive(Deserialize, ToSchema)]
 pub struct FollowupRequest {
+    /// `email`, `callback` or `meeting` (the policy's `routing.async_options`).
     pub(crate) via: String,
+    /// Where to reach the customer (an email address or a phone number).
     #[serde(default)]
     pub(crate) contact: Option<String>,
 }
 
 /// The customer chooses the async path instead of waiting: an email follow-up, a callback or a
 /// meeting.
+#[utoipa::path(post, path = "/v1/conversations/{id}/followup", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = FollowupRequest,
+    responses(
+        (status = 200, description = "The follow-up is recorded", body = FollowedUp),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn followup(
     State(app): St,
     ConversationPath(id): ConversationPath,
     ApiJson(req): ApiJson<FollowupRequest>,
-) -> AppResult<Json<baton_core::answers::FollowedUp>> {
+) -> AppResult<Json<FollowedUp>> {
     Ok(Json(app.service.followup(id, req.via, req.contact).await?))
 }
 
 /// Why a conversation is in its queue, and every agent's eligibility, in the order they would
 /// be chosen.
+#[utoipa::path(get, path = "/v1/conversations/{id}/explain", tag = "queues",
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses(
+        (status = 200, description = "Where it is and why", body = Explanation),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn explain(
     State(app): St,
     ConversationPath(id): ConversationPath,
-) -> AppResult<Json<baton_route::dispatch::Explanation>> {
+) -> AppResult<Json<Explanation>> {
     Ok(Json(app.service.explain(&id).await?))
 }
 
-#[derive(Deserialize)]
+/// Which events to stream.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
+    /// Only this conversation's events.
     #[serde(default)]
     conversation: Option<String>,
+    /// Start after this event id (the `Last-Event-ID` header wins); from now on when neither
+    /// is given.
     #[serde(default)]
     after: Option<i64>,
 }
@@ -449,6 +754,15 @@ pub struct EventQuery {
 /// wait updates, notes, ratings) after `after` or the `Last-Event-ID` header, else from now on;
 /// of one conversation with `?conversation=ID`. Each event's SSE id is its sequence number,
 /// so a reconnect resumes where it stopped.
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(
+        EventQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id"),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events: each event's `id` is its sequence number, `event` its kind (`EventKind`) and `data` one `EventRecord` as JSON", content_type = "text/event-stream", body = String),
+        (status = 400, response = BadRequest),
+    ))]
 pub async fn event_stream(
     State(app): St,
     headers: axum::http::HeaderMap,
@@ -554,12 +868,52 @@ pub(crate) fn stream_events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-pub async fn list_queues(State(app): St) -> AppResult<Json<Value>> {
+/// Every queue of the policy with its live figures.
+#[derive(Serialize, ToSchema)]
+pub struct QueueList {
+    /// In policy order.
+    queues: Vec<QueueSummary>,
+}
+
+/// One queue's live figures.
+#[derive(Serialize, ToSchema)]
+pub struct QueueSummary {
+    /// The queue's name.
+    name: String,
+    /// Skills an agent needs (`name` or `name>=level`).
+    skills: Vec<String>,
+    /// The queue's SLA: seconds to the first human response.
+    sla_seconds: u64,
+    /// Whether the queue is open now (business hours).
+    open: bool,
+    /// Conversations waiting.
+    waiting: usize,
+    /// Longest current wait, whole seconds.
+    longest_wait_seconds: f64,
+    /// Online agents with the queue's skills and free capacity.
+    agents_available: usize,
+    /// Online agents with the queue's skills.
+    agents_online: usize,
+    /// Conversations assigned today (UTC).
+    answered_today: u64,
+    /// Share of today's assigned conversations assigned within the SLA; null before any.
+    service_level_today: Option<f64>,
+    /// Mean handle time used for estimates, seconds.
+    handle_seconds: f64,
+}
+
+/// Every queue with its live figures: waiting, longest wait, agents, today's service level.
+#[utoipa::path(get, path = "/v1/queues", tag = "queues",
+    responses(
+        (status = 200, description = "The queues", body = QueueList),
+        (status = 503, response = Unavailable),
+    ))]
+pub async fn list_queues(State(app): St) -> AppResult<Json<QueueList>> {
     let now = app.service.now();
     let day_start = now - now.rem_euclid(86_400_000);
     let policy = app.service.engine().policy();
     let stats = app.service.queue_stats().await?;
-    let mut out = Vec::new();
+    let mut queues = Vec::new();
     for (q, stats) in policy.queues().iter().zip(stats) {
         let sla_ms = i64::try_from(q.sla_seconds).unwrap_or(i64::MAX / 1000) * 1000;
         let (answered, in_sla) = app
@@ -567,24 +921,87 @@ pub async fn list_queues(State(app): St) -> AppResult<Json<Value>> {
             .answered_since(&q.name, day_start, sla_ms)
             .await?;
         let open = policy.schedule(&q.name).is_none_or(|s| s.is_open(now));
-        out.push(json!({
-            "name": q.name,
-            "skills": q.skills.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "sla_seconds": q.sla_seconds,
-            "open": open,
-            "waiting": stats.waiting,
-            "longest_wait_seconds": stats.longest_wait_seconds.floor(),
-            "agents_available": stats.agents_available,
-            "agents_online": stats.agents_online,
-            "answered_today": answered,
-            "service_level_today": (answered > 0).then(|| in_sla as f64 / answered as f64),
-            "handle_seconds": stats.handle_seconds,
-        }));
+        queues.push(QueueSummary {
+            name: q.name.clone(),
+            skills: q.skills.iter().map(ToString::to_string).collect(),
+            sla_seconds: q.sla_seconds,
+            open,
+            waiting: stats.waiting,
+            longest_wait_seconds: stats.longest_wait_seconds.floor(),
+            agents_available: stats.agents_available,
+            agents_online: stats.agents_online,
+            answered_today: answered,
+            service_level_today: (answered > 0).then(|| in_sla as f64 / answered as f64),
+            handle_seconds: stats.handle_seconds,
+        });
     }
-    Ok(Json(json!({"queues": out})))
+    Ok(Json(QueueList { queues }))
 }
 
-pub async fn get_queue(State(app): St, ApiPath(name): ApiPath<String>) -> AppResult<Json<Value>> {
+/// One queue: its settings, live figures and who waits in it.
+#[derive(Serialize, ToSchema)]
+pub struct QueueDetail {
+    /// The queue's name.
+    name: String,
+    /// The queue's SLA: seconds to the first human response.
+    sla_seconds: u64,
+    /// Skills an agent needs (`name` or `name>=level`).
+    skills: Vec<String>,
+    /// Live figures.
+    stats: QueueStats,
+    /// The conversations waiting, in line order.
+    waiting: Vec<WaitingItem>,
+}
+
+/// A conversation waiting in a queue.
+#[derive(Serialize, ToSchema)]
+pub struct WaitingItem {
+    /// Place in line (1 is next); null when routing does not rank it (e.g. offered).
+    position: Option<usize>,
+    /// The conversation.
+    conversation_id: String,
+    /// `queued` or `offered`.
+    state: HandoffState,
+    /// Priority in the queue.
+    priority: i64,
+    /// Seconds since it joined the queue.
+    waiting_seconds: i64,
+    /// The wait quoted to the customer, seconds.
+    estimated_wait_seconds: Option<u64>,
+    /// Seconds left before the SLA is breached (negative once breached).
+    sla_remaining_seconds: i64,
+    /// The agent it is offered to, while offered.
+    offered_to: Option<String>,
+    /// Who waits.
+    customer: WaitingCustomer,
+    /// The brief's intent.
+    intent: Option<String>,
+    /// The brief's reason codes.
+    reasons: Option<Vec<ReasonCode>>,
+}
+
+/// The customer of a waiting conversation.
+#[derive(Serialize, ToSchema)]
+pub struct WaitingCustomer {
+    /// Name.
+    name: Option<String>,
+    /// Tier.
+    tier: Option<String>,
+}
+
+/// A queue: its settings, live figures and the conversations waiting in it.
+#[utoipa::path(get, path = "/v1/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "The queue's name, as in the policy")),
+    responses(
+        (status = 200, description = "The queue", body = QueueDetail),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
+pub async fn get_queue(
+    State(app): St,
+    ApiPath(name): ApiPath<String>,
+) -> AppResult<Json<QueueDetail>> {
     let queue = app.service.engine().policy().queue(&name).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no queue `{name}`: the policy's queues are listed at GET /v1/queues"
@@ -592,31 +1009,58 @@ pub async fn get_queue(State(app): St, ApiPath(name): ApiPath<String>) -> AppRes
     })?;
     let now = app.service.now();
     let waiting = app.service.waiting(&name).await?;
-    let items: Vec<Value> = waiting
+    let items = waiting
         .iter()
         .map(|(r, wait)| {
             let waited = (now - r.queued_at.unwrap_or(now)) / 1000;
-            json!({
-                "position": wait.map(|(p, _)| p),
-                "conversation_id": r.id,
-                "state": r.state,
-                "priority": r.priority,
-                "waiting_seconds": waited,
-                "estimated_wait_seconds": wait.map(|(_, w)| w.quoted_seconds),
-                "sla_remaining_seconds": i64::try_from(queue.sla_seconds).unwrap_or(i64::MAX) - waited,
-                "offered_to": (r.state == baton_domain::HandoffState::Offered).then_some(r.agent_id.clone()),
-                "customer": {"name": r.customer.name, "tier": r.customer.tier},
-                "intent": r.brief.as_ref().map(|b| b.intent.clone()),
-                "reasons": r.brief.as_ref().map(|b| b.reasons.iter().map(|x| x.code).collect::<Vec<_>>()),
-            })
+            WaitingItem {
+                position: wait.map(|(p, _)| p),
+                conversation_id: r.id.clone(),
+                state: r.state,
+                priority: r.priority,
+                waiting_seconds: waited,
+                estimated_wait_seconds: wait.map(|(_, w)| w.quoted_seconds),
+                sla_remaining_seconds: i64::try_from(queue.sla_seconds).unwrap_or(i64::MAX)
+                    - waited,
+                offered_to: if r.state == HandoffState::Offered {
+                    r.agent_id.clone()
+                } else {
+                    None
+                },
+                customer: WaitingCustomer {
+                    name: r.customer.name.clone(),
+                    tier: r.customer.tier.clone(),
+                },
+                intent: r.brief.as_ref().map(|b| b.intent.clone()),
+                reasons: r
+                    .brief
+                    .as_ref()
+                    .map(|b| b.reasons.iter().map(|x| x.code).collect()),
+            }
         })
         .collect();
     let stats = app.service.queue_stat(&name).await?;
-    Ok(Json(
-        json!({"name": queue.name, "sla_seconds": queue.sla_seconds, "skills": queue.skills.iter().map(ToString::to_string).collect::<Vec<_>>(), "stats": stats, "waiting": items}),
-    ))
+    Ok(Json(QueueDetail {
+        name: queue.name.clone(),
+        sla_seconds: queue.sla_seconds,
+        skills: queue.skills.iter().map(ToString::to_string).collect(),
+        stats,
+        waiting: items,
+    }))
 }
 
+/// Creates or replaces an agent (skills, languages, capacity, presence).
+#[utoipa::path(post, path = "/v1/agents", tag = "agents",
+    request_body = Agent,
+    responses(
+        (status = 200, description = "The agent as stored", body = AgentAnswer),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn upsert_agent(
     State(app): St,
     Checked(agent, warnings): Checked<Agent>,
@@ -626,42 +1070,76 @@ pub async fn upsert_agent(
 }
 
 /// The agent as stored, with the input fields that were ignored.
-#[derive(serde::Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AgentAnswer {
     #[serde(flatten)]
     agent: Agent,
+    /// Input fields that were ignored, so a typo is never silent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
 }
 
-#[derive(Deserialize)]
+/// A presence change.
+#[derive(Deserialize, ToSchema)]
 pub struct PresenceRequest {
+    /// The new presence.
     status: AgentStatus,
 }
 
 /// Sets an agent's presence: `online` takes new conversations, `away` keeps current ones,
 /// `offline` also releases those waiting for the agent as their dedicated agent.
+#[utoipa::path(post, path = "/v1/agents/{agent}/presence", tag = "agents",
+    params(("agent" = String, Path, description = "The agent's id")),
+    request_body = PresenceRequest,
+    responses(
+        (status = 200, description = "The new presence", body = PresenceSet),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn set_presence(
     State(app): St,
     ApiPath(agent): ApiPath<String>,
     caller: Caller,
     ApiJson(req): ApiJson<PresenceRequest>,
-) -> AppResult<Json<baton_core::answers::PresenceSet>> {
+) -> AppResult<Json<PresenceSet>> {
     caller.acts_as(&agent)?;
     Ok(Json(app.service.set_presence(agent, req.status).await?))
 }
 
-pub async fn list_agents(State(app): St) -> AppResult<Json<Value>> {
-    let items: Vec<Value> = app
+/// Every agent with their load.
+#[derive(Serialize, ToSchema)]
+pub struct AgentList {
+    /// The agents.
+    agents: Vec<AgentWithLoad>,
+}
+
+/// An agent with the number of conversations they hold.
+#[derive(Serialize, ToSchema)]
+pub struct AgentWithLoad {
+    #[serde(flatten)]
+    agent: Agent,
+    /// Conversations offered to or assigned to the agent now.
+    assigned: u32,
+}
+
+/// Every agent, with the conversations each holds.
+#[utoipa::path(get, path = "/v1/agents", tag = "agents",
+    responses(
+        (status = 200, description = "The agents", body = AgentList),
+        (status = 503, response = Unavailable),
+    ))]
+pub async fn list_agents(State(app): St) -> AppResult<Json<AgentList>> {
+    let agents = app
         .service
         .agents()
         .await?
         .into_iter()
-        .map(|(a, held)| {
-            let mut v = json!(a);
-            v["assigned"] = json!(held);
-            v
-        })
+        .map(|(agent, assigned)| AgentWithLoad { agent, assigned })
         .collect();
-    Ok(Json(json!({"agents": items})))
+    Ok(Json(AgentList { agents }))
 }

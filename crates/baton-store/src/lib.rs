@@ -101,7 +101,9 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
 }
 
 /// What an event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A turn was stored (consoles and widgets fetch it).
@@ -162,7 +164,17 @@ impl std::fmt::Display for EventKind {
 
 /// Which response an SLA timer measures.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum SlaKind {
@@ -244,7 +256,7 @@ pub struct TurnRecord {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     /// Sequence number, increasing across all conversations (the server-sent events id).
     pub id: i64,
@@ -265,7 +277,7 @@ pub struct EventRecord {
 }
 
 /// An SLA timer (time to first human response, or next response).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SlaTimer {
     /// The conversation.
     pub conversation_id: String,

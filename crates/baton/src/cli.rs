@@ -31,8 +31,9 @@ enum Command {
         /// Print the built-in default policy instead, as a starting point.
         #[arg(long)]
         print_default: bool,
-        /// Print a JSON Schema instead: `policy` (the policy file) or `brief` (the handoff brief).
-        #[arg(long, value_parser = ["policy", "brief"])]
+        /// Print a JSON Schema instead: `policy` (the policy file) or `brief` (the handoff brief);
+        /// or `openapi`, the HTTP API's OpenAPI 3.1 document (as served at `/openapi.json`).
+        #[arg(long, value_parser = ["policy", "brief", "openapi"])]
         schema: Option<String>,
     },
     /// Decide on each line of a JSON Lines file of utterances, each as the first customer turn
@@ -215,6 +216,10 @@ pub fn run(args: Args) -> Result<()> {
             schema,
         } => {
             if let Some(which) = schema {
+                if which == "openapi" {
+                    println!("{}", baton_server::openapi::json());
+                    return Ok(());
+                }
                 let schema = if which == "brief" {
                     baton_brief::json_schema()
                 } else {

@@ -1,0 +1,264 @@
+//! The OpenAPI 3.1 document served at `GET /openapi.json`, generated from the handlers'
+//! `#[utoipa::path]` attributes and the request and answer types (`utoipa::ToSchema`), so the
+//! document and the wire format cannot drift apart.
+//!
+//! Two things are added to every operation from one place each rather than written by hand:
+//! its security requirement and its 401 and 403 answers, both from [`auth::need`], the table
+//! the auth guard itself applies.
+
+use crate::auth::{self, Need};
+use crate::error::ErrorBody;
+use std::sync::OnceLock;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Response, ResponseBuilder};
+use utoipa::OpenApi;
+
+/// The document, built once.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(ApiDoc::openapi)
+}
+
+/// The document as pretty-printed JSON, serialised once.
+pub fn json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        document()
+            .to_pretty_json()
+            .unwrap_or_else(|_| "{}".to_owned())
+    })
+}
+
+/// Names of the security schemes.
+const BEARER: &str = "api_key";
+const SESSION: &str = "session";
+
+const DESCRIPTION: &str = "Hands customer conversations from an AI assistant to human agents. \
+Contract: CONTRACTS.md.\n\n\
+Authentication: a fresh installation (no account, no key) is open. From the first account \
+(`baton agents add`) or API key (`baton keys add`) on, calls send `Authorization: Bearer KEY` \
+(scopes `bot`, `agent`, `admin`) or the console's session cookie; the widget sends its \
+conversation's token. Each operation's `security` lists what it accepts.\n\n\
+Errors: every 4xx and 5xx answer is `{\"error\": {\"code\", \"message\"}}`; the message says \
+what to fix. A method a path does not serve gets 405 (`method_not_allowed`), a path that does \
+not exist 404. Unknown input fields are accepted and named in the answer's `warnings` where \
+the answer has them.";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Baton API",
+        version = "1",
+        description = DESCRIPTION,
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    paths(
+        crate::handlers::healthz,
+        crate::handlers::openapi,
+        crate::handlers::create_conversation,
+        crate::handlers::get_conversation,
+        crate::handlers::post_turn,
+        crate::handlers::get_brief,
+        crate::handlers::claim,
+        crate::handlers::decline,
+        crate::handlers::transfer,
+        crate::handlers::followup,
+        crate::handlers::explain,
+        crate::handlers::event_stream,
+        crate::handlers::reply,
+        crate::handlers::note,
+        crate::handlers::resolve,
+        crate::handlers::handback,
+        crate::handlers::list_queues,
+        crate::handlers::get_queue,
+        crate::handlers::list_agents,
+        crate::handlers::upsert_agent,
+        crate::handlers::set_presence,
+        crate::console::login,
+        crate::console::logout,
+        crate::console::me,
+        crate::console::supervisor,
+        crate::console::assist,
+        crate::console::console_page,
+        crate::console::widget_page,
+        crate::console::static_asset,
+        crate::console::widget_start,
+        crate::console::widget_say,
+        crate::console::widget_rate,
+        crate::console::widget_followup,
+        crate::console::widget_state,
+        crate::console::widget_events,
+    ),
+    components(
+        schemas(ErrorBody, baton_store::EventRecord),
+        responses(
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            MethodNotAllowed,
+            Conflict,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            UnprocessableEntity,
+            Unavailable,
+        )
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "service", description = "Health and this document."),
+        (name = "conversations", description = "Conversations and their turns, from the bot's side."),
+        (name = "agents", description = "Agent actions on conversations, agents and their presence."),
+        (name = "queues", description = "Queues and who waits in them."),
+        (name = "events", description = "Server-sent events."),
+        (name = "console", description = "The agent console: sign-in, the supervisor view, reply suggestions, the pages."),
+        (name = "widget", description = "The customer widget's API, authorised by its conversation token."),
+    )
+)]
+struct ApiDoc;
+
+/// Reusable error answers (`#/components/responses/NAME`), all with the body
+/// `{"error": {"code", "message"}}`.
+macro_rules! error_responses {
+    ($($name:ident => $description:literal,)*) => {
+        $(
+            #[doc = $description]
+            pub(crate) struct $name;
+
+            impl<'s> utoipa::ToResponse<'s> for $name {
+                fn response() -> (&'s str, RefOr<Response>) {
+                    (stringify!($name), error_response($description).into())
+                }
+            }
+        )*
+    };
+}
+
+error_responses! {
+    BadRequest => "Malformed input: bad JSON syntax, a bad path or query parameter, or an invalid value (`invalid_request`, `invalid_json`).",
+    Unauthorized => "No valid credentials (`unauthorized`, `bad_credentials`): sign in, send `Authorization: Bearer KEY`, or the widget's token.",
+    Forbidden => "The credentials do not allow this (`forbidden`): a missing scope or role, or acting as another agent.",
+    NotFound => "No such conversation, queue, agent, brief or asset (`not_found`).",
+    MethodNotAllowed => "The path does not serve this method (`method_not_allowed`).",
+    Conflict => "The request conflicts with the conversation's current state, e.g. claiming what another agent holds (the code names the conflict).",
+    PayloadTooLarge => "The body is over 256 KiB (`body_too_large`).",
+    UnsupportedMediaType => "The body was not sent as `Content-Type: application/json` (`unsupported_media_type`).",
+    UnprocessableEntity => "Well-formed JSON with a field of the wrong shape or out of range (`invalid_json`, or the code naming the rule).",
+    Unavailable => "Storage cannot write now (`unavailable`): nothing was written, retry later.",
+}
+
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+/// The security schemes, and on each operation what [`auth::need`] asks of its caller, with
+/// the 401 and 403 answers of the auth guard.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (`baton keys add`) as `Authorization: Bearer KEY`. Scopes: \
+                         `bot` (conversations and turns), `agent` (agent actions, and what `bot` \
+                         may), `admin` (everything). A requirement lists the scopes that suffice.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            SESSION,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                auth::SESSION_COOKIE,
+                "The console's session cookie, set by `POST /v1/login` (HttpOnly, \
+                 SameSite=Strict, 12 hours). Roles: `agent`, `supervisor` (also the supervisor \
+                 view and acting for other agents), `admin` (also agent management). A \
+                 requirement lists the roles that suffice.",
+            ))),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let concrete = concrete_path(path);
+            for (method, operation) in operations(item) {
+                let need = auth::need(&method, &concrete);
+                if need == Need::Nothing {
+                    continue;
+                }
+                operation.security = Some(requirements(need));
+                for (status, name) in [("401", "Unauthorized"), ("403", "Forbidden")] {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            RefOr::Ref(utoipa::openapi::Ref::from_response_name(name))
+                        });
+                }
+            }
+        }
+    }
+}
+
+/// A path with its parameters filled in, as the auth guard sees it.
+pub(crate) fn concrete_path(path: &str) -> String {
+    path.replace("{id}", "x")
+        .replace("{name}", "general")
+        .replace("{agent}", "nobody")
+        .replace("{file}", "style.css")
+}
+
+/// The operations of a path item with their methods.
+pub(crate) fn operations(item: &mut PathItem) -> Vec<(axum::http::Method, &mut Operation)> {
+    use axum::http::Method;
+    [
+        (Method::GET, item.get.as_mut()),
+        (Method::POST, item.post.as_mut()),
+        (Method::PUT, item.put.as_mut()),
+        (Method::DELETE, item.delete.as_mut()),
+        (Method::PATCH, item.patch.as_mut()),
+        (Method::HEAD, item.head.as_mut()),
+        (Method::OPTIONS, item.options.as_mut()),
+        (Method::TRACE, item.trace.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(m, o)| o.map(|o| (m, o)))
+    .collect()
+}
+
+/// The alternatives that satisfy `need` (any one suffices), as [`auth::Caller::may`] decides.
+fn requirements(need: Need) -> Vec<utoipa::openapi::security::SecurityRequirement> {
+    use utoipa::openapi::security::SecurityRequirement;
+    let (scopes, roles): (&[&str], &[&str]) = match need {
+        Need::Nothing => (&[], &[]),
+        Need::Bot => (
+            &["bot", "agent", "admin"],
+            &["agent", "supervisor", "admin"],
+        ),
+        Need::Agent => (&["agent", "admin"], &["agent", "supervisor", "admin"]),
+        Need::Supervisor => (&["admin"], &["supervisor", "admin"]),
+        Need::Admin => (&["admin"], &["admin"]),
+    };
+    let mut out: Vec<SecurityRequirement> = scopes
+        .iter()
+        .map(|s| SecurityRequirement::new(BEARER, [*s]))
+        .collect();
+    out.extend(
+        roles
+            .iter()
+            .map(|r| SecurityRequirement::new(SESSION, [*r])),
+    );
+    out
+}
