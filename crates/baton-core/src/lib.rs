@@ -209,6 +209,30 @@ fn update_of(session: &Session, disposition: Option<String>, brief: bool) -> Con
     }
 }
 
+/// The conversation fields a turn may change (besides the brief).
+#[derive(Debug, PartialEq)]
+struct Fields {
+    state: HandoffState,
+    queue: Option<String>,
+    priority: i64,
+    agent: Option<String>,
+    language: Option<String>,
+    requested_agent: Option<String>,
+}
+
+impl Fields {
+    fn of(s: &Session) -> Self {
+        Self {
+            state: s.state,
+            queue: s.queue.clone(),
+            priority: s.priority,
+            agent: s.agent.clone(),
+            language: s.detect.language.clone(),
+            requested_agent: s.requested_agent.clone(),
+        }
+    }
+}
+
 /// Stores `answer` with the turn of `change` (the first conversation part is the turn's own),
 /// for a retry with the same `client_turn_id`.
 fn store_answer(change: &mut Change, answer: &TurnAnswer) -> CoreResult<()> {
@@ -566,10 +590,10 @@ impl Service {
         }
         // From here the session changes in place: an error evicts it (`taints_session`), and
         // it is loaded again from the store, which is the truth.
-        let before = session.state;
+        let before = Fields::of(session);
         let outcome = self.engine.process(session, turn.clone());
         let mut answer = self.answer(session, &outcome);
-        let mut change = self.turn_change(before, session, &turn, &outcome, self.clock.now())?;
+        let mut change = self.turn_change(&before, session, &turn, &outcome, self.clock.now())?;
         if lock.is_none() && outcome.route.is_none() {
             // A routine turn: no routing involved.
             store_answer(&mut change, &answer)?;
@@ -721,13 +745,13 @@ impl Service {
     /// event (consoles and widgets fetch it) and the transitions.
     fn turn_change(
         &self,
-        before: HandoffState,
+        before: &Fields,
         next: &Session,
         turn: &Turn,
         o: &TurnOutcome,
         now: Millis,
     ) -> CoreResult<Change> {
-        let mut part = ConversationChange::new(next.id.as_str(), Guard::State(before));
+        let mut part = ConversationChange::new(next.id.as_str(), Guard::State(before.state));
         part.turn = Some(NewTurn {
             seq: o.turn,
             turn: turn.clone(),
@@ -735,7 +759,10 @@ impl Service {
             signals: serde_json::to_value(&o.signals).map_err(internal)?,
             response: serde_json::Value::Null,
         });
-        part.update = Some(update_of(next, None, o.brief.is_some()));
+        // Most turns change no field of the conversation: then only the turn is written.
+        if o.brief.is_some() || *before != Fields::of(next) {
+            part.update = Some(update_of(next, None, o.brief.is_some()));
+        }
         part.events.push(NewEvent {
             kind: EventKind::Turn,
             from: None,

@@ -97,7 +97,7 @@ impl std::fmt::Debug for SqliteStore {
 
 /// A write for the writer thread.
 enum Job {
-    Apply(Box<Change>, oneshot::Sender<Result<Applied>>),
+    Apply(Box<(Change, Encoded)>, oneshot::Sender<Result<Applied>>),
     Write(WriteOp, oneshot::Sender<Result<()>>),
     /// A connection setting, run between batches.
     Control(Control, oneshot::Sender<Result<u64>>),
@@ -650,7 +650,7 @@ fn commit_batch(conn: &Connection, jobs: &[Job]) -> Result<Vec<Result<Done>>> {
             return abort(e);
         }
         let result = match job {
-            Job::Apply(change, _) => apply_change(conn, change).map(Done::Applied),
+            Job::Apply(job, _) => apply_change(conn, &job.0, &job.1).map(Done::Applied),
             Job::Write(op, _) => write_op(conn, op).map(|()| Done::Written),
             Job::Control(..) => Err(StoreError::Database("misrouted control job".into())),
         };
@@ -730,11 +730,60 @@ fn write_op(conn: &Connection, op: &WriteOp) -> Result<()> {
 }
 
 /// Writes one change (inside the caller's savepoint).
-fn apply_change(conn: &Connection, change: &Change) -> Result<Applied> {
+/// The JSON texts of a change's conversation parts, in the order of its parts.
+#[derive(Debug)]
+struct Encoded(Vec<EncodedPart>);
+
+/// One part's JSON texts.
+#[derive(Debug, Default)]
+struct EncodedPart {
+    customer: Option<String>,
+    brief: Option<String>,
+    /// The turn's body, decision, signals and answer.
+    turn: Option<[String; 4]>,
+}
+
+impl Encoded {
+    fn of(change: &Change) -> Result<Self> {
+        let parts = change
+            .conversations
+            .iter()
+            .map(|part| {
+                Ok(EncodedPart {
+                    customer: match &part.guard {
+                        Guard::Create { customer, .. } => Some(serde_json::to_string(customer)?),
+                        _ => None,
+                    },
+                    brief: part
+                        .update
+                        .as_ref()
+                        .and_then(|u| u.brief.as_ref())
+                        .map(serde_json::to_string)
+                        .transpose()?,
+                    turn: part
+                        .turn
+                        .as_ref()
+                        .map(|t| -> Result<[String; 4]> {
+                            Ok([
+                                serde_json::to_string(&t.turn)?,
+                                t.decision.to_string(),
+                                t.signals.to_string(),
+                                t.response.to_string(),
+                            ])
+                        })
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Encoded(parts))
+    }
+}
+
+fn apply_change(conn: &Connection, change: &Change, encoded: &Encoded) -> Result<Applied> {
     let at = change.at;
     let mut events = Vec::new();
-    for part in &change.conversations {
-        apply_part(conn, part, at, &mut events)?;
+    for (part, text) in change.conversations.iter().zip(&encoded.0) {
+        apply_part(conn, part, text, at, &mut events)?;
     }
     for agent in &change.agents {
         apply_agent(conn, agent, at)?;
@@ -745,16 +794,30 @@ fn apply_change(conn: &Connection, change: &Change) -> Result<Applied> {
 fn apply_part(
     conn: &Connection,
     part: &ConversationChange,
+    text: &EncodedPart,
     at: i64,
     events: &mut Vec<EventRecord>,
 ) -> Result<()> {
     let id = part.id.as_str();
-    check_guard(conn, id, &part.guard, at)?;
-    if let Some(update) = &part.update {
-        update_conversation(conn, id, update, at)?;
+    match (&part.guard, &part.update) {
+        // The state guard is the update's own WHERE: one statement instead of two.
+        (Guard::State(expected), Some(update)) => {
+            if update_conversation(conn, id, update, text, Some(*expected), at)? == 0 {
+                return Err(StoreError::Stale {
+                    conversation: id.to_owned(),
+                    expected: *expected,
+                });
+            }
+        }
+        (guard, update) => {
+            check_guard(conn, id, guard, text, at)?;
+            if let Some(update) = update {
+                update_conversation(conn, id, update, text, None, at)?;
+            }
+        }
     }
-    if let Some(turn) = &part.turn {
-        insert_turn(conn, id, turn, at)?;
+    if let (Some(turn), Some(texts)) = (&part.turn, &text.turn) {
+        insert_turn(conn, id, turn, texts, at)?;
     }
     for event in &part.events {
         events.push(insert_event(conn, id, event, at)?);
@@ -770,10 +833,16 @@ fn apply_part(
     Ok(())
 }
 
-fn check_guard(conn: &Connection, id: &str, guard: &Guard, at: i64) -> Result<()> {
+fn check_guard(
+    conn: &Connection,
+    id: &str,
+    guard: &Guard,
+    text: &EncodedPart,
+    at: i64,
+) -> Result<()> {
     match guard {
-        Guard::Create { customer, channel } => {
-            let customer = serde_json::to_string(customer)?;
+        Guard::Create { channel, .. } => {
+            let customer = text.customer.as_deref().unwrap_or("{}");
             let inserted = conn
                 .prepare_cached(
                     "INSERT INTO conversations (id, customer, channel, state, created_at, updated_at)
@@ -809,17 +878,16 @@ fn current_state(conn: &Connection, id: &str) -> Result<Option<String>> {
         .db()
 }
 
+/// Writes an update, only where the state is still `expected` when given; the number of rows
+/// changed (0 or 1).
 fn update_conversation(
     conn: &Connection,
     id: &str,
     update: &ConversationUpdate,
+    text: &EncodedPart,
+    expected: Option<HandoffState>,
     at: i64,
-) -> Result<()> {
-    let brief = update
-        .brief
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()?;
+) -> Result<usize> {
     conn.prepare_cached(
         "UPDATE conversations SET
             state = ?1, queue = ?2, priority = ?3, agent_id = ?4,
@@ -830,7 +898,7 @@ fn update_conversation(
             assigned_at = CASE WHEN ?1 = 'assigned' AND state != 'assigned' THEN ?9 ELSE assigned_at END,
             resolved_at = CASE WHEN ?1 = 'resolved' THEN ?9 ELSE resolved_at END,
             updated_at = ?9
-         WHERE id = ?10",
+         WHERE id = ?10 AND (?11 IS NULL OR state = ?11)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -838,20 +906,25 @@ fn update_conversation(
             update.queue,
             update.priority,
             update.agent_id,
-            brief,
+            text.brief,
             update.disposition,
             update.language,
             update.requested_agent,
             at,
-            id
+            id,
+            expected.map(HandoffState::as_str)
         ])
     })
-    .db()?;
-    Ok(())
+    .db()
 }
 
-fn insert_turn(conn: &Connection, id: &str, turn: &NewTurn, at: i64) -> Result<()> {
-    let body = serde_json::to_string(&turn.turn)?;
+fn insert_turn(
+    conn: &Connection,
+    id: &str,
+    turn: &NewTurn,
+    [body, decision, signals, response]: &[String; 4],
+    at: i64,
+) -> Result<()> {
     let result = conn
         .prepare_cached(
             "INSERT INTO turns (conversation_id, seq, role, body, client_turn_id, decision, signals, response, created_at)
@@ -864,9 +937,9 @@ fn insert_turn(conn: &Connection, id: &str, turn: &NewTurn, at: i64) -> Result<(
                 turn.turn.role.as_str(),
                 body,
                 turn.turn.client_turn_id,
-                turn.decision.to_string(),
-                turn.signals.to_string(),
-                turn.response.to_string(),
+                decision,
+                signals,
+                response,
                 at
             ])
         });
@@ -1166,7 +1239,13 @@ impl Store for SqliteStore {
                 }
             });
         }
-        match self.enqueue(|reply| Job::Apply(Box::new(change), reply)) {
+        // The JSON texts are made here, on the caller's thread, so the one writer thread only
+        // runs SQL.
+        let encoded = match Encoded::of(&change) {
+            Ok(e) => e,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        match self.enqueue(|reply| Job::Apply(Box::new((change, encoded)), reply)) {
             Ok(answer) => Box::pin(async move { answer.await.map_err(|_| writer_stopped())? }),
             Err(e) => Box::pin(async move { Err(e) }),
         }
