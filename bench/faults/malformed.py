@@ -29,14 +29,12 @@ SEED = int(E("SEED", str(int(time.time()))))
 SHOW = int(E("SHOW", "12"))
 
 
-def routes():
-    """(method, path template) for every documented route, plus the console/widget ones."""
-    spec = None
-    for p in (os.path.join(REPO_DIR, "crates", "baton-server", "src", "openapi.json"),):
-        if os.path.exists(p):
-            spec = json.load(open(p))
-    if spec is None:
-        spec = {"paths": {}}
+def routes(port):
+    """(method, path template) for every route the running server documents at /openapi.json,
+    plus the console/widget ones."""
+    status, spec = Client(port).get("/openapi.json")
+    if status != 200 or not isinstance(spec, dict) or not spec.get("paths"):
+        raise SystemExit(f"malformed: GET /openapi.json answered {status} without paths")
     out = []
     for path, ms in spec.get("paths", {}).items():
         for m in ms:
@@ -243,7 +241,7 @@ class Conn:
 def worker(args):
     idx, n, port, seed, good_ids = args
     rng = random.Random(seed * 1000 + idx)
-    rts = routes()
+    rts = routes(port)
     c = Conn(port)
     seen = set()
     st = {"sent": 0, "answered": 0, "no_answer": 0, "statuses": {}, "by_kind": {}, "server_errors": 0,
@@ -308,7 +306,7 @@ def main():
                 "{file}": ["console.js", "widget.js", "style.css"]}
         per = TOTAL // WORKERS
         t0 = time.time()
-        print(f"malformed: {per * WORKERS} requests, {WORKERS} workers, seed {SEED}, {len(routes())} routes", flush=True)
+        print(f"malformed: {per * WORKERS} requests, {WORKERS} workers, seed {SEED}, {len(routes(port))} routes", flush=True)
         with mp.Pool(WORKERS) as pool:
             parts = pool.map(worker, [(i, per, port, SEED, good) for i in range(WORKERS)])
         secs = time.time() - t0
