@@ -11,10 +11,37 @@ use tokio::sync::broadcast;
 /// Events a slow follower may fall behind by before it re-reads from the store.
 const CAPACITY: usize = 1024;
 
+/// Which events a follower of every conversation gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Every event.
+    #[default]
+    All,
+    /// Events of the handoff: everything but the turns of conversations the AI handles on its
+    /// own (a turn event's `to_state` is its conversation's state after the turn). What an
+    /// agent's console follows: routine AI traffic does not wake it.
+    Handoff,
+}
+
+impl Scope {
+    /// Whether `e` is in this scope.
+    pub fn admits(self, e: &EventRecord) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Handoff => {
+                e.kind != baton_store::EventKind::Turn
+                    || e.to_state
+                        .is_some_and(baton_domain::HandoffState::in_handoff)
+            }
+        }
+    }
+}
+
 /// The node's event bus.
 #[derive(Debug)]
 pub struct Bus {
     all: broadcast::Sender<Arc<EventRecord>>,
+    handoff: broadcast::Sender<Arc<EventRecord>>,
     by_conversation: Mutex<HashMap<String, broadcast::Sender<Arc<EventRecord>>>>,
     last: AtomicI64,
     closed: tokio::sync::watch::Sender<bool>,
@@ -25,6 +52,7 @@ impl Bus {
     pub(crate) fn new(last: i64) -> Self {
         Self {
             all: broadcast::channel(CAPACITY).0,
+            handoff: broadcast::channel(CAPACITY).0,
             by_conversation: Mutex::new(HashMap::new()),
             last: AtomicI64::new(last),
             closed: tokio::sync::watch::channel(false).0,
@@ -46,6 +74,9 @@ impl Bus {
             if self.all.receiver_count() > 0 {
                 let _ = self.all.send(e.clone());
             }
+            if self.handoff.receiver_count() > 0 && Scope::Handoff.admits(&e) {
+                let _ = self.handoff.send(e.clone());
+            }
             let gone = match subscribed.get(&e.conversation_id) {
                 Some(tx) => tx.send(e.clone()).is_err(),
                 None => false,
@@ -61,9 +92,14 @@ impl Bus {
         self.last.load(Ordering::Acquire)
     }
 
-    /// Follows every event, or one conversation's.
-    pub fn subscribe(&self, conversation: Option<&str>) -> broadcast::Receiver<Arc<EventRecord>> {
+    /// Follows one conversation's events, or every conversation's in `scope`.
+    pub fn subscribe(
+        &self,
+        conversation: Option<&str>,
+        scope: Scope,
+    ) -> broadcast::Receiver<Arc<EventRecord>> {
         match conversation {
+            None if scope == Scope::Handoff => self.handoff.subscribe(),
             None => self.all.subscribe(),
             Some(id) => {
                 let mut subscribed = self

@@ -766,7 +766,7 @@ impl Service {
         part.events.push(NewEvent {
             kind: EventKind::Turn,
             from: None,
-            to: None,
+            to: Some(next.state),
             actor: turn.role.as_str().to_owned(),
             reason: format!("turn {}", o.turn),
         });

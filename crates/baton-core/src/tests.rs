@@ -357,8 +357,8 @@ async fn the_owner_speaks_at_once_after_a_claim_and_an_unknown_target_queue_is_r
 #[tokio::test]
 async fn event_followers_get_every_event_in_order_without_polling() {
     let f = fixture().await;
-    let mut all = f.service.bus().subscribe(None);
-    let mut one = f.service.bus().subscribe(Some("c2"));
+    let mut all = f.service.bus().subscribe(None, bus::Scope::All);
+    let mut one = f.service.bus().subscribe(Some("c2"), bus::Scope::All);
     escalated(&f, "c1").await;
     escalated(&f, "c2").await;
     let mut ids = Vec::new();
@@ -430,4 +430,32 @@ async fn an_agent_added_by_another_process_is_routable_at_the_next_sweep() {
         "{record:?}"
     );
     f.service.audit().await.expect("agree");
+}
+
+#[tokio::test]
+async fn a_console_following_the_handoff_is_not_woken_by_routine_ai_traffic() {
+    let f = fixture().await;
+    let mut handoff = f.service.bus().subscribe(None, bus::Scope::Handoff);
+    f.service
+        .create_conversation(Some(id("quiet")), Customer::default(), None)
+        .await
+        .expect("create");
+    for text in ["where is my parcel?", "and the opening hours?"] {
+        let turn = Turn::new(Role::Customer, text).expect("turn");
+        f.service.post_turn(id("quiet"), turn).await.expect("turn");
+    }
+    assert!(
+        handoff.try_recv().is_err(),
+        "routine turns woke a handoff follower"
+    );
+    escalated(&f, "c1").await;
+    let mut kinds = Vec::new();
+    while let Ok(e) = handoff.try_recv() {
+        assert_eq!(e.conversation_id, "c1");
+        kinds.push(e.kind);
+    }
+    assert!(
+        kinds.contains(&EventKind::Turn) && kinds.contains(&EventKind::Transition),
+        "{kinds:?}"
+    );
 }

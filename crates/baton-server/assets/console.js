@@ -176,7 +176,7 @@
 
   function follow() {
     if (source) source.close();
-    source = new EventSource("/v1/events?after=-1");
+    source = new EventSource("/v1/events?after=-1&scope=handoff");
     let pending = false;
     const update = async () => {
       if (pending) return;

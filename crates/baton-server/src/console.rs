@@ -859,8 +859,13 @@ pub async fn widget_events(
     ApiQuery(q): ApiQuery<WidgetToken>,
 ) -> AppResult<Response> {
     let id = widget_conversation(&app, &q.token).await?;
-    Ok(
-        crate::handlers::stream_events(app, &headers, Some(0), Some(id.to_string()), true)
-            .into_response(),
+    Ok(crate::handlers::stream_events(
+        app,
+        &headers,
+        Some(0),
+        Some(id.to_string()),
+        baton_core::bus::Scope::All,
+        true,
     )
+    .into_response())
 }

@@ -17,6 +17,7 @@ use baton_core::answers::{
     Claimed, Created, Declined, FollowedUp, HandedBack, Noted, PresenceSet, Replied, Resolved,
     Transferred, TurnAnswer,
 };
+use baton_core::bus::Scope;
 use baton_domain::{
     Agent, AgentStatus, Brief, ConversationId, Customer, Decision, HandoffState, ReasonCode, Role,
     Signal, Turn,
@@ -748,6 +749,10 @@ pub struct EventQuery {
     /// is given.
     #[serde(default)]
     after: Option<i64>,
+    /// `all` (the default) or `handoff`: every event but the turns of conversations the AI
+    /// handles on its own, what an agent's console follows.
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 /// Server-sent events: every event (turns, transitions, routing, SLA warnings and breaches,
@@ -774,11 +779,27 @@ pub async fn event_stream(
         .transpose()?
         .map(|c| c.to_string());
     let after = q.after.filter(|a| *a >= 0);
-    Ok(stream_events(app, &headers, after, conversation, false))
+    let scope = match q.scope.as_deref() {
+        None | Some("all") => Scope::All,
+        Some("handoff") => Scope::Handoff,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "unknown scope `{other}`: use `all` or `handoff`"
+            )))
+        }
+    };
+    Ok(stream_events(
+        app,
+        &headers,
+        after,
+        conversation,
+        scope,
+        false,
+    ))
 }
 
 /// The event stream after `after` (or the `Last-Event-ID` header; from now on when neither is
-/// given), of one conversation or all; `customer_view` leaves out internal notes. The stream
+/// given), of one conversation or all in `scope`; `customer_view` leaves out internal notes. The stream
 /// follows the service's bus: an idle stream costs nothing between events, and ends when the
 /// server shuts down.
 pub(crate) fn stream_events(
@@ -786,12 +807,13 @@ pub(crate) fn stream_events(
     headers: &axum::http::HeaderMap,
     after: Option<i64>,
     conversation: Option<String>,
+    scope: Scope,
     customer_view: bool,
 ) -> impl IntoResponse {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
     let bus = app.service.bus();
-    let rx = bus.subscribe(conversation.as_deref());
+    let rx = bus.subscribe(conversation.as_deref(), scope);
     let closed = bus.closed();
     let last = headers
         .get("last-event-id")
@@ -824,7 +846,7 @@ pub(crate) fn stream_events(
                     continue;
                 }
                 f.last = e.id;
-                if customer_view && e.kind == baton_store::EventKind::Note {
+                if (customer_view && e.kind == baton_store::EventKind::Note) || !scope.admits(&e) {
                     continue;
                 }
                 let event = Event::default()
