@@ -22,6 +22,9 @@ TURNS_SECS = int(E("TURNS_SECS", "10"))
 IDLE_SECS = float(E("IDLE_SECS", "10"))
 SLOW_SECS = float(E("SLOW_SECS", "35"))  # past hyper's 30 s header timeout, if there is one
 CONVS = int(E("CONVS", "1000"))
+# What each stream follows: by default what an agent's console opens (the handoff's events);
+# `/v1/events?after=-1` follows every event, so each routine turn is sent to every stream.
+STREAM_PATH = E("STREAM_PATH", "/v1/events?after=-1&scope=handoff")
 
 
 def log(*a):
@@ -65,7 +68,7 @@ def main():
         out["turns_without_streams"] = wrk(port, "turns.lua", TURNS_SECS, {"CONV_PREFIX": "r", "CONVS": str(CONVS),
                                                                          "ESCALATE_PCT": "0", "RUN_TAG": "nos"})
         ready = os.path.join(tmp, "streams.ready")
-        holder = start_helper("streamholder.py", ["--port", str(port), "--n", str(STREAMS)], ready)
+        holder = start_helper("streamholder.py", ["--port", str(port), "--n", str(STREAMS), "--path", STREAM_PATH], ready)
         t0 = time.time()
         wait_ready(holder, ready, timeout=90, interval=0.1)
         time.sleep(0.3)
@@ -146,7 +149,7 @@ def main():
         srv.stop()
         remove_work_dir(tmp)
     w, wo = out.get("turns_with_streams"), out.get("turns_without_streams")
-    print(f"streams: {STREAMS} idle event streams, {SLOW} slow clients")
+    print(f"streams: {STREAMS} idle event streams ({STREAM_PATH}), {SLOW} slow clients")
     if wo:
         print(f"  routine turns/s without streams:  {wo['rps']:>9,.0f}  (p99 {wo['latency_us']['p99'] / 1000:.1f} ms, non-2xx {wo['non_2xx_3xx']})")
     if w:
