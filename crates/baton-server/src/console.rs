@@ -10,10 +10,7 @@
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::handlers::{ApiJson, ApiPath, ApiQuery};
-use crate::openapi::{
-    BadRequest, Conflict, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
-    UnprocessableEntity, UnsupportedMediaType,
-};
+use crate::openapi::{Conflict, NotFound, Unauthorized};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -140,7 +137,6 @@ pub async fn widget_page() -> Html<&'static str> {
             (String = "text/javascript"),
             (String = "text/css"),
         )),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
     ))]
 pub async fn static_asset(ApiPath(file): ApiPath<String>) -> AppResult<Response> {
@@ -177,12 +173,7 @@ pub struct LoggedIn {
     responses(
         (status = 200, description = "Signed in; the session cookie is set", body = LoggedIn,
             headers(("Set-Cookie" = String, description = "`baton_session=...; Path=/; HttpOnly; SameSite=Strict`"))),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn login(State(app): St, ApiJson(req): ApiJson<Login>) -> AppResult<Response> {
     let user = app.service.user(&req.agent_id).await?;
@@ -228,7 +219,6 @@ pub struct SignedOut {
 #[utoipa::path(post, path = "/v1/logout", tag = "console",
     responses(
         (status = 200, description = "Signed out; the session cookie is cleared", body = SignedOut),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn logout(State(app): St, headers: HeaderMap) -> AppResult<Response> {
     if let Some(token) = auth::session_token(&headers) {
@@ -272,7 +262,6 @@ pub enum Me {
     responses(
         (status = 200, description = "The signed-in user, or `{\"open\": true}` on an open server", body = Me),
         (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
     ),
     security((), ("session" = [])))]
 pub async fn me(State(app): St, headers: HeaderMap) -> AppResult<Json<Me>> {
@@ -348,7 +337,6 @@ pub struct Escalation {
 #[utoipa::path(get, path = "/v1/supervisor", tag = "console",
     responses(
         (status = 200, description = "The overview", body = Supervisor),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn supervisor(State(app): St) -> AppResult<Json<Supervisor>> {
     let queues = app.service.queue_stats().await?;
@@ -441,9 +429,7 @@ pub struct KbLink {
     params(("id" = String, Path, description = "The conversation's id")),
     responses(
         (status = 200, description = "Suggestions", body = Assist),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn assist(
     State(app): St,
@@ -534,11 +520,6 @@ async fn widget_conversation(app: &AppState, token: &str) -> AppResult<Conversat
     request_body = WidgetStart,
     responses(
         (status = 200, description = "The conversation and its token", body = WidgetStarted),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn widget_start(
     State(app): St,
@@ -590,13 +571,8 @@ pub struct WidgetSaid {
     request_body = WidgetSay,
     responses(
         (status = 200, description = "The decisions", body = WidgetSaid),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn widget_say(
     State(app): St,
@@ -654,13 +630,8 @@ pub struct WidgetFollowup {
     request_body = WidgetFollowup,
     responses(
         (status = 200, description = "The follow-up is recorded", body = FollowedUp),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn widget_followup(
     State(app): St,
@@ -684,13 +655,8 @@ pub struct WidgetRate {
     request_body = WidgetRate,
     responses(
         (status = 200, description = "The rating is recorded", body = Rated),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn widget_rate(
     State(app): St,
@@ -750,9 +716,7 @@ pub struct WidgetMessage {
     params(WidgetToken),
     responses(
         (status = 200, description = "The customer's view", body = WidgetState),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn widget_state(
     State(app): St,
@@ -849,9 +813,7 @@ pub async fn widget_state(
     ),
     responses(
         (status = 200, description = "Server-sent events of the token's conversation, from its start, without internal notes: each event's `id` is its sequence number, `event` its kind and `data` one `EventRecord` as JSON", content_type = "text/event-stream", body = String),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn widget_events(
     State(app): St,

@@ -3,10 +3,7 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::openapi::{
-    BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, UnprocessableEntity,
-    UnsupportedMediaType,
-};
+use crate::openapi::{Conflict, NotFound};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, State};
@@ -251,11 +248,7 @@ pub struct NewConversation {
     request_body(content = Option<NewConversation>, description = "Optional: an empty body creates a conversation with a generated id"),
     responses(
         (status = 201, description = "Created", body = Created),
-        (status = 400, response = BadRequest),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn create_conversation(
     State(app): St,
@@ -298,13 +291,8 @@ pub async fn create_conversation(
     request_body = Turn,
     responses(
         (status = 200, description = "The decision on the turn", body = TurnAnswer),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn post_turn(
     State(app): St,
@@ -383,9 +371,7 @@ pub struct TurnView {
     params(("id" = String, Path, description = "The conversation's id")),
     responses(
         (status = 200, description = "The conversation", body = ConversationView),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn get_conversation(
     State(app): St,
@@ -446,9 +432,7 @@ pub struct BriefQuery {
             (Brief = "application/json"),
             (String = "text/markdown"),
         )),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn get_brief(
     State(app): St,
@@ -497,13 +481,8 @@ pub struct AgentAction {
     request_body = AgentAction,
     responses(
         (status = 200, description = "The agent owns the conversation", body = Claimed),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn claim(
     State(app): St,
@@ -521,13 +500,8 @@ pub async fn claim(
     request_body = AgentAction,
     responses(
         (status = 200, description = "Declined", body = Declined),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn decline(
     State(app): St,
@@ -545,13 +519,8 @@ pub async fn decline(
     request_body = AgentAction,
     responses(
         (status = 200, description = "Sent", body = Replied),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn reply(
     State(app): St,
@@ -570,13 +539,8 @@ pub async fn reply(
     request_body = AgentAction,
     responses(
         (status = 200, description = "Noted", body = Noted),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn note(
     State(app): St,
@@ -595,13 +559,8 @@ pub async fn note(
     request_body = AgentAction,
     responses(
         (status = 200, description = "Resolved", body = Resolved),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn resolve(
     State(app): St,
@@ -623,13 +582,8 @@ pub async fn resolve(
     request_body = AgentAction,
     responses(
         (status = 200, description = "Handed back", body = HandedBack),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn handback(
     State(app): St,
@@ -665,13 +619,8 @@ pub struct TransferRequest {
     request_body = TransferRequest,
     responses(
         (status = 200, description = "Transferred", body = Transferred),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn transfer(
     State(app): St,
@@ -704,13 +653,8 @@ pub struct FollowupRequest {
     request_body = FollowupRequest,
     responses(
         (status = 200, description = "The follow-up is recorded", body = FollowedUp),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn followup(
     State(app): St,
@@ -726,10 +670,8 @@ pub async fn followup(
     params(("id" = String, Path, description = "The conversation's id")),
     responses(
         (status = 200, description = "Where it is and why", body = Explanation),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn explain(
     State(app): St,
@@ -766,7 +708,6 @@ pub struct EventQuery {
     ),
     responses(
         (status = 200, description = "Server-sent events: each event's `id` is its sequence number, `event` its kind (`EventKind`) and `data` one `EventRecord` as JSON", content_type = "text/event-stream", body = String),
-        (status = 400, response = BadRequest),
     ))]
 pub async fn event_stream(
     State(app): St,
@@ -928,7 +869,6 @@ pub struct QueueSummary {
 #[utoipa::path(get, path = "/v1/queues", tag = "queues",
     responses(
         (status = 200, description = "The queues", body = QueueList),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn list_queues(State(app): St) -> AppResult<Json<QueueList>> {
     let now = app.service.now();
@@ -1016,9 +956,7 @@ pub struct WaitingCustomer {
     params(("name" = String, Path, description = "The queue's name, as in the policy")),
     responses(
         (status = 200, description = "The queue", body = QueueDetail),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn get_queue(
     State(app): St,
@@ -1076,12 +1014,7 @@ pub async fn get_queue(
     request_body = Agent,
     responses(
         (status = 200, description = "The agent as stored", body = AgentAnswer),
-        (status = 400, response = BadRequest),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn upsert_agent(
     State(app): St,
@@ -1115,13 +1048,8 @@ pub struct PresenceRequest {
     request_body = PresenceRequest,
     responses(
         (status = 200, description = "The new presence", body = PresenceSet),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = UnprocessableEntity),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn set_presence(
     State(app): St,
@@ -1153,7 +1081,6 @@ pub struct AgentWithLoad {
 #[utoipa::path(get, path = "/v1/agents", tag = "agents",
     responses(
         (status = 200, description = "The agents", body = AgentList),
-        (status = 503, response = Unavailable),
     ))]
 pub async fn list_agents(State(app): St) -> AppResult<Json<AgentList>> {
     let agents = app

@@ -105,7 +105,7 @@ the answer has them.";
             Unavailable,
         )
     ),
-    modifiers(&Security),
+    modifiers(&Security, &CommonErrors),
     tags(
         (name = "service", description = "Health and this document."),
         (name = "conversations", description = "Conversations and their turns, from the bot's side."),
@@ -199,6 +199,39 @@ impl utoipa::Modify for Security {
                 }
                 operation.security = Some(requirements(need));
                 for (status, name) in [("401", "Unauthorized"), ("403", "Forbidden")] {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            RefOr::Ref(utoipa::openapi::Ref::from_response_name(name))
+                        });
+                }
+            }
+        }
+    }
+}
+
+/// The error answers every operation of a kind can give, added in one place rather than on
+/// each handler: 400 where a path, query or body is parsed; 413, 415 and 422 where a JSON body
+/// is; 503 on the API's routes (storage cannot write, or the server is stopping).
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let api = path.starts_with("/v1/") || path.starts_with("/widget/api/");
+            for (_, operation) in operations(item) {
+                let body = operation.request_body.is_some();
+                let parsed = body || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let errors = [
+                    (parsed, "400", "BadRequest"),
+                    (body, "413", "PayloadTooLarge"),
+                    (body, "415", "UnsupportedMediaType"),
+                    (body, "422", "UnprocessableEntity"),
+                    (api, "503", "Unavailable"),
+                ];
+                for (_, status, name) in errors.into_iter().filter(|(applies, ..)| *applies) {
                     operation
                         .responses
                         .responses
