@@ -17,24 +17,10 @@ pub enum Scope {
     /// Every event.
     #[default]
     All,
-    /// Events of the handoff: everything but the turns of conversations the AI handles on its
-    /// own (a turn event's `to_state` is its conversation's state after the turn). What an
-    /// agent's console follows: routine AI traffic does not wake it.
+    /// Events of the handoff: everything but the turn events of conversations the AI handles
+    /// on its own. What an agent's console follows: routine AI traffic does not wake it. (A
+    /// stream that catches up from the store after a reconnect may still see such turns.)
     Handoff,
-}
-
-impl Scope {
-    /// Whether `e` is in this scope.
-    pub fn admits(self, e: &EventRecord) -> bool {
-        match self {
-            Scope::All => true,
-            Scope::Handoff => {
-                e.kind != baton_store::EventKind::Turn
-                    || e.to_state
-                        .is_some_and(baton_domain::HandoffState::in_handoff)
-            }
-        }
-    }
 }
 
 /// The node's event bus.
@@ -59,8 +45,9 @@ impl Bus {
         }
     }
 
-    /// Publishes stored events, in sequence order.
-    pub(crate) fn publish(&self, events: &[baton_store::EventRecord]) {
+    /// Publishes stored events, in sequence order; the turn events of `quiet` conversations
+    /// (left with the AI alone) are not for [`Scope::Handoff`].
+    pub(crate) fn publish(&self, events: &[baton_store::EventRecord], quiet: &[String]) {
         if events.is_empty() {
             return;
         }
@@ -74,7 +61,9 @@ impl Bus {
             if self.all.receiver_count() > 0 {
                 let _ = self.all.send(e.clone());
             }
-            if self.handoff.receiver_count() > 0 && Scope::Handoff.admits(&e) {
+            let routine =
+                e.kind == baton_store::EventKind::Turn && quiet.contains(&e.conversation_id);
+            if self.handoff.receiver_count() > 0 && !routine {
                 let _ = self.handoff.send(e.clone());
             }
             let gone = match subscribed.get(&e.conversation_id) {

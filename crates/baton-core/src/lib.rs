@@ -109,6 +109,7 @@ type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 /// A change on its way to the store, and who waits for its outcome.
 type Write = (
     baton_store::Pending,
+    Vec<String>,
     oneshot::Sender<Result<Applied, StoreError>>,
 );
 
@@ -282,10 +283,10 @@ impl Service {
         // The publisher: outcomes in submission order, events published in sequence order.
         let weak = Arc::downgrade(&service);
         tokio::spawn(async move {
-            while let Some((pending, reply)) = rx.recv().await {
+            while let Some((pending, quiet, reply)) = rx.recv().await {
                 let outcome = pending.await;
                 if let (Ok(applied), Some(service)) = (&outcome, weak.upgrade()) {
-                    service.bus.publish(&applied.events);
+                    service.bus.publish(&applied.events, &quiet);
                 }
                 let _ = reply.send(outcome);
             }
@@ -317,10 +318,26 @@ impl Service {
         change: Change,
     ) -> impl std::future::Future<Output = Result<Applied, StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
+        // Conversations whose turn in this change leaves them with the AI alone: their turn
+        // events are not for followers of the handoff (see `bus::Scope`).
+        let quiet = change
+            .conversations
+            .iter()
+            .filter(|part| part.turn.is_some())
+            .filter(|part| {
+                let state = match (&part.update, &part.guard) {
+                    (Some(update), _) => Some(update.state),
+                    (None, Guard::State(state)) => Some(*state),
+                    _ => None,
+                };
+                state.is_some_and(|s| !s.in_handoff())
+            })
+            .map(|part| part.id.clone())
+            .collect();
         {
             let sender = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
             let pending = self.store.submit(change);
-            if let Err(mpsc::error::SendError((_, tx))) = sender.send((pending, tx)) {
+            if let Err(mpsc::error::SendError((_, _, tx))) = sender.send((pending, quiet, tx)) {
                 let _ = tx.send(Err(StoreError::Closed));
             }
         }
@@ -766,7 +783,7 @@ impl Service {
         part.events.push(NewEvent {
             kind: EventKind::Turn,
             from: None,
-            to: Some(next.state),
+            to: None,
             actor: turn.role.as_str().to_owned(),
             reason: format!("turn {}", o.turn),
         });

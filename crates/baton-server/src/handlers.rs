@@ -787,7 +787,7 @@ pub(crate) fn stream_events(
                     continue;
                 }
                 f.last = e.id;
-                if (customer_view && e.kind == baton_store::EventKind::Note) || !scope.admits(&e) {
+                if customer_view && e.kind == baton_store::EventKind::Note {
                     continue;
                 }
                 let event = Event::default()
