@@ -22,7 +22,8 @@ pub struct Limits {
     /// Open connections at most; beyond it new ones wait in the listen backlog.
     pub max_connections: usize,
     /// Time a client has to send a request's headers, also between requests on a kept-alive
-    /// connection (an idle connection is closed after it).
+    /// connection (an idle connection is closed after it); `baton serve` gives a request's body
+    /// the same time.
     pub header_timeout: Duration,
     /// Time in-flight requests get to finish once a shutdown began.
     pub drain: Duration,

@@ -148,9 +148,6 @@ pub fn router(state: Arc<AppState>) -> Router {
             auth::guard,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            std::time::Duration::from_secs(10),
-        ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<axum::body::Body>| {
@@ -192,7 +189,10 @@ pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
         header_timeout: std::time::Duration::from_secs(args.client_timeout.max(1)),
         drain: std::time::Duration::from_secs(4),
     };
-    http::run(listener, router(state), limits, async move {
+    let app = router(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        limits.header_timeout,
+    ));
+    http::run(listener, app, limits, async move {
         shutdown_signal().await;
         tracing::info!(
             "shutting down: no new connections, event streams ended, in-flight commands finishing"
