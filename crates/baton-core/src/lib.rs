@@ -234,6 +234,15 @@ impl Fields {
     }
 }
 
+/// Where a turn comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A client of the API: the turn is checked against the conversation's state.
+    Live,
+    /// A recorded transcript: what happened is kept as it happened.
+    Transcript,
+}
+
 /// Stores `answer` with the turn of `change` (the first conversation part is the turn's own),
 /// for a retry with the same `client_turn_id`.
 fn store_answer(change: &mut Change, answer: &TurnAnswer) -> CoreResult<()> {
@@ -563,12 +572,40 @@ impl Service {
             }
         }
         self.session_command(id, move |this, session| {
-            Box::pin(async move { this.take_turn(session, turn).await })
+            Box::pin(async move { this.take_turn(session, turn, Source::Live).await })
         })
         .await
     }
 
-    async fn take_turn(&self, session: &mut Session, turn: Turn) -> CoreResult<TurnAnswer> {
+    /// Applies one turn of a recorded transcript (`baton replay`): the pipeline of
+    /// [`Service::post_turn`], with the transcript as the truth. What a live client is refused
+    /// is kept as it happened: an empty turn, an AI turn while a person owns the conversation,
+    /// an agent's turn on a conversation another agent (or no one) holds, a `target_queue` the
+    /// policy does not have (routed as the policy decides). An agent's turn while the
+    /// conversation waits means that person took it outside routing: it leaves the line and
+    /// is `assigned` to them, and routing does not hold it.
+    ///
+    /// # Errors
+    /// 404 for an unknown conversation; 409 `client_turn_id_reused`; 503 when storage cannot
+    /// write.
+    #[tracing::instrument(name = "command", skip_all, fields(command = "record_turn", conversation = %id))]
+    pub async fn record_turn(
+        self: &Arc<Self>,
+        id: ConversationId,
+        turn: Turn,
+    ) -> CoreResult<TurnAnswer> {
+        self.session_command(id, move |this, session| {
+            Box::pin(async move { this.take_turn(session, turn, Source::Transcript).await })
+        })
+        .await
+    }
+
+    async fn take_turn(
+        &self,
+        session: &mut Session,
+        turn: Turn,
+        source: Source,
+    ) -> CoreResult<TurnAnswer> {
         if let Some(client_id) = &turn.client_turn_id {
             if session
                 .turns
@@ -599,11 +636,13 @@ impl Service {
         } else {
             None
         };
-        self.engine
-            .check(session, &turn)
-            .map_err(|e| CoreError::conflict("ai_locked_out", e.to_string()))?;
-        if turn.role == Role::Agent {
-            require_owner(session, turn.agent_id.as_deref().unwrap_or_default())?;
+        if source == Source::Live {
+            self.engine
+                .check(session, &turn)
+                .map_err(|e| CoreError::conflict("ai_locked_out", e.to_string()))?;
+            if turn.role == Role::Agent {
+                require_owner(session, turn.agent_id.as_deref().unwrap_or_default())?;
+            }
         }
         // From here the session changes in place: an error evicts it (`taints_session`), and
         // it is loaded again from the store, which is the truth.
@@ -628,7 +667,7 @@ impl Service {
             session,
             &turn,
             &outcome,
-            routed,
+            (routed, source),
             &mut answer,
             &mut change,
             now,
@@ -652,7 +691,7 @@ impl Service {
         session: &mut Session,
         turn: &Turn,
         outcome: &TurnOutcome,
-        routed: bool,
+        (routed, source): (bool, Source),
         answer: &mut TurnAnswer,
         change: &mut Change,
         now: Millis,
@@ -690,6 +729,14 @@ impl Service {
         } else if routed && !in_routing(session.state) {
             // The customer cancelled back to the AI.
             r.leave(change, &id, false, now);
+        } else if source == Source::Transcript
+            && turn.role == Role::Agent
+            && r.held.get(&id).is_some_and(|h| h.state.is_waiting())
+        {
+            // The person the transcript names took the conversation, outside routing.
+            r.leave(change, &id, false, now);
+        } else if !r.held.contains_key(&id) {
+            // Held by a person outside routing (a transcript's): nothing to route.
         } else if session.state == HandoffState::Assigned && turn.role == Role::Customer {
             r.d.customer_wrote(&id, now).map_err(internal)?;
             if let Some(q) = queue

@@ -459,3 +459,48 @@ async fn a_console_following_the_handoff_is_not_woken_by_routine_ai_traffic() {
         "{kinds:?}"
     );
 }
+
+#[tokio::test]
+async fn a_transcript_keeps_what_a_live_client_is_refused() {
+    let f = fixture().await;
+    escalated(&f, "c1").await;
+    let mut joined = Turn::new(Role::Agent, "Hi, Bo here").expect("turn");
+    joined.agent_id = Some("bo".into());
+    // Live, an agent who does not hold the conversation is refused ...
+    assert!(matches!(
+        f.service.post_turn(id("c1"), joined.clone()).await,
+        Err(CoreError::Conflict { .. })
+    ));
+    // ... a transcript records that Bo took it, outside routing.
+    let answer = f
+        .service
+        .record_turn(id("c1"), joined)
+        .await
+        .expect("transcript's agent turn");
+    assert_eq!(answer.state, HandoffState::Assigned);
+    assert_eq!(f.service.wait("c1").await, None, "left the line");
+    let customer = Turn::new(Role::Customer, "thanks Bo").expect("turn");
+    let answer = f
+        .service
+        .record_turn(id("c1"), customer)
+        .await
+        .expect("customer turn to a conversation held outside routing");
+    assert_eq!(answer.state, HandoffState::Assigned);
+    let empty = Turn::new(Role::Customer, "  ").expect("turn");
+    assert!(matches!(
+        f.service.post_turn(id("c1"), empty.clone()).await,
+        Err(CoreError::Invalid { .. })
+    ));
+    f.service
+        .record_turn(id("c1"), empty)
+        .await
+        .expect("an empty transcript turn");
+    let record = f.service.conversation(&id("c1")).await.expect("c1");
+    assert_eq!(record.state, HandoffState::Assigned);
+    assert_eq!(record.agent_id.as_deref(), Some("bo"));
+    assert_eq!(f.service.turns(&id("c1")).await.expect("turns").len(), 4);
+    // Routing goes on for the others.
+    f.service.upsert_agent(agent("ana")).await.expect("agent");
+    let next = escalated(&f, "c2").await;
+    assert_eq!(next.agent_id.as_deref(), Some("ana"));
+}

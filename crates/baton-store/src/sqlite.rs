@@ -153,20 +153,35 @@ impl SqliteStore {
     /// cannot be opened or migrated (the message names the path, and a missing directory);
     /// the message is complete, print it as it is.
     pub async fn open(url: &str) -> Result<SqliteStore> {
+        Self::open_with(url, Durability::Full).await
+    }
+
+    /// Opens a store whose contents are thrown away after the run (`baton replay`'s): as
+    /// [`SqliteStore::open`], but a commit does not wait for the disk (`synchronous = OFF`),
+    /// so a crash may lose or corrupt it.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn open_scratch(url: &str) -> Result<SqliteStore> {
+        Self::open_with(url, Durability::Scratch).await
+    }
+
+    async fn open_with(url: &str, durability: Durability) -> Result<SqliteStore> {
         let path = parse_url(url)?;
-        tokio::task::spawn_blocking(move || SqliteStore::open_blocking(path))
+        tokio::task::spawn_blocking(move || SqliteStore::open_blocking(path, durability))
             .await
             .map_err(|e| StoreError::Open(format!("cannot open the database: {e}")))?
     }
 
-    fn open_blocking(path: PathBuf) -> Result<SqliteStore> {
+    fn open_blocking(path: PathBuf, durability: Durability) -> Result<SqliteStore> {
         check_directory(&path)?;
-        let mut conn = open_writer(&path)?;
+        let mut conn = open_writer(&path, durability)?;
         migrate(&mut conn).map_err(|e| open_error(&path, &e))?;
         let stats = Arc::new(Stats::default());
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
             path: path.clone(),
+            durability,
             conn: Some(conn),
             stats: Arc::clone(&stats),
             failing: None,
@@ -357,7 +372,16 @@ fn open_error(path: &Path, e: &StoreError) -> StoreError {
 }
 
 /// Opens and configures the write connection.
-fn open_writer(path: &Path) -> Result<Connection> {
+/// Whether a commit waits for the disk.
+#[derive(Debug, Clone, Copy)]
+enum Durability {
+    /// `synchronous = FULL`: an acknowledged commit survives a crash or power loss.
+    Full,
+    /// `synchronous = OFF`: for data thrown away after the run.
+    Scratch,
+}
+
+fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
     let configure = || -> rusqlite::Result<Connection> {
         let conn = Connection::open_with_flags(
             path,
@@ -376,7 +400,11 @@ fn open_writer(path: &Path) -> Result<Connection> {
                 )),
             ));
         }
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        let synchronous = match durability {
+            Durability::Full => "FULL",
+            Durability::Scratch => "OFF",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
@@ -504,6 +532,7 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 /// The writer thread's state.
 struct Writer {
     path: PathBuf,
+    durability: Durability,
     /// `None` after a fault that needs a fresh connection, until one opens.
     conn: Option<Connection>,
     stats: Arc<Stats>,
@@ -554,7 +583,7 @@ impl Writer {
     /// The write connection, reopened if a fault closed it.
     fn connection(&mut self) -> Result<&Connection> {
         if self.conn.is_none() {
-            self.conn = Some(open_writer(&self.path).map_err(|e| match e {
+            self.conn = Some(open_writer(&self.path, self.durability).map_err(|e| match e {
                 StoreError::Unavailable(r) => StoreError::Unavailable(r),
                 other => StoreError::Unavailable(format!(
                     "{REASON_CANTOPEN}: {}",

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use baton_detect::{kb::KnowledgeBase, model::LinearModel};
 use baton_domain::{ConversationId, Customer, Role, Turn};
-use baton_engine::{Engine, TurnOutcome};
+use baton_engine::Engine;
 use baton_policy::Policy;
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
@@ -253,7 +253,7 @@ pub fn run(args: Args) -> Result<()> {
             engine,
             markdown,
             input,
-        } => replay(&engine.engine()?, &input, markdown),
+        } => replay(engine.engine()?, &input, markdown),
         Command::Eval(args) => crate::eval::eval(&args),
         Command::Train(args) => crate::eval::train(&args),
         Command::Simulate { scenario, seed } => simulate(&scenario, seed),
@@ -604,6 +604,9 @@ fn detect(engine: &Engine, input: &Path, stats: bool) -> Result<()> {
     Ok(())
 }
 
+/// How many replayed conversations the service keeps in memory; a replay visits each once.
+const REPLAY_SESSIONS: usize = 16;
+
 /// A conversation (CONTRACTS.md); the id is echoed as given, string or number.
 #[derive(Deserialize)]
 struct ReplayConversation {
@@ -631,42 +634,75 @@ struct ReplayLine<'a> {
     brief: Option<&'a baton_domain::Brief>,
 }
 
-fn replay(engine: &Engine, input: &Path, markdown: bool) -> Result<()> {
+/// Replays `input` through the service the server runs ([`baton_core::Service`]), on a
+/// scratch store that is removed afterwards, each turn as a recorded transcript's turn
+/// ([`baton_core::Service::record_turn`]).
+fn replay(engine: Engine, input: &Path, markdown: bool) -> Result<()> {
+    let scratch = tempfile::tempdir().context("creating a scratch directory for the replay")?;
+    let url = format!("sqlite://{}", scratch.path().join("replay.db").display());
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let service = runtime.block_on(async {
+        let store = baton_store::sqlite::SqliteStore::open_scratch(&url).await?;
+        baton_core::Service::open(
+            engine,
+            std::sync::Arc::new(store),
+            std::sync::Arc::new(baton_core::SystemClock),
+            REPLAY_SESSIONS,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    })?;
     let mut out = JsonLines::stdout();
+    let mut seen = std::collections::HashMap::new();
     for_each_line(input, |line, c: ReplayConversation| {
+        let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}:{line}: {e}", input.display());
         let id = match &c.id {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Number(n) => n.to_string(),
-            other => anyhow::bail!(
-                "{}:{line}: conversation `id` is {other}: give a string or a number",
-                input.display()
-            ),
-        };
-        let id = ConversationId::parse(id)
-            .map_err(|e| anyhow::anyhow!("{}:{line}: {e}", input.display()))?;
-        let mut session = engine.start(id, c.customer, c.channel);
-        for turn in c.turns {
-            let o: TurnOutcome = engine.process(&mut session, turn);
-            if markdown {
-                if let Some(b) = &o.brief {
-                    eprintln!("{}", baton_brief::render_markdown(b));
-                }
+            other => {
+                return Err(at(&format!(
+                    "conversation `id` is {other}: give a string or a number"
+                )))
             }
-            out.write(&ReplayLine {
-                conversation_id: &c.id,
-                turn: o.turn,
-                role: o.role,
-                escalate: o.decision.escalate,
-                mode: o.decision.mode,
-                score: o.decision.score,
-                reasons: &o.decision.reasons,
-                state: o.state,
-                queue: session.queue.as_deref(),
-                signals: &o.signals,
-                brief: o.brief.as_ref(),
-            })?;
+        };
+        if let Some(first) = seen.insert(id.clone(), line) {
+            return Err(at(&format!(
+                "conversation `{id}` was already replayed from line {first}: give each conversation its own id"
+            )));
         }
-        Ok(())
+        let id = ConversationId::parse(id).map_err(|e| at(&e))?;
+        runtime.block_on(async {
+            service
+                .create_conversation(Some(id.clone()), c.customer, c.channel)
+                .await
+                .map_err(|e| at(&e))?;
+            for turn in c.turns {
+                let a = service
+                    .record_turn(id.clone(), turn)
+                    .await
+                    .map_err(|e| at(&e))?;
+                if markdown {
+                    if let Some(b) = &a.brief {
+                        eprintln!("{}", baton_brief::render_markdown(b));
+                    }
+                }
+                out.write(&ReplayLine {
+                    conversation_id: &c.id,
+                    turn: a.turn,
+                    role: a.role,
+                    escalate: a.escalate,
+                    mode: a.mode,
+                    score: a.score,
+                    reasons: &a.reasons,
+                    state: a.state,
+                    queue: a.queue.as_deref(),
+                    signals: &a.signals,
+                    brief: a.brief.as_ref(),
+                })?;
+            }
+            Ok(())
+        })
     })?;
+    runtime.block_on(service.shutdown());
     out.finish()
 }

@@ -261,6 +261,28 @@ fn replay_accepts_any_contract_shaped_input() {
 }
 
 #[test]
+fn replay_follows_a_handoff_the_transcript_records_and_refuses_a_repeated_id() {
+    let mut file = tempfile::NamedTempFile::new().expect("temp");
+    writeln!(file, r#"{{"id": "h1", "turns": [{{"role": "customer", "text": "I want to talk to a real person now"}}, {{"role": "agent", "text": "Hi, Bo here", "agent_id": "bo"}}, {{"role": "customer", "text": "thanks"}}, {{"role": "ai", "text": "(an AI line the transcript kept)"}}]}}"#).expect("write");
+    let out = baton(&["replay", file.path().to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let states: Vec<Value> = lines(&out).iter().map(|l| l["state"].clone()).collect();
+    assert_eq!(states, ["queued", "assigned", "assigned", "assigned"]);
+    writeln!(file, r#"{{"id": "h1", "turns": []}}"#).expect("write");
+    let out = baton(&["replay", file.path().to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(":2:") && stderr.contains("line 1"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_knowledge_base_flags_questions_no_article_covers() {
     let mut file = tempfile::NamedTempFile::new().expect("temp");
     writeln!(
