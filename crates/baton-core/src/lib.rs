@@ -24,6 +24,7 @@
 //! Lock order: a conversation's slot, then the routing lock. The timer pass takes only the
 //! routing lock.
 
+pub mod access;
 pub mod answers;
 pub mod bus;
 mod error;
@@ -31,6 +32,7 @@ mod routing;
 
 pub use error::CoreError;
 
+pub use access::{Action, Actor, KeyScope, Relation};
 use answers::*;
 use baton_domain::{
     Agent, AgentStatus, ConversationId, Customer, HandoffState, Role, Turn, TurnError,
@@ -521,6 +523,19 @@ impl Service {
     #[tracing::instrument(name = "command", skip_all, fields(command = "create_conversation"))]
     pub async fn create_conversation(
         self: &Arc<Self>,
+        actor: &Actor,
+        id: Option<ConversationId>,
+        customer: Customer,
+        channel: Option<String>,
+    ) -> CoreResult<Created> {
+        self.authorize(actor, Action::CreateConversation, None, None)
+            .await?;
+        self.insert_conversation(id, customer, channel).await
+    }
+
+    /// Creates a conversation, authorised (or the widget's, which anyone may start).
+    async fn insert_conversation(
+        self: &Arc<Self>,
         id: Option<ConversationId>,
         customer: Customer,
         channel: Option<String>,
@@ -556,6 +571,29 @@ impl Service {
     /// write.
     #[tracing::instrument(name = "command", skip_all, fields(command = "post_turn", conversation = %id))]
     pub async fn post_turn(
+        self: &Arc<Self>,
+        actor: &Actor,
+        id: ConversationId,
+        mut turn: Turn,
+    ) -> CoreResult<TurnAnswer> {
+        if let Actor::User { id: me, .. } = actor {
+            if turn.role == Role::Agent && turn.agent_id.is_none() {
+                turn.agent_id = Some(me.clone());
+            }
+        }
+        let as_agent = turn.agent_id.clone().filter(|_| turn.role == Role::Agent);
+        self.authorize(
+            actor,
+            Action::PostTurn(turn.role),
+            as_agent.as_deref(),
+            Some(&id),
+        )
+        .await?;
+        self.apply_turn(id, turn).await
+    }
+
+    /// A live turn, authorised: checked, then applied.
+    async fn apply_turn(
         self: &Arc<Self>,
         id: ConversationId,
         turn: Turn,
@@ -928,9 +966,12 @@ impl Service {
     #[tracing::instrument(name = "command", skip_all, fields(command = "claim", conversation = %id))]
     pub async fn claim(
         self: &Arc<Self>,
+        actor: &Actor,
         id: ConversationId,
         agent_id: String,
     ) -> CoreResult<Claimed> {
+        self.authorize(actor, Action::Claim, Some(&agent_id), Some(&id))
+            .await?;
         let agent = self.agent(&agent_id).await?;
         self.session_command(id, move |this, session| {
             Box::pin(async move {
@@ -970,9 +1011,12 @@ impl Service {
     #[tracing::instrument(name = "command", skip_all, fields(command = "decline", conversation = %id))]
     pub async fn decline(
         self: &Arc<Self>,
+        actor: &Actor,
         id: ConversationId,
         agent_id: String,
     ) -> CoreResult<Declined> {
+        self.authorize(actor, Action::Decline, Some(&agent_id), Some(&id))
+            .await?;
         self.agent(&agent_id).await?;
         let this = self.clone();
         Self::complete(async move {
@@ -996,13 +1040,16 @@ impl Service {
     #[tracing::instrument(name = "command", skip_all, fields(command = "reply", conversation = %id))]
     pub async fn reply(
         self: &Arc<Self>,
+        actor: &Actor,
         id: ConversationId,
         agent_id: String,
         text: String,
     ) -> CoreResult<Replied> {
+        self.authorize(actor, Action::Reply, Some(&agent_id), Some(&id))
+            .await?;
         let mut turn = Turn::new(Role::Agent, text).map_err(invalid_turn)?;
         turn.agent_id = Some(agent_id);
-        let answer = self.post_turn(id, turn).await?;
+        let answer = self.apply_turn(id, turn).await?;
         Ok(Replied {
             conversation_id: answer.conversation_id,
             turn: answer.turn,
@@ -1019,10 +1066,13 @@ impl Service {
     #[tracing::instrument(name = "command", skip_all, fields(command = "note", conversation = %id))]
     pub async fn note(
         self: &Arc<Self>,
+        actor: &Actor,
         id: ConversationId,
         agent_id: String,
         text: String,
     ) -> CoreResult<Noted> {
+        self.authorize(actor, Action::Note, Some(&agent_id), Some(&id))
+            .await?;
         if text.trim().is_empty() {
             return Err(CoreError::BadRequest("a note needs `text`".into()));
         }
@@ -1094,10 +1144,13 @@ impl Service {
     #[tracing::instrument(name = "command", skip_all, fields(command = "resolve", conversation = %id))]
     pub async fn resolve(
         self: &Arc<Self>,
+        actor: &Actor,
         id: ConversationId,
         agent_id: String,
         disposition: String,
     ) -> CoreResult<Resolved> {
+        self.authorize(actor, Action::Resolve, Some(&agent_id), Some(&id))
+            .await?;
         if disposition.trim().is_empty() {
             return Err(CoreError::BadRequest(
                 "resolving needs a `disposition` (the resolution category, e.g. `refund_issued`)"
@@ -1134,10 +1187,13 @@ impl Service {
     #[tracing::instrument(name = "command", skip_all, fields(command = "handback", conversation = %id))]
     pub async fn handback(
         self: &Arc<Self>,
+        actor: &Actor,
         id: ConversationId,
         agent_id: String,
         why: Option<String>,
     ) -> CoreResult<HandedBack> {
+        self.authorize(actor, Action::Handback, Some(&agent_id), Some(&id))
+            .await?;
         self.session_command(id, move |this, session| {
             Box::pin(async move {
                 let actor = format!("agent:{agent_id}");
@@ -1170,10 +1226,13 @@ impl Service {
     #[tracing::instrument(name = "command", skip_all, fields(command = "followup", conversation = %id))]
     pub async fn followup(
         self: &Arc<Self>,
+        actor: &Actor,
         id: ConversationId,
         via: String,
         contact: Option<String>,
     ) -> CoreResult<FollowedUp> {
+        self.authorize(actor, Action::Followup, None, Some(&id))
+            .await?;
         let routing = &self.engine.policy().file.routing;
         if !routing.async_options.contains(&via) {
             return Err(CoreError::BadRequest(format!(
@@ -1222,12 +1281,15 @@ impl Service {
     #[tracing::instrument(name = "command", skip_all, fields(command = "transfer", conversation = %id))]
     pub async fn transfer(
         self: &Arc<Self>,
+        actor: &Actor,
         id: ConversationId,
         agent_id: String,
         queue: String,
         to_agent: Option<String>,
         text: Option<String>,
     ) -> CoreResult<Transferred> {
+        self.authorize(actor, Action::Transfer, Some(&agent_id), Some(&id))
+            .await?;
         let target = self.engine.policy().queue(&queue).cloned().ok_or_else(|| {
             CoreError::NotFound(format!(
                 "no queue `{queue}`: the policy's queues are listed at GET /v1/queues"
@@ -1309,7 +1371,9 @@ impl Service {
     /// 400 for a capacity of 0 or an empty name; 409 when the capacity is below what the agent
     /// holds; 503.
     #[tracing::instrument(name = "command", skip_all, fields(command = "upsert_agent"))]
-    pub async fn upsert_agent(self: &Arc<Self>, agent: Agent) -> CoreResult<Agent> {
+    pub async fn upsert_agent(self: &Arc<Self>, actor: &Actor, agent: Agent) -> CoreResult<Agent> {
+        self.authorize(actor, Action::UpsertAgent, None, None)
+            .await?;
         if agent.capacity == 0 {
             return Err(CoreError::BadRequest("`capacity` is 0: give the number of conversations the agent can hold at once, at least 1".into()));
         }
@@ -1341,9 +1405,12 @@ impl Service {
     #[tracing::instrument(name = "command", skip_all, fields(command = "set_presence", agent = %agent_id))]
     pub async fn set_presence(
         self: &Arc<Self>,
+        actor: &Actor,
         agent_id: String,
         status: AgentStatus,
     ) -> CoreResult<PresenceSet> {
+        self.authorize(actor, Action::SetPresence, Some(&agent_id), None)
+            .await?;
         self.agent(&agent_id).await?;
         let this = self.clone();
         Self::complete(async move {
@@ -1366,7 +1433,13 @@ impl Service {
     /// # Errors
     /// 400 for a score outside 1 to 5; 404; 503.
     #[tracing::instrument(name = "command", skip_all, fields(command = "rate", conversation = %id))]
-    pub async fn rate(self: &Arc<Self>, id: ConversationId, score: u8) -> CoreResult<Rated> {
+    pub async fn rate(
+        self: &Arc<Self>,
+        actor: &Actor,
+        id: ConversationId,
+        score: u8,
+    ) -> CoreResult<Rated> {
+        self.authorize(actor, Action::Rate, None, Some(&id)).await?;
         if !(1..=5).contains(&score) {
             return Err(CoreError::BadRequest(format!(
                 "`score` is {score}: rate from 1 (poor) to 5 (excellent)"
@@ -1546,13 +1619,98 @@ impl Service {
         Ok(())
     }
 
-    // ----- reads ---------------------------------------------------------------------------
+    // ----- access --------------------------------------------------------------------------
 
-    /// The stored conversation `id`.
+    /// The one authorisation decision ([`access::authorize`]): whether `actor` may do
+    /// `action`, acting as agent `as_agent`, on conversation `on` (whose relation to the
+    /// caller is looked up: held, offered, waiting in one of their queues, held before).
     ///
     /// # Errors
-    /// 404 when there is none.
-    pub async fn conversation(&self, id: &ConversationId) -> CoreResult<ConversationRecord> {
+    /// [`CoreError::Forbidden`] saying why; store failures.
+    pub async fn authorize(
+        &self,
+        actor: &Actor,
+        action: Action,
+        as_agent: Option<&str>,
+        on: Option<&ConversationId>,
+    ) -> CoreResult<()> {
+        let relation = match on {
+            Some(id) => self.relation(actor, id.as_str()).await?,
+            None => Relation::None,
+        };
+        access::authorize(actor, action, as_agent, relation)
+            .map_err(|access::Refusal(why)| CoreError::Forbidden(why))
+    }
+
+    /// The caller's relation to conversation `id`; only agents' and customers' matter (every
+    /// other caller's rights do not depend on it).
+    async fn relation(&self, actor: &Actor, id: &str) -> CoreResult<Relation> {
+        let me = match actor {
+            Actor::Customer { conversation } => {
+                return Ok(if conversation == id {
+                    Relation::Customer
+                } else {
+                    Relation::None
+                })
+            }
+            Actor::User {
+                id: me,
+                role: AccountRole::Agent,
+            } => me,
+            _ => return Ok(Relation::None),
+        };
+        {
+            let r = self.routing.lock().await;
+            if let Some(h) = r.held.get(id) {
+                return Ok(match h.state {
+                    HandoffState::Assigned if h.agent.as_deref() == Some(me) => Relation::Holds,
+                    HandoffState::Offered if h.agent.as_deref() == Some(me) => Relation::Offered,
+                    s if s.is_waiting() && r.d.eligible(id, me) => Relation::Waiting,
+                    _ => Relation::None,
+                });
+            }
+        }
+        let held_before = self
+            .store
+            .conversation(id)
+            .await?
+            .is_some_and(|c| c.agent_id.as_deref() == Some(me.as_str()));
+        Ok(if held_before {
+            Relation::Held
+        } else {
+            Relation::None
+        })
+    }
+
+    /// What `actor` may see of conversation `id`'s events: `(events, notes)` (the event
+    /// stream's filter; internal notes need [`Action::ReadNotes`], the others [`Action::Read`]).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn visibility(&self, actor: &Actor, id: &str) -> CoreResult<(bool, bool)> {
+        let relation = self.relation(actor, id).await?;
+        let may = |action| access::authorize(actor, action, None, relation).is_ok();
+        Ok((may(Action::Read), may(Action::ReadNotes)))
+    }
+
+    // ----- reads ---------------------------------------------------------------------------
+
+    /// The stored conversation `id`, for a caller who may do `action` on it ([`Action::Read`],
+    /// or [`Action::Explain`] for suggestions).
+    ///
+    /// # Errors
+    /// 403 when the caller may not; 404 when there is none.
+    pub async fn conversation(
+        &self,
+        actor: &Actor,
+        action: Action,
+        id: &ConversationId,
+    ) -> CoreResult<ConversationRecord> {
+        self.authorize(actor, action, None, Some(id)).await?;
+        self.record(id).await
+    }
+
+    async fn record(&self, id: &ConversationId) -> CoreResult<ConversationRecord> {
         self.store
             .conversation(id.as_str())
             .await?
@@ -1565,11 +1723,18 @@ impl Service {
     /// 404 when there is none.
     pub async fn conversation_details(
         &self,
+        actor: &Actor,
         id: &ConversationId,
     ) -> CoreResult<ConversationDetails> {
-        let record = self.conversation(id).await?;
+        self.authorize(actor, Action::Read, None, Some(id)).await?;
+        let notes = self
+            .authorize(actor, Action::ReadNotes, None, Some(id))
+            .await
+            .is_ok();
+        let record = self.record(id).await?;
         let turns = self.store.turns(id.as_str()).await?;
-        let events = self.store.events(id.as_str()).await?;
+        let mut events = self.store.events(id.as_str()).await?;
+        events.retain(|e| notes || e.kind != EventKind::Note);
         let slas = self.store.slas(id.as_str()).await?;
         let wait = if record.state.is_waiting() {
             self.wait(id.as_str()).await
@@ -1585,11 +1750,18 @@ impl Service {
         })
     }
 
-    /// The turns of `id`, oldest first.
+    /// The turns of `id`, oldest first, for a caller who may do `action` on it (as
+    /// [`Service::conversation`]).
     ///
     /// # Errors
-    /// Store failures.
-    pub async fn turns(&self, id: &ConversationId) -> CoreResult<Vec<TurnRecord>> {
+    /// 403 when the caller may not; store failures.
+    pub async fn turns(
+        &self,
+        actor: &Actor,
+        action: Action,
+        id: &ConversationId,
+    ) -> CoreResult<Vec<TurnRecord>> {
+        self.authorize(actor, action, None, Some(id)).await?;
         Ok(self.store.turns(id.as_str()).await?)
     }
 
@@ -1603,8 +1775,10 @@ impl Service {
     ///
     /// # Errors
     /// 404; 409 `not_in_routing`.
-    pub async fn explain(&self, id: &ConversationId) -> CoreResult<Explanation> {
-        let record = self.conversation(id).await?;
+    pub async fn explain(&self, actor: &Actor, id: &ConversationId) -> CoreResult<Explanation> {
+        self.authorize(actor, Action::Explain, None, Some(id))
+            .await?;
+        let record = self.record(id).await?;
         let r = self.routing.lock().await;
         r.d.explain(id.as_str(), self.clock.now()).map_err(|_| {
             CoreError::conflict(
@@ -1618,7 +1792,9 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn queue_stats(&self) -> CoreResult<Vec<QueueStats>> {
+    pub async fn queue_stats(&self, actor: &Actor) -> CoreResult<Vec<QueueStats>> {
+        self.authorize(actor, Action::ListQueues, None, None)
+            .await?;
         let now = self.clock.now();
         let r = self.routing.lock().await;
         let mut out = Vec::new();
@@ -1632,7 +1808,9 @@ impl Service {
     ///
     /// # Errors
     /// 404 for a queue the policy does not have.
-    pub async fn queue_stat(&self, queue: &str) -> CoreResult<QueueStats> {
+    pub async fn queue_stat(&self, actor: &Actor, queue: &str) -> CoreResult<QueueStats> {
+        self.authorize(actor, Action::ListQueues, None, None)
+            .await?;
         let now = self.clock.now();
         Ok(self.routing.lock().await.d.queue_stats(queue, now)?)
     }
@@ -1675,7 +1853,9 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn agents(&self) -> CoreResult<Vec<(Agent, u32)>> {
+    pub async fn agents(&self, actor: &Actor) -> CoreResult<Vec<(Agent, u32)>> {
+        self.authorize(actor, Action::ListAgents, None, None)
+            .await?;
         let agents = self.store.agents().await?;
         let loads = self.store.agent_loads().await?;
         Ok(agents
@@ -1699,7 +1879,12 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn recent_escalations(&self, limit: u32) -> CoreResult<Vec<ConversationRecord>> {
+    pub async fn recent_escalations(
+        &self,
+        actor: &Actor,
+        limit: u32,
+    ) -> CoreResult<Vec<ConversationRecord>> {
+        self.authorize(actor, Action::Supervise, None, None).await?;
         Ok(self.store.recent_escalations(limit).await?)
     }
 
@@ -1707,7 +1892,8 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn open_sla_breaches(&self) -> CoreResult<Vec<SlaTimer>> {
+    pub async fn open_sla_breaches(&self, actor: &Actor) -> CoreResult<Vec<SlaTimer>> {
+        self.authorize(actor, Action::Supervise, None, None).await?;
         Ok(self.store.open_sla_breaches().await?)
     }
 
@@ -1808,7 +1994,7 @@ impl Service {
         token_hash: String,
     ) -> CoreResult<Created> {
         let created = self
-            .create_conversation(None, customer, Some("widget".into()))
+            .insert_conversation(None, customer, Some("widget".into()))
             .await?;
         self.store
             .create_widget_token(&token_hash, &created.id)

@@ -178,11 +178,11 @@ fn ask_for_human() -> Turn {
 
 async fn escalated(f: &Fixture, name: &str) -> TurnAnswer {
     f.service
-        .create_conversation(Some(id(name)), Customer::default(), None)
+        .create_conversation(&Actor::Open, Some(id(name)), Customer::default(), None)
         .await
         .expect("create");
     f.service
-        .post_turn(id(name), ask_for_human())
+        .post_turn(&Actor::Open, id(name), ask_for_human())
         .await
         .expect("turn")
 }
@@ -210,34 +210,59 @@ async fn an_escalation_is_one_change_with_its_sla_timer_and_survives_a_restart()
     let mut retry = ask_for_human();
     retry.client_turn_id = Some("t1".into());
     let first = service
-        .post_turn(id("c1"), retry.clone())
+        .post_turn(&Actor::Open, id("c1"), retry.clone())
         .await
         .expect("turn");
-    let again = service.post_turn(id("c1"), retry).await.expect("retry");
+    let again = service
+        .post_turn(&Actor::Open, id("c1"), retry)
+        .await
+        .expect("retry");
     assert_eq!(first, again);
-    assert_eq!(service.turns(&id("c1")).await.expect("turns").len(), 2);
+    assert_eq!(
+        service
+            .turns(&Actor::Open, Action::Read, &id("c1"))
+            .await
+            .expect("turns")
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
 async fn offers_expire_and_sla_timers_fire_on_simulated_time() {
     let f = fixture().await;
-    f.service.upsert_agent(agent("ana")).await.expect("agent");
+    f.service
+        .upsert_agent(&Actor::Open, agent("ana"))
+        .await
+        .expect("agent");
     let answer = escalated(&f, "c1").await;
     assert_eq!(answer.state, HandoffState::Offered);
     assert_eq!(answer.agent_id.as_deref(), Some("ana"));
     // Offered at once, in the same change that escalated it: it still joined the queue.
-    let record = f.service.conversation(&id("c1")).await.expect("c1");
+    let record = f
+        .service
+        .conversation(&Actor::Open, Action::Read, &id("c1"))
+        .await
+        .expect("c1");
     assert_eq!(record.queued_at, Some(START), "{record:?}");
     // Nothing is due yet.
     f.service.tick().await.expect("tick");
     assert_eq!(
-        f.service.conversation(&id("c1")).await.expect("c").state,
+        f.service
+            .conversation(&Actor::Open, Action::Read, &id("c1"))
+            .await
+            .expect("c")
+            .state,
         HandoffState::Offered
     );
     // Past the offer's deadline: back in the queue (ana is set away for not answering).
     f.clock.advance(10 * 60 * 1000);
     f.service.tick().await.expect("tick");
-    let record = f.service.conversation(&id("c1")).await.expect("c");
+    let record = f
+        .service
+        .conversation(&Actor::Open, Action::Read, &id("c1"))
+        .await
+        .expect("c");
     assert_eq!(record.state, HandoffState::Queued, "{record:?}");
     // Far past the SLA: warning and breach, each once, also across further ticks.
     f.clock.advance(24 * 3600 * 1000);
@@ -259,13 +284,19 @@ async fn offers_expire_and_sla_timers_fire_on_simulated_time() {
 #[tokio::test]
 async fn a_failed_write_is_not_acknowledged_and_memory_follows_the_store() {
     let f = fixture().await;
-    f.service.upsert_agent(agent("ana")).await.expect("agent");
     f.service
-        .create_conversation(Some(id("c1")), Customer::default(), None)
+        .upsert_agent(&Actor::Open, agent("ana"))
+        .await
+        .expect("agent");
+    f.service
+        .create_conversation(&Actor::Open, Some(id("c1")), Customer::default(), None)
         .await
         .expect("create");
     f.store.failing.store(true, Ordering::Release);
-    let refused = f.service.post_turn(id("c1"), ask_for_human()).await;
+    let refused = f
+        .service
+        .post_turn(&Actor::Open, id("c1"), ask_for_human())
+        .await;
     assert!(
         matches!(refused, Err(CoreError::Unavailable(_))),
         "{refused:?}"
@@ -279,7 +310,7 @@ async fn a_failed_write_is_not_acknowledged_and_memory_follows_the_store() {
     f.store.failing.store(false, Ordering::Release);
     let answer = f
         .service
-        .post_turn(id("c1"), ask_for_human())
+        .post_turn(&Actor::Open, id("c1"), ask_for_human())
         .await
         .expect("turn");
     assert_eq!(answer.turn, 0);
@@ -290,18 +321,24 @@ async fn a_failed_write_is_not_acknowledged_and_memory_follows_the_store() {
 #[tokio::test]
 async fn a_caller_that_goes_away_mid_command_leaves_nothing_half_done() {
     let f = fixture().await;
-    f.service.upsert_agent(agent("ana")).await.expect("agent");
+    f.service
+        .upsert_agent(&Actor::Open, agent("ana"))
+        .await
+        .expect("agent");
     for n in 0..20 {
         let name = format!("c{n}");
         f.service
-            .create_conversation(Some(id(&name)), Customer::default(), None)
+            .create_conversation(&Actor::Open, Some(id(&name)), Customer::default(), None)
             .await
             .expect("create");
         // Dropped at a different moment each time (from before its first poll to after its
         // write was submitted), as axum drops a handler whose client hung up.
         let service = f.service.clone();
-        let command =
-            tokio::spawn(async move { service.post_turn(id(&name), ask_for_human()).await });
+        let command = tokio::spawn(async move {
+            service
+                .post_turn(&Actor::Open, id(&name), ask_for_human())
+                .await
+        });
         tokio::time::sleep(std::time::Duration::from_micros(150 * n)).await;
         command.abort();
     }
@@ -314,7 +351,7 @@ async fn a_caller_that_goes_away_mid_command_leaves_nothing_half_done() {
         let turn = Turn::new(Role::Customer, "are you there?").expect("turn");
         let answer = f
             .service
-            .post_turn(id(&name), turn)
+            .post_turn(&Actor::Open, id(&name), turn)
             .await
             .expect("next turn");
         assert_eq!(
@@ -328,23 +365,26 @@ async fn a_caller_that_goes_away_mid_command_leaves_nothing_half_done() {
 #[tokio::test]
 async fn the_owner_speaks_at_once_after_a_claim_and_an_unknown_target_queue_is_refused() {
     let f = fixture().await;
-    f.service.upsert_agent(agent("ana")).await.expect("agent");
+    f.service
+        .upsert_agent(&Actor::Open, agent("ana"))
+        .await
+        .expect("agent");
     escalated(&f, "c1").await;
     f.service
-        .claim(id("c1"), "ana".into())
+        .claim(&Actor::Open, id("c1"), "ana".into())
         .await
         .expect("claim");
     let mut turn = Turn::new(Role::Agent, "Hi, Ana here").expect("turn");
     turn.agent_id = Some("ana".into());
     let answer = f
         .service
-        .post_turn(id("c1"), turn)
+        .post_turn(&Actor::Open, id("c1"), turn)
         .await
         .expect("owner's turn");
     assert_eq!(answer.state, HandoffState::Assigned);
     let mut wrong = Turn::new(Role::Customer, "hello").expect("turn");
     wrong.target_queue = Some("nope".into());
-    let refused = f.service.post_turn(id("c1"), wrong).await;
+    let refused = f.service.post_turn(&Actor::Open, id("c1"), wrong).await;
     match refused {
         Err(CoreError::Invalid { code, message }) => {
             assert_eq!(code, "unknown_queue");
@@ -423,7 +463,11 @@ async fn an_agent_added_by_another_process_is_routable_at_the_next_sweep() {
     f.service.tick().await.expect("tick");
     f.clock.advance(SWEEP_MS);
     f.service.tick().await.expect("tick");
-    let record = f.service.conversation(&id("c1")).await.expect("c1");
+    let record = f
+        .service
+        .conversation(&Actor::Open, Action::Read, &id("c1"))
+        .await
+        .expect("c1");
     assert_eq!(
         (record.state, record.agent_id.as_deref()),
         (HandoffState::Offered, Some("ana")),
@@ -437,12 +481,15 @@ async fn a_console_following_the_handoff_is_not_woken_by_routine_ai_traffic() {
     let f = fixture().await;
     let mut handoff = f.service.bus().subscribe(None, bus::Scope::Handoff);
     f.service
-        .create_conversation(Some(id("quiet")), Customer::default(), None)
+        .create_conversation(&Actor::Open, Some(id("quiet")), Customer::default(), None)
         .await
         .expect("create");
     for text in ["where is my parcel?", "and the opening hours?"] {
         let turn = Turn::new(Role::Customer, text).expect("turn");
-        f.service.post_turn(id("quiet"), turn).await.expect("turn");
+        f.service
+            .post_turn(&Actor::Open, id("quiet"), turn)
+            .await
+            .expect("turn");
     }
     assert!(
         handoff.try_recv().is_err(),
@@ -468,7 +515,9 @@ async fn a_transcript_keeps_what_a_live_client_is_refused() {
     joined.agent_id = Some("bo".into());
     // Live, an agent who does not hold the conversation is refused ...
     assert!(matches!(
-        f.service.post_turn(id("c1"), joined.clone()).await,
+        f.service
+            .post_turn(&Actor::Open, id("c1"), joined.clone())
+            .await,
         Err(CoreError::Conflict { .. })
     ));
     // ... a transcript records that Bo took it, outside routing.
@@ -488,19 +537,35 @@ async fn a_transcript_keeps_what_a_live_client_is_refused() {
     assert_eq!(answer.state, HandoffState::Assigned);
     let empty = Turn::new(Role::Customer, "  ").expect("turn");
     assert!(matches!(
-        f.service.post_turn(id("c1"), empty.clone()).await,
+        f.service
+            .post_turn(&Actor::Open, id("c1"), empty.clone())
+            .await,
         Err(CoreError::Invalid { .. })
     ));
     f.service
         .record_turn(id("c1"), empty)
         .await
         .expect("an empty transcript turn");
-    let record = f.service.conversation(&id("c1")).await.expect("c1");
+    let record = f
+        .service
+        .conversation(&Actor::Open, Action::Read, &id("c1"))
+        .await
+        .expect("c1");
     assert_eq!(record.state, HandoffState::Assigned);
     assert_eq!(record.agent_id.as_deref(), Some("bo"));
-    assert_eq!(f.service.turns(&id("c1")).await.expect("turns").len(), 4);
+    assert_eq!(
+        f.service
+            .turns(&Actor::Open, Action::Read, &id("c1"))
+            .await
+            .expect("turns")
+            .len(),
+        4
+    );
     // Routing goes on for the others.
-    f.service.upsert_agent(agent("ana")).await.expect("agent");
+    f.service
+        .upsert_agent(&Actor::Open, agent("ana"))
+        .await
+        .expect("agent");
     let next = escalated(&f, "c2").await;
     assert_eq!(next.agent_id.as_deref(), Some("ana"));
 }

@@ -1640,6 +1640,15 @@ impl Dispatcher {
         })
     }
 
+    /// Whether `agent` serves the queue (skills, level, language) where `conversation` is;
+    /// false when either is unknown.
+    pub fn eligible(&self, conversation: &str, agent: &str) -> bool {
+        match (self.task_idx(conversation), self.agent_index.get(agent)) {
+            (Ok(t), Some(&a)) => self.agents[a as usize].lanes.contains(&self.task(t).lane),
+            _ => false,
+        }
+    }
+
     /// The agent holding a conversation (offered or assigned) and the state, if any.
     pub fn holder(&self, conversation: &str) -> Option<(&str, bool)> {
         let task = self.task(self.task_idx(conversation).ok()?);

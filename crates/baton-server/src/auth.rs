@@ -20,9 +20,10 @@ use argon2::password_hash::{
 use argon2::Argon2;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use baton_core::{Actor, KeyScope};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -74,104 +75,29 @@ pub fn new_secret(prefix: &str) -> String {
     )
 }
 
-/// Who is calling.
+/// Who is calling: someone the service knows ([`Actor`]), or no one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Caller {
-    /// No credentials exist yet: everything is open.
-    Open,
-    /// A logged-in console user.
-    Agent {
-        /// The agent's id.
-        id: String,
-        /// `agent`, `supervisor` or `admin`.
-        role: String,
-    },
-    /// A program with an API key.
-    Key {
-        /// Its scopes.
-        scopes: Vec<String>,
-    },
+    /// Known (or an open server, where everyone is [`Actor::Open`]).
+    Known(Actor),
     /// Credentials exist and the call carries none (or bad ones).
     Anonymous,
 }
 
-/// What a route needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Need {
-    /// Nothing (health, documents, login, the pages, the widget with its own token).
-    Nothing,
-    /// A bot key, or an agent (the console reads conversations too).
-    Bot,
-    /// An agent session, or an agent key.
-    Agent,
-    /// A supervisor or admin session, or an admin key.
-    Supervisor,
-    /// An admin session or key.
-    Admin,
-}
-
-impl Caller {
-    fn rank(role: &str) -> usize {
-        ROLES.iter().position(|r| *r == role).unwrap_or(0)
-    }
-
-    fn has(&self, scope: &str) -> bool {
-        matches!(self, Caller::Key { scopes } if scopes.iter().any(|s| s == scope || s == "admin"))
-    }
-
-    /// Whether the caller may use a route that needs `need`.
-    pub fn may(&self, need: Need) -> bool {
-        match (self, need) {
-            (_, Need::Nothing) | (Caller::Open, _) => true,
-            (Caller::Anonymous, _) => false,
-            (Caller::Agent { .. }, Need::Bot | Need::Agent) => true,
-            (Caller::Agent { role, .. }, Need::Supervisor) => Self::rank(role) >= 1,
-            (Caller::Agent { role, .. }, Need::Admin) => Self::rank(role) >= 2,
-            (Caller::Key { .. }, Need::Bot) => self.has("bot") || self.has("agent"),
-            (Caller::Key { .. }, Need::Agent) => self.has("agent"),
-            (Caller::Key { .. }, Need::Supervisor | Need::Admin) => self.has("admin"),
-        }
-    }
-
-    /// Checks that the caller may act as agent `agent_id`: a console user only as themselves
-    /// (a supervisor or admin as anyone); a key or an open server as anyone.
-    ///
-    /// # Errors
-    /// 403 naming the mismatch.
-    pub fn acts_as(&self, agent_id: &str) -> Result<(), ApiError> {
-        match self {
-            Caller::Agent { id, role } if id != agent_id && Self::rank(role) < 1 => {
-                Err(ApiError::forbidden(format!(
-                    "you are signed in as `{id}` and cannot act as agent `{agent_id}`"
-                )))
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-/// The route's need, from its method and path.
-pub fn need(method: &Method, path: &str) -> Need {
+/// Whether a route is open to everyone (health, documents, sign-in, the pages, the widget
+/// with its own token); every other route needs a known caller, and the service decides what
+/// that caller may do ([`baton_core::access`]).
+pub fn public(path: &str) -> bool {
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    match (method.as_str(), parts.as_slice()) {
-        (
-            _,
-            ["", "healthz"]
+    matches!(
+        parts.as_slice(),
+        ["", "healthz"]
             | ["", "openapi.json"]
             | ["", "console", ..]
             | ["", "widget", ..]
-            | ["", "assets", ..],
-        ) => Need::Nothing,
-        (_, ["", "v1", "login"] | ["", "v1", "logout"] | ["", "v1", "me"]) => Need::Nothing,
-        ("POST", ["", "v1", "conversations"]) => Need::Bot,
-        ("POST", ["", "v1", "conversations", _, "turns" | "followup"]) => Need::Bot,
-        ("GET", ["", "v1", "conversations", _] | ["", "v1", "conversations", _, "brief"]) => {
-            Need::Bot
-        }
-        ("POST", ["", "v1", "agents"]) => Need::Admin,
-        (_, ["", "v1", "supervisor", ..]) => Need::Supervisor,
-        _ => Need::Agent,
-    }
+            | ["", "assets", ..]
+            | ["", "v1", "login" | "logout" | "me"]
+    )
 }
 
 /// Finds out who is calling: a bearer key, else a session cookie, else open or anonymous.
@@ -186,23 +112,25 @@ pub async fn caller(app: &AppState, headers: &axum::http::HeaderMap) -> Result<C
     {
         return Ok(
             match app.service.api_key_scopes(&digest(key.trim())).await? {
-                Some(scopes) => Caller::Key { scopes },
+                Some(scopes) => Caller::Known(Actor::Key {
+                    scopes: scopes.iter().filter_map(|s| KeyScope::parse(s)).collect(),
+                }),
                 None => Caller::Anonymous,
             },
         );
     }
     if let Some(token) = session_token(headers) {
         if let Some(user) = app.service.session_user(&digest(&token)).await? {
-            return Ok(Caller::Agent {
+            return Ok(Caller::Known(Actor::User {
                 id: user.id,
-                role: user.role.as_str().to_owned(),
-            });
+                role: user.role,
+            }));
         }
     }
     if credentials_exist(app).await? {
         Ok(Caller::Anonymous)
     } else {
-        Ok(Caller::Open)
+        Ok(Caller::Known(Actor::Open))
     }
 }
 
@@ -236,44 +164,38 @@ pub fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// Middleware: refuses calls the caller may not make (401 without credentials, 403 with
-/// insufficient ones) and hands the [`Caller`] to the handlers.
+/// Middleware: refuses calls without credentials to the routes that are not public (401) and
+/// hands the [`Who`] to the handlers; what a known caller may do, the service decides.
 pub async fn guard(State(app): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
-    let need = need(request.method(), request.uri().path());
-    if need == Need::Nothing {
+    if public(request.uri().path()) {
         return next.run(request).await;
     }
-    let who = match caller(&app, request.headers()).await {
-        Ok(who) => who,
-        Err(e) => return e.into_response(),
-    };
-    if !who.may(need) {
-        let error = if who == Caller::Anonymous {
-            ApiError::BadRequest {
-                status: StatusCode::UNAUTHORIZED,
-                code: "unauthorized",
-                message: "sign in at /console, or send `Authorization: Bearer KEY` with an API key (`baton keys add`)".into(),
-            }
-        } else {
-            ApiError::forbidden(
-                format!("this needs {need:?} rights, which you do not have").to_lowercase(),
-            )
-        };
-        return error.into_response();
+    match caller(&app, request.headers()).await {
+        Ok(Caller::Known(actor)) => {
+            request.extensions_mut().insert(Who(actor));
+            next.run(request).await
+        }
+        Ok(Caller::Anonymous) => ApiError::BadRequest {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: "sign in at /console, or send `Authorization: Bearer KEY` with an API key (`baton keys add`)".into(),
+        }
+        .into_response(),
+        Err(e) => e.into_response(),
     }
-    request.extensions_mut().insert(who);
-    next.run(request).await
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+/// The caller of a route that is not public, as the guard found them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Who(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Who {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .unwrap_or(Caller::Open))
+        parts.extensions.get::<Who>().cloned().ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("the route has no caller: it is public"))
+        })
     }
 }
 
@@ -293,29 +215,23 @@ mod tests {
     }
 
     #[test]
-    fn roles_and_scopes_open_what_they_should() {
-        let agent = Caller::Agent {
-            id: "ana".into(),
-            role: "agent".into(),
-        };
-        let supervisor = Caller::Agent {
-            id: "sue".into(),
-            role: "supervisor".into(),
-        };
-        let bot = Caller::Key {
-            scopes: vec!["bot".into()],
-        };
-        assert!(agent.may(Need::Agent) && !agent.may(Need::Supervisor));
-        assert!(supervisor.may(Need::Supervisor) && !supervisor.may(Need::Admin));
-        assert!(bot.may(Need::Bot) && !bot.may(Need::Agent));
-        assert!(!Caller::Anonymous.may(Need::Bot) && Caller::Anonymous.may(Need::Nothing));
-        assert!(Caller::Open.may(Need::Admin));
-        assert!(agent.acts_as("ana").is_ok() && agent.acts_as("bo").is_err());
-        assert!(supervisor.acts_as("bo").is_ok());
-        assert_eq!(need(&Method::GET, "/v1/queues"), Need::Agent);
-        assert_eq!(need(&Method::POST, "/v1/conversations/x/turns"), Need::Bot);
-        assert_eq!(need(&Method::GET, "/v1/supervisor"), Need::Supervisor);
-        assert_eq!(need(&Method::GET, "/console"), Need::Nothing);
-        assert_eq!(need(&Method::POST, "/v1/agents"), Need::Admin);
+    fn only_the_documents_pages_and_sign_in_are_public() {
+        for path in [
+            "/healthz",
+            "/openapi.json",
+            "/console",
+            "/widget/api/say",
+            "/v1/login",
+        ] {
+            assert!(public(path), "{path}");
+        }
+        for path in [
+            "/v1/conversations",
+            "/v1/events",
+            "/v1/agents",
+            "/v1/supervisor",
+        ] {
+            assert!(!public(path), "{path}");
+        }
     }
 }

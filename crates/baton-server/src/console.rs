@@ -7,7 +7,7 @@
 //! in): the best-matching article by TF-IDF similarity, with that similarity reported as
 //! `kb_similarity` and `ai_confidence`, so Baton judges its answers like any bot's.
 
-use crate::auth::{self, Caller};
+use crate::auth::{self, Caller, Who};
 use crate::error::ApiError;
 use crate::handlers::{ApiJson, ApiPath, ApiQuery};
 use crate::openapi::{Conflict, NotFound, Unauthorized};
@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use baton_core::answers::{FollowedUp, Rated, TurnAnswer};
+use baton_core::{Action, Actor, KeyScope};
 use baton_detect::kb::{Article, KnowledgeBase};
 use baton_domain::{
     Agent, AgentId, AgentStatus, ConversationId, Customer, HandoffState, ReasonCode, Role, Turn,
@@ -266,7 +267,8 @@ pub enum Me {
     security((), ("session" = [])))]
 pub async fn me(State(app): St, headers: HeaderMap) -> AppResult<Json<Me>> {
     match auth::caller(&app, &headers).await? {
-        Caller::Agent { id, role } => {
+        Caller::Known(Actor::User { id, role }) => {
+            let role = role.as_str().to_owned();
             let agent = app.service.agent(&id).await.ok();
             let conversations = app.service.agent_conversations(&id).await?;
             Ok(Json(Me::SignedIn {
@@ -276,7 +278,7 @@ pub async fn me(State(app): St, headers: HeaderMap) -> AppResult<Json<Me>> {
                 conversations,
             }))
         }
-        Caller::Open => Ok(Json(Me::Open { open: true })),
+        Caller::Known(Actor::Open) => Ok(Json(Me::Open { open: true })),
         _ => Err(ApiError::BadRequest {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthorized",
@@ -338,11 +340,12 @@ pub struct Escalation {
     responses(
         (status = 200, description = "The overview", body = Supervisor),
     ))]
-pub async fn supervisor(State(app): St) -> AppResult<Json<Supervisor>> {
-    let queues = app.service.queue_stats().await?;
+pub async fn supervisor(State(app): St, Who(actor): Who) -> AppResult<Json<Supervisor>> {
+    let recent = app.service.recent_escalations(&actor, 20).await?;
+    let queues = app.service.queue_stats(&actor).await?;
     let agents = app
         .service
-        .agents()
+        .agents(&actor)
         .await?
         .into_iter()
         .map(|(a, assigned)| AgentLoad {
@@ -353,10 +356,7 @@ pub async fn supervisor(State(app): St) -> AppResult<Json<Supervisor>> {
             capacity: a.capacity,
         })
         .collect();
-    let recent_escalations = app
-        .service
-        .recent_escalations(20)
-        .await?
+    let recent_escalations = recent
         .into_iter()
         .map(|r| Escalation {
             conversation_id: r.id,
@@ -371,7 +371,7 @@ pub async fn supervisor(State(app): St) -> AppResult<Json<Supervisor>> {
             summary: r.brief.map(|b| b.summary),
         })
         .collect();
-    let sla_breaches = app.service.open_sla_breaches().await?;
+    let sla_breaches = app.service.open_sla_breaches(&actor).await?;
     Ok(Json(Supervisor {
         queues,
         agents,
@@ -433,10 +433,14 @@ pub struct KbLink {
     ))]
 pub async fn assist(
     State(app): St,
+    Who(actor): Who,
     crate::handlers::ConversationPath(id): crate::handlers::ConversationPath,
 ) -> AppResult<Json<Assist>> {
-    let record = app.service.conversation(&id).await?;
-    let turns = app.service.turns(&id).await?;
+    let record = app
+        .service
+        .conversation(&actor, Action::Explain, &id)
+        .await?;
+    let turns = app.service.turns(&actor, Action::Explain, &id).await?;
     let last = turns
         .iter()
         .rev()
@@ -499,6 +503,13 @@ pub struct WidgetStarted {
     token: String,
     /// The demo assistant's greeting.
     greeting: String,
+}
+
+/// The widget's caller: the customer of conversation `id`.
+fn customer(id: &ConversationId) -> Actor {
+    Actor::Customer {
+        conversation: id.to_string(),
+    }
 }
 
 async fn widget_conversation(app: &AppState, token: &str) -> AppResult<ConversationId> {
@@ -582,7 +593,10 @@ pub async fn widget_say(
     let mut turn = Turn::new(Role::Customer, req.text.clone())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     turn.action = req.action;
-    let answer = app.service.post_turn(id.clone(), turn).await?;
+    let answer = app
+        .service
+        .post_turn(&customer(&id), id.clone(), turn)
+        .await?;
     let quiet = matches!(
         answer.state,
         HandoffState::AiActive | HandoffState::ReturnedToAi | HandoffState::Resolved
@@ -604,7 +618,11 @@ pub async fn widget_say(
         ai.kb_similarity = Some(score.clamp(0.0, 1.0));
         ai.ai_confidence = Some((score * 2.0).clamp(0.0, 1.0));
         ai.kb_articles = article.map(|a| vec![a.to_owned()]).unwrap_or_default();
-        reply = Some(app.service.post_turn(id, ai).await?);
+        // The demo assistant is a bot of the server's own.
+        let assistant = Actor::Key {
+            scopes: vec![KeyScope::Bot],
+        };
+        reply = Some(app.service.post_turn(&assistant, id, ai).await?);
     }
     Ok(Json(WidgetSaid {
         customer: answer,
@@ -638,7 +656,11 @@ pub async fn widget_followup(
     ApiJson(req): ApiJson<WidgetFollowup>,
 ) -> AppResult<Json<FollowedUp>> {
     let id = widget_conversation(&app, &req.token).await?;
-    Ok(Json(app.service.followup(id, req.via, req.contact).await?))
+    Ok(Json(
+        app.service
+            .followup(&customer(&id), id, req.via, req.contact)
+            .await?,
+    ))
 }
 
 /// The customer's rating.
@@ -663,7 +685,7 @@ pub async fn widget_rate(
     ApiJson(req): ApiJson<WidgetRate>,
 ) -> AppResult<Json<Rated>> {
     let id = widget_conversation(&app, &req.token).await?;
-    Ok(Json(app.service.rate(id, req.score).await?))
+    Ok(Json(app.service.rate(&customer(&id), id, req.score).await?))
 }
 
 /// What the customer may see of their conversation.
@@ -723,8 +745,9 @@ pub async fn widget_state(
     ApiQuery(q): ApiQuery<WidgetToken>,
 ) -> AppResult<Json<WidgetState>> {
     let id = widget_conversation(&app, &q.token).await?;
-    let record = app.service.conversation(&id).await?;
-    let turns = app.service.turns(&id).await?;
+    let actor = customer(&id);
+    let record = app.service.conversation(&actor, Action::Read, &id).await?;
+    let turns = app.service.turns(&actor, Action::Read, &id).await?;
     let mut names = std::collections::HashMap::new();
     let mut messages = Vec::new();
     for t in &turns {
@@ -827,7 +850,7 @@ pub async fn widget_events(
         Some(0),
         Some(id.to_string()),
         baton_core::bus::Scope::All,
-        true,
+        customer(&id),
     )
     .into_response())
 }

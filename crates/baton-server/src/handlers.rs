@@ -1,7 +1,7 @@
 //! Request handlers: extract, call the handoff service, map the answer. None of them touches
 //! the store or routing; the service does.
 
-use crate::auth::Caller;
+use crate::auth::Who;
 use crate::error::ApiError;
 use crate::openapi::{Conflict, NotFound};
 use crate::AppState;
@@ -15,6 +15,7 @@ use baton_core::answers::{
     Transferred, TurnAnswer,
 };
 use baton_core::bus::Scope;
+use baton_core::{Action, Actor};
 use baton_domain::{
     Agent, AgentStatus, Brief, ConversationId, Customer, Decision, HandoffState, ReasonCode, Role,
     Signal, Turn,
@@ -252,6 +253,7 @@ pub struct NewConversation {
     ))]
 pub async fn create_conversation(
     State(app): St,
+    Who(actor): Who,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> AppResult<(StatusCode, Json<Created>)> {
     let body = body.map_err(|e| ApiError::BadRequest {
@@ -277,7 +279,7 @@ pub async fn create_conversation(
     let id = req.id.as_deref().map(parse_id).transpose()?;
     let mut created = app
         .service
-        .create_conversation(id, req.customer, req.channel)
+        .create_conversation(&actor, id, req.customer, req.channel)
         .await?;
     created.warnings = warnings;
     Ok((StatusCode::CREATED, Json(created)))
@@ -296,10 +298,11 @@ pub async fn create_conversation(
     ))]
 pub async fn post_turn(
     State(app): St,
+    Who(actor): Who,
     ConversationPath(id): ConversationPath,
     Checked(turn, warnings): Checked<Turn>,
 ) -> AppResult<Json<TurnAnswer>> {
-    let mut answer = app.service.post_turn(id, turn).await?;
+    let mut answer = app.service.post_turn(&actor, id, turn).await?;
     answer.warnings = warnings;
     Ok(Json(answer))
 }
@@ -375,9 +378,10 @@ pub struct TurnView {
     ))]
 pub async fn get_conversation(
     State(app): St,
+    Who(actor): Who,
     ConversationPath(id): ConversationPath,
 ) -> AppResult<Json<ConversationView>> {
-    let d = app.service.conversation_details(&id).await?;
+    let d = app.service.conversation_details(&actor, &id).await?;
     let record = d.record;
     let (position, estimated_wait_seconds) = match d.wait {
         Some((p, w)) => (Some(p), Some(w.quoted_seconds)),
@@ -436,10 +440,11 @@ pub struct BriefQuery {
     ))]
 pub async fn get_brief(
     State(app): St,
+    Who(actor): Who,
     ConversationPath(id): ConversationPath,
     ApiQuery(q): ApiQuery<BriefQuery>,
 ) -> AppResult<axum::response::Response> {
-    let record = app.service.conversation(&id).await?;
+    let record = app.service.conversation(&actor, Action::Read, &id).await?;
     let brief = record.brief.ok_or_else(|| {
         ApiError::NotFound(format!(
             "conversation `{id}` has no brief yet: a brief is made when it escalates"
@@ -487,11 +492,10 @@ pub struct AgentAction {
 pub async fn claim(
     State(app): St,
     ConversationPath(id): ConversationPath,
-    caller: Caller,
+    Who(actor): Who,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Claimed>> {
-    caller.acts_as(&req.agent_id)?;
-    Ok(Json(app.service.claim(id, req.agent_id).await?))
+    Ok(Json(app.service.claim(&actor, id, req.agent_id).await?))
 }
 
 /// Declines the conversation offered to this agent: it goes to the next agent.
@@ -506,11 +510,10 @@ pub async fn claim(
 pub async fn decline(
     State(app): St,
     ConversationPath(id): ConversationPath,
-    caller: Caller,
+    Who(actor): Who,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Declined>> {
-    caller.acts_as(&req.agent_id)?;
-    Ok(Json(app.service.decline(id, req.agent_id).await?))
+    Ok(Json(app.service.decline(&actor, id, req.agent_id).await?))
 }
 
 /// The owning agent's message to the customer (`text`).
@@ -525,12 +528,13 @@ pub async fn decline(
 pub async fn reply(
     State(app): St,
     ConversationPath(id): ConversationPath,
-    caller: Caller,
+    Who(actor): Who,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Replied>> {
-    caller.acts_as(&req.agent_id)?;
     let text = req.text.unwrap_or_default();
-    Ok(Json(app.service.reply(id, req.agent_id, text).await?))
+    Ok(Json(
+        app.service.reply(&actor, id, req.agent_id, text).await?,
+    ))
 }
 
 /// An internal note (`text`), never shown to the customer.
@@ -545,12 +549,13 @@ pub async fn reply(
 pub async fn note(
     State(app): St,
     ConversationPath(id): ConversationPath,
-    caller: Caller,
+    Who(actor): Who,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Noted>> {
-    caller.acts_as(&req.agent_id)?;
     let text = req.text.unwrap_or_default();
-    Ok(Json(app.service.note(id, req.agent_id, text).await?))
+    Ok(Json(
+        app.service.note(&actor, id, req.agent_id, text).await?,
+    ))
 }
 
 /// The owning agent resolves the conversation with a `disposition`; the AI may answer again.
@@ -565,13 +570,14 @@ pub async fn note(
 pub async fn resolve(
     State(app): St,
     ConversationPath(id): ConversationPath,
-    caller: Caller,
+    Who(actor): Who,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<Resolved>> {
-    caller.acts_as(&req.agent_id)?;
     let disposition = req.disposition.unwrap_or_default();
     Ok(Json(
-        app.service.resolve(id, req.agent_id, disposition).await?,
+        app.service
+            .resolve(&actor, id, req.agent_id, disposition)
+            .await?,
     ))
 }
 
@@ -588,12 +594,13 @@ pub async fn resolve(
 pub async fn handback(
     State(app): St,
     ConversationPath(id): ConversationPath,
-    caller: Caller,
+    Who(actor): Who,
     ApiJson(req): ApiJson<AgentAction>,
 ) -> AppResult<Json<HandedBack>> {
-    caller.acts_as(&req.agent_id)?;
     Ok(Json(
-        app.service.handback(id, req.agent_id, req.text).await?,
+        app.service
+            .handback(&actor, id, req.agent_id, req.text)
+            .await?,
     ))
 }
 
@@ -625,13 +632,12 @@ pub struct TransferRequest {
 pub async fn transfer(
     State(app): St,
     ConversationPath(id): ConversationPath,
-    caller: Caller,
+    Who(actor): Who,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> AppResult<Json<Transferred>> {
-    caller.acts_as(&req.agent_id)?;
     Ok(Json(
         app.service
-            .transfer(id, req.agent_id, req.queue, req.to_agent, req.text)
+            .transfer(&actor, id, req.agent_id, req.queue, req.to_agent, req.text)
             .await?,
     ))
 }
@@ -658,10 +664,15 @@ pub struct FollowupRequest {
     ))]
 pub async fn followup(
     State(app): St,
+    Who(actor): Who,
     ConversationPath(id): ConversationPath,
     ApiJson(req): ApiJson<FollowupRequest>,
 ) -> AppResult<Json<FollowedUp>> {
-    Ok(Json(app.service.followup(id, req.via, req.contact).await?))
+    Ok(Json(
+        app.service
+            .followup(&actor, id, req.via, req.contact)
+            .await?,
+    ))
 }
 
 /// Why a conversation is in its queue, and every agent's eligibility, in the order they would
@@ -675,9 +686,10 @@ pub async fn followup(
     ))]
 pub async fn explain(
     State(app): St,
+    Who(actor): Who,
     ConversationPath(id): ConversationPath,
 ) -> AppResult<Json<Explanation>> {
-    Ok(Json(app.service.explain(&id).await?))
+    Ok(Json(app.service.explain(&actor, &id).await?))
 }
 
 /// Which events to stream.
@@ -711,6 +723,7 @@ pub struct EventQuery {
     ))]
 pub async fn event_stream(
     State(app): St,
+    Who(actor): Who,
     headers: axum::http::HeaderMap,
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> AppResult<impl IntoResponse> {
@@ -735,12 +748,13 @@ pub async fn event_stream(
         after,
         conversation,
         scope,
-        false,
+        actor,
     ))
 }
 
 /// The event stream after `after` (or the `Last-Event-ID` header; from now on when neither is
-/// given), of one conversation or all in `scope`; `customer_view` leaves out internal notes. The stream
+/// given), of one conversation or all in `scope`, of what `viewer` may see (the service decides
+/// per conversation, again after each transition or routing step). The stream
 /// follows the service's bus: an idle stream costs nothing between events, and ends when the
 /// server shuts down.
 pub(crate) fn stream_events(
@@ -749,7 +763,7 @@ pub(crate) fn stream_events(
     after: Option<i64>,
     conversation: Option<String>,
     scope: Scope,
-    customer_view: bool,
+    viewer: Actor,
 ) -> impl IntoResponse {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
@@ -770,6 +784,9 @@ pub(crate) fn stream_events(
         conversation: Option<String>,
         pending: std::collections::VecDeque<baton_store::EventRecord>,
         catch_up: bool,
+        viewer: Actor,
+        /// What the viewer may see, per conversation: (events, notes).
+        seen: std::collections::HashMap<String, (bool, bool)>,
     }
     let start = Follow {
         app,
@@ -779,6 +796,8 @@ pub(crate) fn stream_events(
         conversation,
         pending: std::collections::VecDeque::new(),
         catch_up: true,
+        viewer,
+        seen: std::collections::HashMap::new(),
     };
     let stream = futures_util::stream::unfold(start, move |mut f| async move {
         loop {
@@ -787,7 +806,39 @@ pub(crate) fn stream_events(
                     continue;
                 }
                 f.last = e.id;
-                if customer_view && e.kind == baton_store::EventKind::Note {
+                let moved = matches!(
+                    e.kind,
+                    baton_store::EventKind::Transition | baton_store::EventKind::Routing
+                );
+                let cached = f.seen.get(&e.conversation_id).copied().filter(|_| !moved);
+                let (events, notes) = match cached {
+                    Some(v) => v,
+                    None => {
+                        let v = match f
+                            .app
+                            .service
+                            .visibility(&f.viewer, &e.conversation_id)
+                            .await
+                        {
+                            Ok(v) => v,
+                            Err(err) => {
+                                tracing::error!(error = %err, "event stream visibility failed");
+                                return None;
+                            }
+                        };
+                        if f.seen.len() >= STREAM_VISIBILITY_CACHE {
+                            f.seen.clear();
+                        }
+                        f.seen.insert(e.conversation_id.clone(), v);
+                        v
+                    }
+                };
+                let visible = if e.kind == baton_store::EventKind::Note {
+                    notes
+                } else {
+                    events
+                };
+                if !visible {
                     continue;
                 }
                 let event = Event::default()
@@ -831,6 +882,10 @@ pub(crate) fn stream_events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
+/// How many conversations an event stream remembers the viewer's rights on before it starts
+/// over (each is asked again of the service when next seen).
+const STREAM_VISIBILITY_CACHE: usize = 10_000;
+
 /// Every queue of the policy with its live figures.
 #[derive(Serialize, ToSchema)]
 pub struct QueueList {
@@ -870,11 +925,11 @@ pub struct QueueSummary {
     responses(
         (status = 200, description = "The queues", body = QueueList),
     ))]
-pub async fn list_queues(State(app): St) -> AppResult<Json<QueueList>> {
+pub async fn list_queues(State(app): St, Who(actor): Who) -> AppResult<Json<QueueList>> {
     let now = app.service.now();
     let day_start = now - now.rem_euclid(86_400_000);
     let policy = app.service.engine().policy();
-    let stats = app.service.queue_stats().await?;
+    let stats = app.service.queue_stats(&actor).await?;
     let mut queues = Vec::new();
     for (q, stats) in policy.queues().iter().zip(stats) {
         let sla_ms = i64::try_from(q.sla_seconds).unwrap_or(i64::MAX / 1000) * 1000;
@@ -960,6 +1015,7 @@ pub struct WaitingCustomer {
     ))]
 pub async fn get_queue(
     State(app): St,
+    Who(actor): Who,
     ApiPath(name): ApiPath<String>,
 ) -> AppResult<Json<QueueDetail>> {
     let queue = app.service.engine().policy().queue(&name).ok_or_else(|| {
@@ -999,7 +1055,7 @@ pub async fn get_queue(
             }
         })
         .collect();
-    let stats = app.service.queue_stat(&name).await?;
+    let stats = app.service.queue_stat(&actor, &name).await?;
     Ok(Json(QueueDetail {
         name: queue.name.clone(),
         sla_seconds: queue.sla_seconds,
@@ -1018,9 +1074,10 @@ pub async fn get_queue(
     ))]
 pub async fn upsert_agent(
     State(app): St,
+    Who(actor): Who,
     Checked(agent, warnings): Checked<Agent>,
 ) -> AppResult<Json<AgentAnswer>> {
-    let agent = app.service.upsert_agent(agent).await?;
+    let agent = app.service.upsert_agent(&actor, agent).await?;
     Ok(Json(AgentAnswer { agent, warnings }))
 }
 
@@ -1054,11 +1111,12 @@ pub struct PresenceRequest {
 pub async fn set_presence(
     State(app): St,
     ApiPath(agent): ApiPath<String>,
-    caller: Caller,
+    Who(actor): Who,
     ApiJson(req): ApiJson<PresenceRequest>,
 ) -> AppResult<Json<PresenceSet>> {
-    caller.acts_as(&agent)?;
-    Ok(Json(app.service.set_presence(agent, req.status).await?))
+    Ok(Json(
+        app.service.set_presence(&actor, agent, req.status).await?,
+    ))
 }
 
 /// Every agent with their load.
@@ -1082,10 +1140,10 @@ pub struct AgentWithLoad {
     responses(
         (status = 200, description = "The agents", body = AgentList),
     ))]
-pub async fn list_agents(State(app): St) -> AppResult<Json<AgentList>> {
+pub async fn list_agents(State(app): St, Who(actor): Who) -> AppResult<Json<AgentList>> {
     let agents = app
         .service
-        .agents()
+        .agents(&actor)
         .await?
         .into_iter()
         .map(|(agent, assigned)| AgentWithLoad { agent, assigned })

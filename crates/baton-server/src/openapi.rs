@@ -6,7 +6,7 @@
 //! its security requirement and its 401 and 403 answers, both from [`auth::need`], the table
 //! the auth guard itself applies.
 
-use crate::auth::{self, Need};
+use crate::auth;
 use crate::error::ErrorBody;
 use std::sync::OnceLock;
 use utoipa::openapi::path::{Operation, PathItem};
@@ -39,7 +39,9 @@ Contract: CONTRACTS.md.\n\n\
 Authentication: a fresh installation (no account, no key) is open. From the first account \
 (`baton agents add`) or API key (`baton keys add`) on, calls send `Authorization: Bearer KEY` \
 (scopes `bot`, `agent`, `admin`) or the console's session cookie; the widget sends its \
-conversation's token. Each operation's `security` lists what it accepts.\n\n\
+conversation's token. Each operation's `security` lists what it accepts; what each caller may \
+do is decided per command (who may post which role's turn, read which conversation, note and \
+event), in the table of docs/access.md.\n\n\
 Errors: every 4xx and 5xx answer is `{\"error\": {\"code\", \"message\"}}`; the message says \
 what to fix. A method a path does not serve gets 405 (`method_not_allowed`), a path that does \
 not exist 404. Unknown input fields are accepted and named in the answer's `warnings` where \
@@ -174,8 +176,9 @@ impl utoipa::Modify for Security {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "An API key (`baton keys add`) as `Authorization: Bearer KEY`. Scopes: \
-                         `bot` (conversations and turns), `agent` (agent actions, and what `bot` \
-                         may), `admin` (everything). A requirement lists the scopes that suffice.",
+                         `bot` (conversations, customer and AI turns), `agent` (acting for any \
+                         agent), `admin` (everything). What each scope may do is decided per \
+                         command: the table is in docs/access.md; a refusal is a 403.",
                     ))
                     .build(),
             ),
@@ -185,19 +188,19 @@ impl utoipa::Modify for Security {
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 auth::SESSION_COOKIE,
                 "The console's session cookie, set by `POST /v1/login` (HttpOnly, \
-                 SameSite=Strict, 12 hours). Roles: `agent`, `supervisor` (also the supervisor \
-                 view and acting for other agents), `admin` (also agent management). A \
-                 requirement lists the roles that suffice.",
+                 SameSite=Strict, 12 hours). Roles: `agent` (as themselves, on what they hold, \
+                 were offered or their queues contain), `supervisor` (also reads everything and \
+                 moves conversations for any agent), `admin` (also agent management). The \
+                 table is in docs/access.md; a refusal is a 403.",
             ))),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let concrete = concrete_path(path);
-            for (method, operation) in operations(item) {
-                let need = auth::need(&method, &concrete);
-                if need == Need::Nothing {
+            for (_, operation) in operations(item) {
+                if auth::public(&concrete) {
                     continue;
                 }
-                operation.security = Some(requirements(need));
+                operation.security = Some(requirements());
                 for (status, name) in [("401", "Unauthorized"), ("403", "Forbidden")] {
                     operation
                         .responses
@@ -272,26 +275,10 @@ pub(crate) fn operations(item: &mut PathItem) -> Vec<(axum::http::Method, &mut O
 }
 
 /// The alternatives that satisfy `need` (any one suffices), as [`auth::Caller::may`] decides.
-fn requirements(need: Need) -> Vec<utoipa::openapi::security::SecurityRequirement> {
+fn requirements() -> Vec<utoipa::openapi::security::SecurityRequirement> {
     use utoipa::openapi::security::SecurityRequirement;
-    let (scopes, roles): (&[&str], &[&str]) = match need {
-        Need::Nothing => (&[], &[]),
-        Need::Bot => (
-            &["bot", "agent", "admin"],
-            &["agent", "supervisor", "admin"],
-        ),
-        Need::Agent => (&["agent", "admin"], &["agent", "supervisor", "admin"]),
-        Need::Supervisor => (&["admin"], &["supervisor", "admin"]),
-        Need::Admin => (&["admin"], &["admin"]),
-    };
-    let mut out: Vec<SecurityRequirement> = scopes
-        .iter()
-        .map(|s| SecurityRequirement::new(BEARER, [*s]))
-        .collect();
-    out.extend(
-        roles
-            .iter()
-            .map(|r| SecurityRequirement::new(SESSION, [*r])),
-    );
-    out
+    vec![
+        SecurityRequirement::new(BEARER, Vec::<String>::new()),
+        SecurityRequirement::new(SESSION, Vec::<String>::new()),
+    ]
 }

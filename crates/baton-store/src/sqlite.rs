@@ -583,16 +583,18 @@ impl Writer {
     /// The write connection, reopened if a fault closed it.
     fn connection(&mut self) -> Result<&Connection> {
         if self.conn.is_none() {
-            self.conn = Some(open_writer(&self.path, self.durability).map_err(|e| match e {
-                StoreError::Unavailable(r) => StoreError::Unavailable(r),
-                other => StoreError::Unavailable(format!(
-                    "{REASON_CANTOPEN}: {}",
-                    match other {
-                        StoreError::Open(m) => m,
-                        o => o.to_string(),
-                    }
-                )),
-            })?);
+            self.conn = Some(
+                open_writer(&self.path, self.durability).map_err(|e| match e {
+                    StoreError::Unavailable(r) => StoreError::Unavailable(r),
+                    other => StoreError::Unavailable(format!(
+                        "{REASON_CANTOPEN}: {}",
+                        match other {
+                            StoreError::Open(m) => m,
+                            o => o.to_string(),
+                        }
+                    )),
+                })?,
+            );
         }
         match &self.conn {
             Some(conn) => Ok(conn),

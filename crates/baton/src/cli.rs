@@ -673,7 +673,12 @@ fn replay(engine: Engine, input: &Path, markdown: bool) -> Result<()> {
         let id = ConversationId::parse(id).map_err(|e| at(&e))?;
         runtime.block_on(async {
             service
-                .create_conversation(Some(id.clone()), c.customer, c.channel)
+                .create_conversation(
+                    &baton_core::Actor::Open,
+                    Some(id.clone()),
+                    c.customer,
+                    c.channel,
+                )
                 .await
                 .map_err(|e| at(&e))?;
             for turn in c.turns {

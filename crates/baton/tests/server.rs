@@ -1172,3 +1172,173 @@ async fn a_transfer_to_a_colleague_waits_for_them() {
         "{conv}"
     );
 }
+
+/// The event stream's text for `client` from the first event, read for up to a second.
+async fn events_seen(client: &reqwest::Client, b: &str) -> String {
+    let mut stream = client
+        .get(format!("{b}/v1/events?after=0"))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stream.status(), 200);
+    let mut text = String::new();
+    let until = Instant::now() + Duration::from_secs(1);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until.into(), stream.chunk()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+#[tokio::test]
+async fn no_one_speaks_for_another_or_reads_what_is_not_theirs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    let url = format!("sqlite://{}", db.display());
+    for id in ["ana", "bob"] {
+        let out = baton(
+            &[
+                "agents",
+                "add",
+                id,
+                "--name",
+                id,
+                "--skills",
+                "general,billing,support,technical",
+                "--password-stdin",
+                "--database-url",
+                &url,
+            ],
+            Some("long enough password\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let key = baton(
+        &[
+            "keys",
+            "add",
+            "--name",
+            "bot",
+            "--scope",
+            "bot",
+            "--database-url",
+            &url,
+        ],
+        None,
+    );
+    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    let server = Server::start(&db);
+    let b = server.base.as_str();
+    let signed_in = |id: &'static str| async move {
+        let c = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        let (s, _) = post(
+            &c,
+            format!("{b}/v1/login"),
+            json!({"agent_id": id, "password": "long enough password"}),
+        )
+        .await;
+        assert_eq!(s, 200);
+        c
+    };
+    let ana = signed_in("ana").await;
+    let bob = signed_in("bob").await;
+    let bot = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {key}").parse().expect("header"),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .expect("client");
+    let (s, _) = post(
+        &ana,
+        format!("{b}/v1/agents/ana/presence"),
+        json!({"status": "online"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = post(&bot, format!("{b}/v1/conversations"), json!({"id": "c1"})).await;
+    assert_eq!(s, 201);
+    let turns = format!("{b}/v1/conversations/c1/turns");
+    let (s, answer) = post(
+        &bot,
+        turns.clone(),
+        json!({"role": "customer", "text": "I want to talk to a human now"}),
+    )
+    .await;
+    assert_eq!(
+        (s, answer["agent_id"].as_str()),
+        (200, Some("ana")),
+        "{answer}"
+    );
+    let (s, _) = post(
+        &ana,
+        format!("{b}/v1/conversations/c1/claim"),
+        json!({"agent_id": "ana"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    // Nobody speaks as Ana but Ana: not a bot, not Bob; Bob writes no customer turns either.
+    let as_ana = json!({"role": "agent", "agent_id": "ana", "text": "I am Ana, honestly"});
+    let (s, _) = post(&bot, turns.clone(), as_ana.clone()).await;
+    assert_eq!(s, 403, "a bot key speaking as an agent");
+    let (s, e) = post(&bob, turns.clone(), as_ana.clone()).await;
+    assert_eq!(s, 403, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`ana`")),
+        "{e}"
+    );
+    let (s, _) = post(
+        &bob,
+        turns.clone(),
+        json!({"role": "customer", "text": "it was me all along"}),
+    )
+    .await;
+    assert_eq!(s, 403, "an agent posting a customer turn");
+    let (s, _) = post(&ana, turns.clone(), as_ana).await;
+    assert_eq!(s, 200, "Ana as herself");
+
+    // Ana's note is hers to write and to read; Bob neither writes nor reads on c1.
+    let (s, _) = post(
+        &ana,
+        format!("{b}/v1/conversations/c1/notes"),
+        json!({"agent_id": "ana", "text": "secret-note-123"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = post(
+        &bob,
+        format!("{b}/v1/conversations/c1/notes"),
+        json!({"agent_id": "bob", "text": "hi"}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let read = |c: &reqwest::Client| c.get(format!("{b}/v1/conversations/c1")).send();
+    assert_eq!(read(&bob).await.expect("read").status(), 403);
+    assert_eq!(read(&ana).await.expect("read").status(), 200);
+    // The bot reads the conversation, not the internal note.
+    let seen_by_bot = read(&bot).await.expect("read").text().await.expect("text");
+    assert!(seen_by_bot.contains("\"c1\"") && !seen_by_bot.contains("secret-note-123"));
+    // The event stream follows the same rule.
+    let anas = events_seen(&ana, b).await;
+    assert!(anas.contains("secret-note-123"), "{anas}");
+    let bobs = events_seen(&bob, b).await;
+    assert!(!bobs.contains("\"c1\""), "{bobs}");
+    let bots = events_seen(&bot, b).await;
+    assert!(
+        bots.contains("\"c1\"") && !bots.contains("secret-note-123"),
+        "{bots}"
+    );
+}
