@@ -7,9 +7,11 @@
 //!   (conversations and turns), `agent` (agent actions) or `admin` (everything).
 //! - The customer widget holds a token for its own conversation only.
 //!
-//! A fresh installation has no account and no key: then the API is open, as CONTRACTS.md shows
-//! it (listen on localhost until you create credentials). From the first account or key on,
-//! every call must say who it is. Sessions, keys and widget tokens are stored as SHA-256
+//! A fresh installation has no account and no key: then the API is open to this machine's
+//! clients only (loopback), as the quick start needs, and `baton serve` refuses a non-loopback
+//! address until a credential exists (or `--open-to-network`). From the first account or key
+//! on, every call must say who it is; what each caller may do is decided by the service
+//! ([`baton_core::access`]). Sessions, keys and widget tokens are stored as SHA-256
 //! digests only.
 
 use crate::error::ApiError;
@@ -171,6 +173,14 @@ pub async fn guard(State(app): State<Arc<AppState>>, mut request: Request, next:
         return next.run(request).await;
     }
     match caller(&app, request.headers()).await {
+        Ok(Caller::Known(Actor::Open)) if !app.open_to_network && !from_loopback(&request) => {
+            ApiError::forbidden(
+            "this server has no account or key yet, so it serves this machine only: create an \
+             admin (`baton agents add ID --name NAME --role admin --password-stdin`, or \
+             BATON_ADMIN_PASSWORD at start) and sign in, or send an API key (`baton keys add`)",
+            )
+            .into_response()
+        }
         Ok(Caller::Known(actor)) => {
             request.extensions_mut().insert(Who(actor));
             next.run(request).await
@@ -183,6 +193,15 @@ pub async fn guard(State(app): State<Arc<AppState>>, mut request: Request, next:
         .into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Whether the request came from this machine (a request without a known peer, as in tests
+/// that call the router directly, counts as local).
+fn from_loopback(request: &Request) -> bool {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_none_or(|c| c.0.ip().is_loopback())
 }
 
 /// The caller of a route that is not public, as the guard found them.

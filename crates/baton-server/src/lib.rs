@@ -53,6 +53,42 @@ pub struct ServeArgs {
     /// stays open), and to send a request's body.
     #[arg(long, env = "BATON_CLIENT_TIMEOUT", default_value_t = 10)]
     pub client_timeout: u64,
+    /// Serve other machines although no account or key exists yet, so that anyone who reaches
+    /// the port may do everything: for a trusted network only; warned about at every start.
+    /// Without it, such a server listens on a loopback address only. The first admin can come
+    /// from `baton agents add ID --role admin` or, at start, from the environment:
+    /// `BATON_ADMIN_PASSWORD` (and `BATON_ADMIN_ID`, default `admin`).
+    #[arg(long, env = "BATON_OPEN_TO_NETWORK")]
+    pub open_to_network: bool,
+}
+
+/// The environment variable with the first admin's password, read at start when no account
+/// or key exists yet.
+pub const ADMIN_PASSWORD_ENV: &str = "BATON_ADMIN_PASSWORD";
+/// The environment variable with the first admin's id (default `admin`).
+pub const ADMIN_ID_ENV: &str = "BATON_ADMIN_ID";
+
+/// Makes the first admin from the environment when no credential exists yet; then whether
+/// any credential exists.
+async fn first_admin(service: &Service) -> anyhow::Result<bool> {
+    if service.has_credentials().await? {
+        return Ok(true);
+    }
+    let Ok(password) = std::env::var(ADMIN_PASSWORD_ENV) else {
+        return Ok(false);
+    };
+    if password.chars().count() < 8 {
+        anyhow::bail!("{ADMIN_PASSWORD_ENV} is shorter than 8 characters: choose a longer one");
+    }
+    let id = std::env::var(ADMIN_ID_ENV).unwrap_or_else(|_| "admin".to_owned());
+    baton_domain::AgentId::parse(id.clone()).context(ADMIN_ID_ENV)?;
+    let hash = auth::hash_password(&password)?;
+    service
+        .upsert_user(&id, &hash, baton_store::AccountRole::Admin)
+        .await?;
+    tracing::info!(admin = %id, "first admin created from {ADMIN_PASSWORD_ENV}");
+    eprintln!("baton: admin `{id}` created from {ADMIN_PASSWORD_ENV}; sign in at /console");
+    Ok(true)
 }
 
 /// Shared state of the API: the handoff service, and what the auth guard remembers.
@@ -62,13 +98,17 @@ pub struct AppState {
     credentials_seen: std::sync::atomic::AtomicBool,
     /// When the store was last asked whether credentials exist (ms).
     credentials_checked_at: std::sync::atomic::AtomicI64,
+    /// Without credentials, other machines' clients are served too (`--open-to-network`).
+    open_to_network: bool,
 }
 
 impl AppState {
-    /// State over a running service.
-    pub fn new(service: Arc<Service>) -> Arc<Self> {
+    /// State over a running service; `open_to_network`: without credentials, serve other
+    /// machines' clients too (else loopback clients only).
+    pub fn new(service: Arc<Service>, open_to_network: bool) -> Arc<Self> {
         Arc::new(Self {
             service,
+            open_to_network,
             credentials_seen: std::sync::atomic::AtomicBool::new(false),
             credentials_checked_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
         })
@@ -176,13 +216,26 @@ pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
             args.listen
         )
     })?;
+    let secured = first_admin(&service).await?;
+    if !secured && !addr.ip().is_loopback() {
+        if !args.open_to_network {
+            anyhow::bail!(
+                "no account or key exists yet, so anyone reaching {addr} could do everything: \
+                 create an admin first (`baton agents add ID --name NAME --role admin \
+                 --password-stdin`, or set {ADMIN_PASSWORD_ENV}), listen on 127.0.0.1, or pass \
+                 --open-to-network on a trusted network"
+            );
+        }
+        tracing::warn!(%addr, "no account or key exists and --open-to-network is set: anyone who reaches this port may do everything");
+        eprintln!("baton: WARNING: open to the network with no account or key: anyone who reaches {addr} may do everything");
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     eprintln!("baton: listening on http://{local}");
     tracing::info!(%local, database = %args.database_url, "baton serve started");
-    let state = AppState::new(service.clone());
+    let state = AppState::new(service.clone(), args.open_to_network);
     let stopping = service.clone();
     let limits = http::Limits {
         max_connections: args.max_connections,
@@ -237,7 +290,34 @@ mod tests {
         let service = Service::open(engine, store, Arc::new(SystemClock), 64)
             .await
             .expect("service");
-        AppState::new(service)
+        AppState::new(service, false)
+    }
+
+    /// With no credential, a client from another machine is refused; one from this machine
+    /// is served.
+    #[tokio::test]
+    async fn an_open_server_serves_this_machine_only() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = router(state(dir.path()).await);
+        let from = |ip: [u8; 4]| {
+            let mut request = axum::http::Request::builder()
+                .uri("/v1/queues")
+                .body(axum::body::Body::empty())
+                .expect("request");
+            request.extensions_mut().insert(axum::extract::ConnectInfo(
+                std::net::SocketAddr::from((ip, 40000)),
+            ));
+            request
+        };
+        let remote = app
+            .clone()
+            .oneshot(from([10, 1, 2, 3]))
+            .await
+            .expect("answer");
+        assert_eq!(remote.status(), axum::http::StatusCode::FORBIDDEN);
+        let local = app.oneshot(from([127, 0, 0, 1])).await.expect("answer");
+        assert_eq!(local.status(), axum::http::StatusCode::OK);
     }
 
     /// An ignored input field is named in `warnings`, never dropped in silence; the input is

@@ -3,8 +3,9 @@
 //! document and the wire format cannot drift apart.
 //!
 //! Two things are added to every operation from one place each rather than written by hand:
-//! its security requirement and its 401 and 403 answers, both from [`auth::need`], the table
-//! the auth guard itself applies.
+//! its security requirement and its 401 and 403 answers, on every route that is not
+//! [`auth::public`] (what the auth guard itself applies; what each caller may do there, the
+//! service decides).
 
 use crate::auth;
 use crate::error::ErrorBody;

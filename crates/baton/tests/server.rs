@@ -1342,3 +1342,49 @@ async fn no_one_speaks_for_another_or_reads_what_is_not_theirs() {
         "{bots}"
     );
 }
+
+#[test]
+fn a_fresh_install_refuses_the_network_until_a_credential_exists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("baton.db").display());
+    let serve = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_baton"));
+        c.args(["serve", "--listen", "0.0.0.0:0", "--database-url", &url])
+            .env("BATON_LOG", "warn")
+            .env_remove("BATON_ADMIN_PASSWORD")
+            .env_remove("BATON_OPEN_TO_NETWORK");
+        c
+    };
+    let refused = serve().output().expect("run");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("no account or key exists yet"), "{stderr}");
+    // The first admin from the environment opens it.
+    let mut child = serve()
+        .env("BATON_ADMIN_PASSWORD", "long enough password")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut said = Vec::new();
+    for line in lines {
+        let line = line.expect("line");
+        let listening = line.starts_with("baton: listening on");
+        said.push(line);
+        if listening {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        said.iter().any(|l| l.contains("admin `admin` created")),
+        "{said:?}"
+    );
+    assert!(
+        said.last()
+            .is_some_and(|l| l.starts_with("baton: listening on")),
+        "{said:?}"
+    );
+}
