@@ -115,13 +115,13 @@ test("a customer's request for a person reaches an agent with its brief, and bac
 
   await ana.getByRole("button", { name: "Claim" }).click();
   await ana.locator("#owner-tools").waitFor({ state: "visible" });
-  // A second agent cannot claim it.
+  // A second agent cannot claim it: it is Ana's, not waiting in Bo's queues (403).
   const bo = await signIn("bo");
   const second = await bo.evaluate(async (id) => {
     const r = await fetch(`/v1/conversations/${id}/claim`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ agent_id: "bo" }) });
     return r.status;
   }, conversation);
-  assert.equal(second, 409);
+  assert.equal(second, 403);
   // Nor act as Ana.
   const impersonate = await bo.evaluate(async (id) => {
     const r = await fetch(`/v1/conversations/${id}/reply`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ agent_id: "ana", text: "hi" }) });

@@ -1670,11 +1670,15 @@ impl Service {
                 });
             }
         }
+        // Held before: the agent acted on it (a resolution, a hand-back, a transfer, a note
+        // are recorded with the actor `agent:ID`).
+        let actor = format!("agent:{me}");
         let held_before = self
             .store
-            .conversation(id)
+            .events(id)
             .await?
-            .is_some_and(|c| c.agent_id.as_deref() == Some(me.as_str()));
+            .iter()
+            .any(|e| e.actor == actor);
         Ok(if held_before {
             Relation::Held
         } else {

@@ -22,7 +22,7 @@ use argon2::password_hash::{
 use argon2::Argon2;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use baton_core::{Actor, KeyScope};
@@ -181,6 +181,14 @@ pub async fn guard(State(app): State<Arc<AppState>>, mut request: Request, next:
             )
             .into_response()
         }
+        Ok(Caller::Known(actor @ Actor::User { .. })) if forged(&request) => {
+            tracing::warn!(?actor, path = %request.uri().path(), "cross-site write refused");
+            ApiError::forbidden(
+                "a write with the session cookie must come from Baton's own pages (same origin) \
+                 as JSON: cross-site requests and other content types are refused",
+            )
+            .into_response()
+        }
         Ok(Caller::Known(actor)) => {
             request.extensions_mut().insert(Who(actor));
             next.run(request).await
@@ -202,6 +210,39 @@ fn from_loopback(request: &Request) -> bool {
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .is_none_or(|c| c.0.ip().is_loopback())
+}
+
+/// Whether a write that a browser may have sent on its own (the session cookie rides along)
+/// could come from another site: an `Origin` other than the `Host`, `Sec-Fetch-Site` other
+/// than `same-origin` or `none`, or a body that is not JSON (a cross-site form can send
+/// `text/plain` without a preflight). The OWASP CSRF cheat sheet's origin check plus a JSON-only
+/// body.
+fn forged(request: &Request) -> bool {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return false;
+    }
+    let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let site = header(axum::http::HeaderName::from_static("sec-fetch-site"));
+    if site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return true;
+    }
+    if let Some(origin) = header(ORIGIN) {
+        let host = origin.split_once("://").map(|(_, rest)| rest);
+        if host.is_none() || host != header(HOST) {
+            return true;
+        }
+    }
+    let empty = header(CONTENT_LENGTH).is_none_or(|n| n.trim() == "0");
+    let json = header(CONTENT_TYPE).is_some_and(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    });
+    !empty && !json
 }
 
 /// The caller of a route that is not public, as the guard found them.

@@ -1341,6 +1341,43 @@ async fn no_one_speaks_for_another_or_reads_what_is_not_theirs() {
         bots.contains("\"c1\"") && !bots.contains("secret-note-123"),
         "{bots}"
     );
+
+    // A page on another site cannot write with Ana's cookie, nor can a non-JSON body.
+    let note = |origin: &str, kind: &str| {
+        ana.post(format!("{b}/v1/conversations/c1/notes"))
+            .header("origin", origin)
+            .header("content-type", kind)
+            .body(r#"{"agent_id": "ana", "text": "forged"}"#)
+            .send()
+    };
+    let status = |r: reqwest::Result<reqwest::Response>| r.expect("send").status();
+    assert_eq!(
+        status(note("http://evil.example", "application/json").await),
+        403
+    );
+    assert_eq!(status(note(b, "text/plain").await), 403);
+    assert_eq!(status(note(b, "application/json").await), 200);
+    // Every answer carries the browser hardening headers.
+    let page = ana.get(format!("{b}/console")).send().await.expect("page");
+    let h = page.headers();
+    let csp = h["content-security-policy"].to_str().expect("csp");
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    // Once resolved, Ana still reads what she handled; Bob still does not.
+    let (s, _) = post(
+        &ana,
+        format!("{b}/v1/conversations/c1/resolve"),
+        json!({"agent_id": "ana", "disposition": "information_given"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(read(&ana).await.expect("read").status(), 200);
+    assert_eq!(read(&bob).await.expect("read").status(), 403);
 }
 
 #[test]
