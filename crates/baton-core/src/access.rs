@@ -191,6 +191,11 @@ impl Action {
         )
     }
 
+    /// Whether the command names the agent it acts as (`agent_id`): what it says or moves.
+    fn names_agent(self) -> bool {
+        self.speaks() || self.moves()
+    }
+
     /// Whether the action moves a conversation or an agent for an agent (supervisors may do
     /// it for anyone).
     fn moves(self) -> bool {
@@ -408,20 +413,7 @@ fn cell(actor: &Actor, action: Action) -> String {
         &[Relation::None]
     };
     let ok = |as_agent: Option<&str>, r: Relation| authorize(actor, action, as_agent, r).is_ok();
-    let agent_named = !matches!(
-        action,
-        Action::CreateConversation
-            | Action::PostTurn(Role::Customer | Role::Ai)
-            | Action::Followup
-            | Action::Rate
-            | Action::Read
-            | Action::ReadNotes
-            | Action::Explain
-            | Action::UpsertAgent
-            | Action::ListQueues
-            | Action::ListAgents
-            | Action::Supervise
-    );
+    let agent_named = action.names_agent();
     let mine: Vec<Relation> = relations
         .iter()
         .copied()

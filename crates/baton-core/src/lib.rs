@@ -236,6 +236,17 @@ impl Fields {
     }
 }
 
+/// [`access::authorize`], as the service's error.
+fn allow(
+    actor: &Actor,
+    action: Action,
+    as_agent: Option<&str>,
+    relation: Relation,
+) -> CoreResult<()> {
+    access::authorize(actor, action, as_agent, relation)
+        .map_err(|access::Refusal(why)| CoreError::Forbidden(why))
+}
+
 /// Where a turn comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -869,7 +880,10 @@ impl Service {
             kind: EventKind::Turn,
             from: None,
             to: None,
-            actor: turn.role.as_str().to_owned(),
+            actor: match (turn.role, &turn.agent_id) {
+                (Role::Agent, Some(agent)) => format!("agent:{agent}"),
+                (role, _) => role.as_str().to_owned(),
+            },
             reason: format!("turn {}", o.turn),
         });
         part.events.extend(transition_events(&o.transitions));
@@ -1627,7 +1641,7 @@ impl Service {
     ///
     /// # Errors
     /// [`CoreError::Forbidden`] saying why; store failures.
-    pub async fn authorize(
+    async fn authorize(
         &self,
         actor: &Actor,
         action: Action,
@@ -1638,8 +1652,7 @@ impl Service {
             Some(id) => self.relation(actor, id.as_str()).await?,
             None => Relation::None,
         };
-        access::authorize(actor, action, as_agent, relation)
-            .map_err(|access::Refusal(why)| CoreError::Forbidden(why))
+        allow(actor, action, as_agent, relation)
     }
 
     /// The caller's relation to conversation `id`; only agents' and customers' matter (every
@@ -1670,8 +1683,8 @@ impl Service {
                 });
             }
         }
-        // Held before: the agent acted on it (a resolution, a hand-back, a transfer, a note
-        // are recorded with the actor `agent:ID`).
+        // Held before: the agent acted on it (their turns, notes, resolution, hand-back or
+        // transfer are recorded with the actor `agent:ID`).
         let actor = format!("agent:{me}");
         let held_before = self
             .store
@@ -1693,7 +1706,7 @@ impl Service {
     /// Store failures.
     pub async fn visibility(&self, actor: &Actor, id: &str) -> CoreResult<(bool, bool)> {
         let relation = self.relation(actor, id).await?;
-        let may = |action| access::authorize(actor, action, None, relation).is_ok();
+        let may = |action| allow(actor, action, None, relation).is_ok();
         Ok((may(Action::Read), may(Action::ReadNotes)))
     }
 
@@ -1730,11 +1743,9 @@ impl Service {
         actor: &Actor,
         id: &ConversationId,
     ) -> CoreResult<ConversationDetails> {
-        self.authorize(actor, Action::Read, None, Some(id)).await?;
-        let notes = self
-            .authorize(actor, Action::ReadNotes, None, Some(id))
-            .await
-            .is_ok();
+        let relation = self.relation(actor, id.as_str()).await?;
+        allow(actor, Action::Read, None, relation)?;
+        let notes = allow(actor, Action::ReadNotes, None, relation).is_ok();
         let record = self.record(id).await?;
         let turns = self.store.turns(id.as_str()).await?;
         let mut events = self.store.events(id.as_str()).await?;

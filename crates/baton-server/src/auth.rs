@@ -34,11 +34,6 @@ pub const SESSION_HOURS: i64 = 12;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "baton_session";
 
-/// Console roles, least to most.
-pub const ROLES: &[&str] = &["agent", "supervisor", "admin"];
-/// API key scopes.
-pub const SCOPES: &[&str] = &["bot", "agent", "admin"];
-
 /// Hashes a password with argon2id and a random salt (PHC string).
 ///
 /// # Errors
@@ -77,15 +72,6 @@ pub fn new_secret(prefix: &str) -> String {
     )
 }
 
-/// Who is calling: someone the service knows ([`Actor`]), or no one.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Caller {
-    /// Known (or an open server, where everyone is [`Actor::Open`]).
-    Known(Actor),
-    /// Credentials exist and the call carries none (or bad ones).
-    Anonymous,
-}
-
 /// Whether a route is open to everyone (health, documents, sign-in, the pages, the widget
 /// with its own token); every other route needs a known caller, and the service decides what
 /// that caller may do ([`baton_core::access`]).
@@ -102,37 +88,37 @@ pub fn public(path: &str) -> bool {
     )
 }
 
-/// Finds out who is calling: a bearer key, else a session cookie, else open or anonymous.
+/// Finds out who is calling: a bearer key, else a session cookie, else [`Actor::Open`] while
+/// no credential exists; `None` for a caller with no (or bad) credentials once they do.
 ///
 /// # Errors
 /// Database failures.
-pub async fn caller(app: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+pub async fn caller(
+    app: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<Actor>, ApiError> {
     if let Some(key) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        return Ok(
-            match app.service.api_key_scopes(&digest(key.trim())).await? {
-                Some(scopes) => Caller::Known(Actor::Key {
-                    scopes: scopes.iter().filter_map(|s| KeyScope::parse(s)).collect(),
-                }),
-                None => Caller::Anonymous,
-            },
-        );
+        let scopes = app.service.api_key_scopes(&digest(key.trim())).await?;
+        return Ok(scopes.map(|scopes| Actor::Key {
+            scopes: scopes.iter().filter_map(|s| KeyScope::parse(s)).collect(),
+        }));
     }
     if let Some(token) = session_token(headers) {
         if let Some(user) = app.service.session_user(&digest(&token)).await? {
-            return Ok(Caller::Known(Actor::User {
+            return Ok(Some(Actor::User {
                 id: user.id,
                 role: user.role,
             }));
         }
     }
     if credentials_exist(app).await? {
-        Ok(Caller::Anonymous)
+        Ok(None)
     } else {
-        Ok(Caller::Known(Actor::Open))
+        Ok(Some(Actor::Open))
     }
 }
 
@@ -173,7 +159,7 @@ pub async fn guard(State(app): State<Arc<AppState>>, mut request: Request, next:
         return next.run(request).await;
     }
     match caller(&app, request.headers()).await {
-        Ok(Caller::Known(Actor::Open)) if !app.open_to_network && !from_loopback(&request) => {
+        Ok(Some(Actor::Open)) if !app.open_to_network && !from_loopback(&request) => {
             ApiError::forbidden(
             "this server has no account or key yet, so it serves this machine only: create an \
              admin (`baton agents add ID --name NAME --role admin --password-stdin`, or \
@@ -181,7 +167,7 @@ pub async fn guard(State(app): State<Arc<AppState>>, mut request: Request, next:
             )
             .into_response()
         }
-        Ok(Caller::Known(actor @ Actor::User { .. })) if forged(&request) => {
+        Ok(Some(actor @ Actor::User { .. })) if forged(&request) => {
             tracing::warn!(?actor, path = %request.uri().path(), "cross-site write refused");
             ApiError::forbidden(
                 "a write with the session cookie must come from Baton's own pages (same origin) \
@@ -189,11 +175,11 @@ pub async fn guard(State(app): State<Arc<AppState>>, mut request: Request, next:
             )
             .into_response()
         }
-        Ok(Caller::Known(actor)) => {
+        Ok(Some(actor)) => {
             request.extensions_mut().insert(Who(actor));
             next.run(request).await
         }
-        Ok(Caller::Anonymous) => ApiError::BadRequest {
+        Ok(None) => ApiError::BadRequest {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthorized",
             message: "sign in at /console, or send `Authorization: Bearer KEY` with an API key (`baton keys add`)".into(),

@@ -7,7 +7,7 @@
 //! in): the best-matching article by TF-IDF similarity, with that similarity reported as
 //! `kb_similarity` and `ai_confidence`, so Baton judges its answers like any bot's.
 
-use crate::auth::{self, Caller, Who};
+use crate::auth::{self, Who};
 use crate::error::ApiError;
 use crate::handlers::{ApiJson, ApiPath, ApiQuery};
 use crate::openapi::{Conflict, NotFound, Unauthorized};
@@ -267,7 +267,7 @@ pub enum Me {
     security((), ("session" = [])))]
 pub async fn me(State(app): St, headers: HeaderMap) -> AppResult<Json<Me>> {
     match auth::caller(&app, &headers).await? {
-        Caller::Known(Actor::User { id, role }) => {
+        Some(Actor::User { id, role }) => {
             let role = role.as_str().to_owned();
             let agent = app.service.agent(&id).await.ok();
             let conversations = app.service.agent_conversations(&id).await?;
@@ -278,7 +278,7 @@ pub async fn me(State(app): St, headers: HeaderMap) -> AppResult<Json<Me>> {
                 conversations,
             }))
         }
-        Caller::Known(Actor::Open) => Ok(Json(Me::Open { open: true })),
+        Some(Actor::Open) => Ok(Json(Me::Open { open: true })),
         _ => Err(ApiError::BadRequest {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthorized",

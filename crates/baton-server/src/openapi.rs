@@ -197,7 +197,7 @@ impl utoipa::Modify for Security {
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let concrete = concrete_path(path);
-            for (_, operation) in operations(item) {
+            for operation in operations(item) {
                 if auth::public(&concrete) {
                     continue;
                 }
@@ -225,7 +225,7 @@ impl utoipa::Modify for CommonErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let api = path.starts_with("/v1/") || path.starts_with("/widget/api/");
-            for (_, operation) in operations(item) {
+            for operation in operations(item) {
                 let body = operation.request_body.is_some();
                 let parsed = body || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
                 let errors = [
@@ -257,25 +257,25 @@ pub(crate) fn concrete_path(path: &str) -> String {
         .replace("{file}", "style.css")
 }
 
-/// The operations of a path item with their methods.
-pub(crate) fn operations(item: &mut PathItem) -> Vec<(axum::http::Method, &mut Operation)> {
-    use axum::http::Method;
+/// The operations of a path item.
+pub(crate) fn operations(item: &mut PathItem) -> Vec<&mut Operation> {
     [
-        (Method::GET, item.get.as_mut()),
-        (Method::POST, item.post.as_mut()),
-        (Method::PUT, item.put.as_mut()),
-        (Method::DELETE, item.delete.as_mut()),
-        (Method::PATCH, item.patch.as_mut()),
-        (Method::HEAD, item.head.as_mut()),
-        (Method::OPTIONS, item.options.as_mut()),
-        (Method::TRACE, item.trace.as_mut()),
+        item.get.as_mut(),
+        item.post.as_mut(),
+        item.put.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+        item.head.as_mut(),
+        item.options.as_mut(),
+        item.trace.as_mut(),
     ]
     .into_iter()
-    .filter_map(|(m, o)| o.map(|o| (m, o)))
+    .flatten()
     .collect()
 }
 
-/// The alternatives that satisfy `need` (any one suffices), as [`auth::Caller::may`] decides.
+/// What a route that is not public accepts: an API key or the session cookie (any one; what
+/// the caller may do there, the service decides).
 fn requirements() -> Vec<utoipa::openapi::security::SecurityRequirement> {
     use utoipa::openapi::security::SecurityRequirement;
     vec![

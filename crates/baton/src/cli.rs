@@ -604,9 +604,6 @@ fn detect(engine: &Engine, input: &Path, stats: bool) -> Result<()> {
     Ok(())
 }
 
-/// How many replayed conversations the service keeps in memory; a replay visits each once.
-const REPLAY_SESSIONS: usize = 16;
-
 /// A conversation (CONTRACTS.md); the id is echoed as given, string or number.
 #[derive(Deserialize)]
 struct ReplayConversation {
@@ -618,25 +615,35 @@ struct ReplayConversation {
     turns: Vec<Turn>,
 }
 
+/// One line of `baton replay`'s output (CONTRACTS.md).
 #[derive(Serialize)]
-struct ReplayLine<'a> {
-    conversation_id: &'a serde_json::Value,
+struct ReplayLine {
+    conversation_id: serde_json::Value,
     turn: usize,
     role: Role,
     escalate: bool,
     mode: baton_domain::Mode,
     score: f64,
-    reasons: &'a [baton_domain::ReasonCode],
+    reasons: Vec<baton_domain::ReasonCode>,
     state: baton_domain::HandoffState,
-    queue: Option<&'a str>,
-    signals: &'a [baton_domain::Signal],
+    queue: Option<String>,
+    signals: Vec<baton_domain::Signal>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    brief: Option<&'a baton_domain::Brief>,
+    brief: Option<baton_domain::Brief>,
 }
+
+/// How many conversations a replay runs at once (their writes share commits); the output
+/// stays in input order.
+const REPLAY_IN_FLIGHT: usize = 64;
+
+/// A replayed conversation's lines, or what went wrong (with its input line).
+type Replayed = tokio::task::JoinHandle<Result<Vec<ReplayLine>>>;
 
 /// Replays `input` through the service the server runs ([`baton_core::Service`]), on a
 /// scratch store that is removed afterwards, each turn as a recorded transcript's turn
-/// ([`baton_core::Service::record_turn`]).
+/// ([`baton_core::Service::record_turn`]). Up to [`REPLAY_IN_FLIGHT`] conversations run at
+/// once; each is written whole, in input order. A conversation id seen before in the same
+/// input is replayed under `ID#LINE` (its output still echoes the id as given).
 fn replay(engine: Engine, input: &Path, markdown: bool) -> Result<()> {
     let scratch = tempfile::tempdir().context("creating a scratch directory for the replay")?;
     let url = format!("sqlite://{}", scratch.path().join("replay.db").display());
@@ -647,67 +654,84 @@ fn replay(engine: Engine, input: &Path, markdown: bool) -> Result<()> {
             engine,
             std::sync::Arc::new(store),
             std::sync::Arc::new(baton_core::SystemClock),
-            REPLAY_SESSIONS,
+            REPLAY_IN_FLIGHT * 2,
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
     })?;
     let mut out = JsonLines::stdout();
-    let mut seen = std::collections::HashMap::new();
+    let mut write = |done: Replayed| -> Result<()> {
+        for l in runtime.block_on(done).context("a replay task failed")?? {
+            if markdown {
+                if let Some(b) = &l.brief {
+                    eprintln!("{}", baton_brief::render_markdown(b));
+                }
+            }
+            out.write(&l)?;
+        }
+        Ok(())
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut in_flight = std::collections::VecDeque::new();
     for_each_line(input, |line, c: ReplayConversation| {
-        let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}:{line}: {e}", input.display());
-        let id = match &c.id {
+        let at = format!("{}:{line}", input.display());
+        let mut id = match &c.id {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Number(n) => n.to_string(),
-            other => {
-                return Err(at(&format!(
-                    "conversation `id` is {other}: give a string or a number"
-                )))
-            }
+            other => anyhow::bail!("{at}: conversation `id` is {other}: give a string or a number"),
         };
-        if let Some(first) = seen.insert(id.clone(), line) {
-            return Err(at(&format!(
-                "conversation `{id}` was already replayed from line {first}: give each conversation its own id"
-            )));
+        if !seen.insert(id.clone()) {
+            id = format!("{id}#{line}");
         }
-        let id = ConversationId::parse(id).map_err(|e| at(&e))?;
-        runtime.block_on(async {
-            service
-                .create_conversation(
-                    &baton_core::Actor::Open,
-                    Some(id.clone()),
-                    c.customer,
-                    c.channel,
-                )
-                .await
-                .map_err(|e| at(&e))?;
-            for turn in c.turns {
-                let a = service
-                    .record_turn(id.clone(), turn)
-                    .await
-                    .map_err(|e| at(&e))?;
-                if markdown {
-                    if let Some(b) = &a.brief {
-                        eprintln!("{}", baton_brief::render_markdown(b));
-                    }
-                }
-                out.write(&ReplayLine {
-                    conversation_id: &c.id,
-                    turn: a.turn,
-                    role: a.role,
-                    escalate: a.escalate,
-                    mode: a.mode,
-                    score: a.score,
-                    reasons: &a.reasons,
-                    state: a.state,
-                    queue: a.queue.as_deref(),
-                    signals: &a.signals,
-                    brief: a.brief.as_ref(),
-                })?;
+        let id = ConversationId::parse(id).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+        in_flight.push_back(runtime.spawn(replay_one(service.clone(), id, c, at)));
+        if in_flight.len() >= REPLAY_IN_FLIGHT {
+            if let Some(done) = in_flight.pop_front() {
+                write(done)?;
             }
-            Ok(())
-        })
+        }
+        Ok(())
     })?;
+    for done in in_flight {
+        write(done)?;
+    }
     runtime.block_on(service.shutdown());
     out.finish()
+}
+
+/// One conversation of a replay, turn by turn; errors name `at` (the input's file and line).
+async fn replay_one(
+    service: std::sync::Arc<baton_core::Service>,
+    id: ConversationId,
+    c: ReplayConversation,
+    at: String,
+) -> Result<Vec<ReplayLine>> {
+    let fail = |e: baton_core::CoreError| anyhow::anyhow!("{at}: {e}");
+    service
+        .create_conversation(
+            &baton_core::Actor::Open,
+            Some(id.clone()),
+            c.customer,
+            c.channel,
+        )
+        .await
+        .map_err(fail)?;
+    let mut lines = Vec::with_capacity(c.turns.len());
+    for turn in c.turns {
+        let a = service.record_turn(id.clone(), turn).await.map_err(fail)?;
+        lines.push(ReplayLine {
+            conversation_id: c.id.clone(),
+            turn: a.turn,
+            role: a.role,
+            escalate: a.escalate,
+            mode: a.mode,
+            score: a.score,
+            reasons: a.reasons,
+            state: a.state,
+            queue: a.queue,
+            signals: a.signals,
+            brief: a.brief,
+        });
+    }
+    Ok(lines)
 }

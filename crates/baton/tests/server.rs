@@ -957,34 +957,39 @@ fn baton(args: &[&str], stdin: Option<&str>) -> std::process::Output {
     child.wait_with_output().expect("output")
 }
 
+/// `baton agents add ID --role ROLE --skills SKILLS` on the database at `url`, with the
+/// password "long enough password".
+fn add_account(url: &str, id: &str, role: &str, skills: &str) {
+    let out = baton(
+        &[
+            "agents",
+            "add",
+            id,
+            "--name",
+            id,
+            "--role",
+            role,
+            "--skills",
+            skills,
+            "--password-stdin",
+            "--database-url",
+            url,
+        ],
+        Some("long enough password\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn once_credentials_exist_every_call_says_who_it_is() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("baton.db");
     let url = format!("sqlite://{}", db.display());
-    let add = |id: &str, role: &str| {
-        let out = baton(
-            &[
-                "agents",
-                "add",
-                id,
-                "--name",
-                id,
-                "--role",
-                role,
-                "--password-stdin",
-                "--database-url",
-                &url,
-            ],
-            Some("long enough password\n"),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    add("ana", "agent");
+    add_account(&url, "ana", "agent", "general");
     let short = baton(
         &[
             "agents",
@@ -1195,26 +1200,7 @@ async fn no_one_speaks_for_another_or_reads_what_is_not_theirs() {
     let db = dir.path().join("baton.db");
     let url = format!("sqlite://{}", db.display());
     for id in ["ana", "bob"] {
-        let out = baton(
-            &[
-                "agents",
-                "add",
-                id,
-                "--name",
-                id,
-                "--skills",
-                "general,billing,support,technical",
-                "--password-stdin",
-                "--database-url",
-                &url,
-            ],
-            Some("long enough password\n"),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        add_account(&url, id, "agent", "general,billing,support,technical");
     }
     let key = baton(
         &[
