@@ -119,13 +119,16 @@ class Server:
 class Client:
     """A keep-alive HTTP/1.1 client for one server; reconnects after errors."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 30.0):
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 30.0, source: str | None = None):
+        """`source`: the local address to connect from (e.g. 127.0.0.7), else any."""
         self.host, self.port, self.timeout = host, port, timeout
+        self.source = (source, 0) if source else None
         self.conn: http.client.HTTPConnection | None = None
 
     def _conn(self):
         if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout,
+                                                   source_address=self.source)
         return self.conn
 
     def close(self):

@@ -55,6 +55,25 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
+/// Checks `password` against `hash` (an account's, or `None` for an unknown account) on a
+/// blocking thread, so hashing never holds up the server's other work. An unknown account is
+/// checked against a hash of the same cost, so it answers in the same time as a wrong
+/// password (no account enumeration by timing).
+pub async fn check_password(password: String, hash: Option<String>) -> bool {
+    static UNKNOWN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let known = hash.is_some();
+    tokio::task::spawn_blocking(move || {
+        let hash = hash.unwrap_or_else(|| {
+            UNKNOWN
+                .get_or_init(|| hash_password("no account has this").unwrap_or_default())
+                .clone()
+        });
+        verify_password(&password, &hash) && known
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// SHA-256 of a secret, hex: what the store keeps.
 pub fn digest(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
@@ -229,6 +248,24 @@ fn forged(request: &Request) -> bool {
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
     });
     !empty && !json
+}
+
+/// The client's address, as the server loop recorded it (`None` when the router is called
+/// directly, as in tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
 }
 
 /// The caller of a route that is not public, as the guard found them.

@@ -10,7 +10,8 @@
 use crate::auth::{self, Who};
 use crate::error::ApiError;
 use crate::handlers::{ApiJson, ApiPath, ApiQuery};
-use crate::openapi::{Conflict, NotFound, Unauthorized};
+use crate::openapi::{Conflict, NotFound, TooManyRequests, Unauthorized};
+use crate::throttle::Key;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -175,19 +176,45 @@ pub struct LoggedIn {
         (status = 200, description = "Signed in; the session cookie is set", body = LoggedIn,
             headers(("Set-Cookie" = String, description = "`baton_session=...; Path=/; HttpOnly; SameSite=Strict`"))),
         (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
     ))]
-pub async fn login(State(app): St, ApiJson(req): ApiJson<Login>) -> AppResult<Response> {
+pub async fn login(
+    State(app): St,
+    auth::Peer(peer): auth::Peer,
+    ApiJson(req): ApiJson<Login>,
+) -> AppResult<Response> {
+    let account = Key::Account(req.agent_id.clone());
+    let mut keys = vec![account.clone()];
+    keys.extend(peer.map(Key::Address));
+    let mut now = app.service.now();
+    let mut wait = app.throttle.wait(&keys, now);
+    if wait > 0 {
+        let hold = wait.min(crate::throttle::HOLD_MAX_MS);
+        tokio::time::sleep(std::time::Duration::from_millis(hold.unsigned_abs())).await;
+        now = app.service.now();
+        wait = app.throttle.wait(&keys, now);
+    }
+    if wait > 0 {
+        let seconds = u64::try_from(wait.div_euclid(1000) + 1).unwrap_or(1);
+        tracing::warn!(agent = %req.agent_id, address = ?peer, seconds, "sign-in refused: waiting after failures");
+        return Err(ApiError::TooManyRequests {
+            retry_after: seconds,
+            message: format!("too many failed sign-ins for this account or from this address: try again in {seconds} s"),
+        });
+    }
     let user = app.service.user(&req.agent_id).await?;
-    let ok = user
-        .as_ref()
-        .is_some_and(|u| auth::verify_password(&req.password, &u.password_hash));
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = auth::check_password(req.password, hash).await;
     let Some(user) = user.filter(|_| ok) else {
+        app.throttle.failed(&keys, now);
+        tracing::warn!(agent = %req.agent_id, address = ?peer, "failed sign-in");
         return Err(ApiError::BadRequest {
             status: StatusCode::UNAUTHORIZED,
             code: "bad_credentials",
             message: "unknown agent or wrong password".into(),
         });
     };
+    app.throttle.succeeded(&[account]);
     let token = auth::new_secret("bs");
     let expires = app.service.now() + auth::SESSION_HOURS * 3_600_000;
     app.service

@@ -41,6 +41,13 @@ pub enum ApiError {
         /// What was wrong and how to fix it.
         message: String,
     },
+    /// Too many attempts (429, with `Retry-After`): wait this many seconds.
+    TooManyRequests {
+        /// Seconds until the next attempt is taken.
+        retry_after: u64,
+        /// What was refused and why.
+        message: String,
+    },
     /// Storage cannot write now (503): nothing was written; the message says why.
     Unavailable(String),
     /// A failure on our side (500). The cause is logged once; the body stays opaque.
@@ -126,7 +133,15 @@ impl From<baton_core::CoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut retry_after = None;
         let (status, code, message) = match self {
+            ApiError::TooManyRequests {
+                retry_after: seconds,
+                message,
+            } => {
+                retry_after = Some(seconds);
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+            }
             ApiError::BadRequest {
                 status,
                 code,
@@ -146,7 +161,7 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (
+        let mut response = (
             status,
             axum::Json(ErrorBody {
                 error: ErrorDetail {
@@ -155,6 +170,12 @@ impl IntoResponse for ApiError {
                 },
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

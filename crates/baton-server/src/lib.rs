@@ -14,6 +14,7 @@ pub mod error;
 mod handlers;
 pub mod http;
 pub mod openapi;
+pub mod throttle;
 
 use anyhow::Context;
 use axum::http::Method;
@@ -100,6 +101,8 @@ pub struct AppState {
     credentials_checked_at: std::sync::atomic::AtomicI64,
     /// Without credentials, other machines' clients are served too (`--open-to-network`).
     open_to_network: bool,
+    /// Failed sign-ins per account and address.
+    throttle: throttle::Throttle,
 }
 
 impl AppState {
@@ -109,6 +112,7 @@ impl AppState {
         Arc::new(Self {
             service,
             open_to_network,
+            throttle: throttle::Throttle::default(),
             credentials_seen: std::sync::atomic::AtomicBool::new(false),
             credentials_checked_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
         })

@@ -105,6 +105,7 @@ the answer has them.";
             PayloadTooLarge,
             UnsupportedMediaType,
             UnprocessableEntity,
+            TooManyRequests,
             Unavailable,
         )
     ),
@@ -141,13 +142,14 @@ macro_rules! error_responses {
 error_responses! {
     BadRequest => "Malformed input: bad JSON syntax, a bad path or query parameter, or an invalid value (`invalid_request`, `invalid_json`).",
     Unauthorized => "No valid credentials (`unauthorized`, `bad_credentials`): sign in, send `Authorization: Bearer KEY`, or the widget's token.",
-    Forbidden => "The credentials do not allow this (`forbidden`): a missing scope or role, or acting as another agent.",
+    Forbidden => "The caller may not do this (`forbidden`): the message says who they are and what the action needs (the table: docs/access.md).",
     NotFound => "No such conversation, queue, agent, brief or asset (`not_found`).",
     MethodNotAllowed => "The path does not serve this method (`method_not_allowed`).",
     Conflict => "The request conflicts with the conversation's current state, e.g. claiming what another agent holds (the code names the conflict).",
     PayloadTooLarge => "The body is over 256 KiB (`body_too_large`).",
     UnsupportedMediaType => "The body was not sent as `Content-Type: application/json` (`unsupported_media_type`).",
     UnprocessableEntity => "Well-formed JSON with a field of the wrong shape or out of range (`invalid_json`, or the code naming the rule).",
+    TooManyRequests => "Too many attempts (`too_many_requests`): wait the `Retry-After` seconds.",
     Unavailable => "Storage cannot write now (`unavailable`): nothing was written, retry later.",
 }
 

@@ -1411,3 +1411,53 @@ fn a_fresh_install_refuses_the_network_until_a_credential_exists() {
         "{said:?}"
     );
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_wait_and_the_right_one_still_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    add_account(
+        &format!("sqlite://{}", db.display()),
+        "ana",
+        "agent",
+        "general",
+    );
+    let server = Server::start(&db);
+    let b = &server.base;
+    let c = reqwest::Client::new();
+    let login = |password: &str| {
+        c.post(format!("{b}/v1/login"))
+            .json(&json!({"agent_id": "ana", "password": password}))
+            .send()
+    };
+    // Five are free; then each attempt is held for its wait (1 s, then 2 s) and checked.
+    for _ in 0..7 {
+        assert_eq!(login("wrong guess").await.expect("send").status(), 401);
+    }
+    // Now the wait (4 s) is longer than an attempt is held: even the right password is
+    // refused, with the time left, and no hash is computed.
+    let waiting = login("long enough password").await.expect("send");
+    assert_eq!(waiting.status(), 429);
+    let seconds: u64 = waiting.headers()["retry-after"]
+        .to_str()
+        .expect("header")
+        .parse()
+        .expect("seconds");
+    assert!((1..=3).contains(&seconds), "{seconds}");
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    assert_eq!(
+        login("long enough password").await.expect("send").status(),
+        200
+    );
+    // An unknown account answers as a wrong password does.
+    let (s, e) = post(
+        &c,
+        format!("{b}/v1/login"),
+        json!({"agent_id": "nobody", "password": "whatever it is"}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (401, Some("bad_credentials"))
+    );
+}
