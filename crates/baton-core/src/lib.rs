@@ -269,7 +269,9 @@ fn store_answer(change: &mut Change, answer: &TurnAnswer) -> CoreResult<()> {
     Ok(())
 }
 
-fn rfc3339(ms: Millis) -> String {
+/// `ms` (milliseconds since the Unix epoch) as an RFC 3339 UTC timestamp; the number itself
+/// when it is out of range.
+pub fn rfc3339(ms: Millis) -> String {
     jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
 

@@ -120,6 +120,18 @@ impl Store for Flaky {
     async fn widget_conversation(&self, token: &str) -> StoreResult<Option<String>> {
         self.inner.widget_conversation(token).await
     }
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        self.inner.users().await
+    }
+    async fn delete_user(&self, id: &str) -> StoreResult<()> {
+        self.inner.delete_user(id).await
+    }
+    async fn api_keys(&self) -> StoreResult<Vec<baton_store::ApiKey>> {
+        self.inner.api_keys().await
+    }
+    async fn revoke_api_key(&self, id: &str, at: i64) -> StoreResult<()> {
+        self.inner.revoke_api_key(id, at).await
+    }
     async fn close(&self) {
         self.inner.close().await;
     }

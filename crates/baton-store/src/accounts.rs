@@ -55,3 +55,18 @@ pub struct User {
     /// What the account may do.
     pub role: Role,
 }
+
+/// An API key as listed (never the key itself, which is shown once when it is made).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// The key's id (what `baton keys revoke` takes).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its scopes (`bot`, `agent`, `admin`).
+    pub scopes: Vec<String>,
+    /// Created (ms).
+    pub created_at: i64,
+    /// Revoked (ms), if it was.
+    pub revoked_at: Option<i64>,
+}

@@ -1366,6 +1366,75 @@ async fn accounts(s: &dyn Store) {
         "conformance: an API key's scopes round-trip"
     );
     assert!(ok(s.api_key_scopes("conf-kh9").await, "api_key_scopes").is_none());
+    let listed = ok(s.api_keys().await, "api_keys");
+    let k1 = some(
+        listed.iter().find(|k| k.id == "conf-k1"),
+        "conf-k1 in api_keys",
+    );
+    assert_eq!(
+        (k1.name.as_str(), k1.revoked_at),
+        ("the bot", None),
+        "conformance: a key is listed with its name, unrevoked"
+    );
+    ok(s.revoke_api_key("conf-k1", T0 + 5).await, "revoke_api_key");
+    ok(
+        s.revoke_api_key("conf-k1", T0 + 9).await,
+        "revoke_api_key again",
+    );
+    ok(
+        s.revoke_api_key("conf-k9", T0 + 9).await,
+        "revoke an unknown key",
+    );
+    assert!(
+        ok(s.api_key_scopes("conf-kh1").await, "api_key_scopes").is_none(),
+        "conformance: a revoked key opens nothing"
+    );
+    let revoked = ok(s.api_keys().await, "api_keys");
+    assert_eq!(
+        revoked
+            .iter()
+            .find(|k| k.id == "conf-k1")
+            .and_then(|k| k.revoked_at),
+        Some(T0 + 5),
+        "conformance: a key stays revoked from its first revocation"
+    );
+
+    // A password change ends the account's sessions; removing the account ends it all.
+    ok(
+        s.create_session("conf-h3", "conf-u1", T0 + 60_000).await,
+        "create_session",
+    );
+    ok(
+        s.upsert_user("conf-u1", "$argon2id$three", AccountRole::Admin)
+            .await,
+        "upsert_user (a new password)",
+    );
+    assert!(
+        ok(s.session_user("conf-h3", T0).await, "session_user").is_none(),
+        "conformance: a changed password ends the account's sessions"
+    );
+    ok(
+        s.upsert_user("conf-u2", "$argon2id$u2", AccountRole::Agent)
+            .await,
+        "upsert_user conf-u2",
+    );
+    ok(
+        s.create_session("conf-h4", "conf-u2", T0 + 60_000).await,
+        "create_session",
+    );
+    let ids: Vec<String> = ok(s.users().await, "users")
+        .into_iter()
+        .map(|u| u.id)
+        .filter(|id| id.starts_with("conf-u"))
+        .collect();
+    assert_eq!(ids, ["conf-u1", "conf-u2"], "conformance: users by id");
+    ok(s.delete_user("conf-u2").await, "delete_user");
+    ok(s.delete_user("conf-u9").await, "delete an unknown user");
+    assert!(ok(s.user("conf-u2").await, "user").is_none());
+    assert!(
+        ok(s.session_user("conf-h4", T0).await, "session_user").is_none(),
+        "conformance: a removed account's sessions end"
+    );
 
     create(s, "conf-w1", T0).await;
     ok(

@@ -18,7 +18,7 @@ mod accounts;
 pub mod conformance;
 pub mod sqlite;
 
-pub use accounts::{Role as AccountRole, User};
+pub use accounts::{ApiKey, Role as AccountRole, User};
 
 use async_trait::async_trait;
 use baton_domain::{Agent, AgentStatus, Brief, Customer, HandoffState, Turn};
@@ -664,11 +664,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn agent_loads(&self) -> Result<HashMap<String, u32>>;
 
     /// Creates or replaces the console account of agent `id` (`password_hash`: an argon2 PHC
-    /// string).
+    /// string), ending the account's sessions: a changed password or role takes effect at
+    /// once.
     ///
     /// # Errors
     /// [`StoreError`] on database failure.
     async fn upsert_user(&self, id: &str, password_hash: &str, role: AccountRole) -> Result<()>;
+
+    /// Every console account, by id.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure or unreadable data.
+    async fn users(&self) -> Result<Vec<User>>;
+
+    /// Removes the console account of agent `id` and ends its sessions (nothing when there is
+    /// none).
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    async fn delete_user(&self, id: &str) -> Result<()>;
 
     /// The account of agent `id`.
     ///
@@ -712,6 +726,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         name: &str,
         scopes: &[String],
     ) -> Result<()>;
+
+    /// Every API key, oldest first, revoked ones included.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure or unreadable data.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>>;
+
+    /// Revokes key `id` at `at` (ms): from then on it opens nothing (a revoked key stays
+    /// revoked; an unknown id changes nothing).
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    async fn revoke_api_key(&self, id: &str, at: i64) -> Result<()>;
 
     /// The scopes of an unrevoked key.
     ///

@@ -26,7 +26,7 @@
 //! `_sqlx_migrations` table) are recognised and carried on from the version they reached.
 
 use crate::{
-    AccountRole, AgentChange, Applied, Change, ConversationChange, ConversationRecord,
+    AccountRole, AgentChange, ApiKey, Applied, Change, ConversationChange, ConversationRecord,
     ConversationUpdate, EventKind, EventRecord, Guard, NewEvent, NewTurn, Pending, Result,
     SlaChange, SlaKind, SlaTimer, Store, StoreError, TurnRecord, User,
 };
@@ -119,6 +119,13 @@ enum WriteOp {
     },
     DeleteSession {
         token_hash: String,
+    },
+    DeleteUser {
+        id: String,
+    },
+    RevokeApiKey {
+        id: String,
+        at: i64,
     },
     CreateApiKey {
         id: String,
@@ -722,11 +729,14 @@ fn write_op(conn: &Connection, op: &WriteOp) -> Result<()> {
             password_hash,
             role,
             at,
-        } => run(
-            "INSERT INTO users (id, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (id) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role",
-            params![id, password_hash, role.as_str(), at],
-        ),
+        } => {
+            run(
+                "INSERT INTO users (id, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role",
+                params![id, password_hash, role.as_str(), at],
+            )?;
+            run("DELETE FROM sessions WHERE user_id = ?1", params![id])
+        }
         WriteOp::CreateSession {
             token_hash,
             user,
@@ -739,6 +749,14 @@ fn write_op(conn: &Connection, op: &WriteOp) -> Result<()> {
         WriteOp::DeleteSession { token_hash } => run(
             "DELETE FROM sessions WHERE token_hash = ?1",
             params![token_hash],
+        ),
+        WriteOp::DeleteUser { id } => {
+            run("DELETE FROM sessions WHERE user_id = ?1", params![id])?;
+            run("DELETE FROM users WHERE id = ?1", params![id])
+        }
+        WriteOp::RevokeApiKey { id, at } => run(
+            "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, at],
         ),
         WriteOp::CreateApiKey {
             id,
@@ -1611,6 +1629,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn users(&self) -> Result<Vec<User>> {
+        self.read(|c| {
+            query_all(
+                c,
+                "SELECT id, password_hash, role FROM users ORDER BY id",
+                [],
+                user_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<()> {
+        self.write(WriteOp::DeleteUser { id: id.to_owned() }).await
+    }
+
     async fn has_credentials(&self) -> Result<bool> {
         self.read(|c| {
             c.prepare_cached(
@@ -1667,6 +1701,34 @@ impl Store for SqliteStore {
             name: name.to_owned(),
             scopes: serde_json::to_string(scopes)?,
             at: crate::now_ms(),
+        })
+        .await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.read(|c| {
+            query_all(
+                c,
+                "SELECT id, name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
+                [],
+                |r| {
+                    Ok(ApiKey {
+                        id: col(r, "id")?,
+                        name: col(r, "name")?,
+                        scopes: json(&col::<String>(r, "scopes")?)?,
+                        created_at: col(r, "created_at")?,
+                        revoked_at: col(r, "revoked_at")?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: i64) -> Result<()> {
+        self.write(WriteOp::RevokeApiKey {
+            id: id.to_owned(),
+            at,
         })
         .await
     }

@@ -120,16 +120,73 @@ enum AgentsCommand {
         /// Concurrent conversations.
         #[arg(long, default_value_t = 3)]
         capacity: u32,
-        /// The password (visible to other users of this machine: prefer --password-stdin).
-        #[arg(long, conflicts_with = "password_stdin")]
-        password: Option<String>,
-        /// Read the password from the first line of stdin.
-        #[arg(long)]
-        password_stdin: bool,
-        /// Database.
-        #[arg(long, env = "BATON_DATABASE_URL", default_value = "sqlite://baton.db")]
-        database_url: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[command(flatten)]
+        db: DatabaseArg,
     },
+    /// Lists the console accounts: id and role.
+    List {
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Replaces an account's password; its sessions end at once.
+    Passwd {
+        /// The agent's id.
+        id: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Removes an account: its sessions end at once and the agent goes offline (their routing
+    /// record and history stay).
+    Remove {
+        /// The agent's id.
+        id: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+/// Where a password comes from.
+#[derive(Debug, clap::Args)]
+struct PasswordArgs {
+    /// The password (visible to other users of this machine: prefer --password-stdin).
+    #[arg(long, conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from the first line of stdin.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+impl PasswordArgs {
+    /// The password, at least 8 characters.
+    fn read(self) -> Result<String> {
+        let password = match (self.password, self.password_stdin) {
+            (Some(p), _) => p,
+            (None, true) => {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            }
+            (None, false) => {
+                anyhow::bail!("give the password with --password-stdin (or --password)")
+            }
+        };
+        if password.chars().count() < 8 {
+            anyhow::bail!("the password is shorter than 8 characters: choose a longer one");
+        }
+        Ok(password)
+    }
+}
+
+/// The database of the account and key commands.
+#[derive(Debug, clap::Args)]
+struct DatabaseArg {
+    /// Database.
+    #[arg(long, env = "BATON_DATABASE_URL", default_value = "sqlite://baton.db")]
+    database_url: String,
 }
 
 /// `baton keys`.
@@ -143,9 +200,20 @@ enum KeysCommand {
         /// Scopes: bot, agent, admin (repeat or comma-separate).
         #[arg(long = "scope", required = true, value_delimiter = ',', value_parser = ["bot", "agent", "admin"])]
         scopes: Vec<String>,
-        /// Database.
-        #[arg(long, env = "BATON_DATABASE_URL", default_value = "sqlite://baton.db")]
-        database_url: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Lists the keys (id, name, scopes, created, revoked); never the keys themselves.
+    List {
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Revokes a key by its id (from `baton keys list`): it opens nothing from then on.
+    Revoke {
+        /// The key's id.
+        id: String,
+        #[command(flatten)]
+        db: DatabaseArg,
     },
 }
 
@@ -262,7 +330,15 @@ pub fn run(args: Args) -> Result<()> {
             url,
             json,
         } => explain(&url, &conversation, json),
-        Command::Agents(AgentsCommand::Add {
+        Command::Agents(command) => agents(command),
+        Command::Keys(command) => keys(command),
+    }
+}
+
+/// `baton agents ...`.
+fn agents(command: AgentsCommand) -> Result<()> {
+    match command {
+        AgentsCommand::Add {
             id,
             name,
             role,
@@ -270,23 +346,9 @@ pub fn run(args: Args) -> Result<()> {
             languages,
             capacity,
             password,
-            password_stdin,
-            database_url,
-        }) => {
-            let password = match (password, password_stdin) {
-                (Some(p), _) => p,
-                (None, true) => {
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line)?;
-                    line.trim_end_matches(['\r', '\n']).to_owned()
-                }
-                (None, false) => {
-                    anyhow::bail!("give the password with --password-stdin (or --password)")
-                }
-            };
-            if password.chars().count() < 8 {
-                anyhow::bail!("the password is shorter than 8 characters: choose a longer one");
-            }
+            db,
+        } => {
+            let password = password.read()?;
             let agent = baton_domain::Agent {
                 id: baton_domain::AgentId::parse(id.clone())?,
                 name,
@@ -302,7 +364,7 @@ pub fn run(args: Args) -> Result<()> {
             let account_role = baton_store::AccountRole::parse(&role).with_context(|| {
                 format!("unknown role `{role}`: use agent, supervisor or admin")
             })?;
-            with_store(&database_url, async |store| {
+            with_store(&db.database_url, async |store| {
                 let mut change = baton_store::Change::at(baton_store::now_ms());
                 change.agents.push(baton_store::AgentChange::Upsert(agent));
                 store.apply(change).await?;
@@ -312,20 +374,90 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("baton: agent `{id}` ({role}) can sign in at /console");
             Ok(())
         }
-        Command::Keys(KeysCommand::Add {
-            name,
-            scopes,
-            database_url,
-        }) => {
+        AgentsCommand::List { db } => with_store(&db.database_url, async |store| {
+            for u in store.users().await? {
+                println!("{}\t{}", u.id, u.role);
+            }
+            Ok(())
+        }),
+        AgentsCommand::Passwd { id, password, db } => {
+            let hash = baton_server::auth::hash_password(&password.read()?)?;
+            with_store(&db.database_url, async |store| {
+                let user = account(store, &id).await?;
+                store.upsert_user(&id, &hash, user.role).await?;
+                Ok(())
+            })?;
+            eprintln!("baton: the password of `{id}` is changed; their sessions have ended");
+            Ok(())
+        }
+        AgentsCommand::Remove { id, db } => {
+            with_store(&db.database_url, async |store| {
+                account(store, &id).await?;
+                store.delete_user(&id).await?;
+                if store.agents().await?.iter().any(|a| a.id.as_str() == id) {
+                    let mut change = baton_store::Change::at(baton_store::now_ms());
+                    change.agents.push(baton_store::AgentChange::Status {
+                        id: id.clone(),
+                        status: baton_domain::AgentStatus::Offline,
+                    });
+                    store.apply(change).await?;
+                }
+                Ok(())
+            })?;
+            eprintln!("baton: the account `{id}` is removed; their sessions have ended and they are offline");
+            Ok(())
+        }
+    }
+}
+
+/// The account `id`, or an error that says how to find the ids.
+async fn account(store: &dyn baton_store::Store, id: &str) -> Result<baton_store::User> {
+    store
+        .user(id)
+        .await?
+        .with_context(|| format!("no account `{id}`: `baton agents list` shows them"))
+}
+
+/// `baton keys ...`.
+fn keys(command: KeysCommand) -> Result<()> {
+    match command {
+        KeysCommand::Add { name, scopes, db } => {
             let key = baton_server::auth::new_secret("bk");
             let digest = baton_server::auth::digest(&key);
             let id = uuid_like(&digest);
-            with_store(&database_url, async |store| {
+            with_store(&db.database_url, async |store| {
                 store.create_api_key(&id, &digest, &name, &scopes).await?;
                 Ok(())
             })?;
             println!("{key}");
-            eprintln!("baton: key `{name}` ({}) created; send it as `Authorization: Bearer KEY`. It is not shown again.", scopes.join(", "));
+            eprintln!("baton: key `{name}` (id {id}; {}) created; send it as `Authorization: Bearer KEY`. It is not shown again.", scopes.join(", "));
+            Ok(())
+        }
+        KeysCommand::List { db } => with_store(&db.database_url, async |store| {
+            for k in store.api_keys().await? {
+                let revoked = k.revoked_at.map_or_else(
+                    || "active".to_owned(),
+                    |at| format!("revoked {}", baton_core::rfc3339(at)),
+                );
+                println!(
+                    "{}\t{}\t{}\tcreated {}\t{revoked}",
+                    k.id,
+                    k.name,
+                    k.scopes.join(","),
+                    baton_core::rfc3339(k.created_at)
+                );
+            }
+            Ok(())
+        }),
+        KeysCommand::Revoke { id, db } => {
+            with_store(&db.database_url, async |store| {
+                if !store.api_keys().await?.iter().any(|k| k.id == id) {
+                    anyhow::bail!("no key `{id}`: `baton keys list` shows the ids");
+                }
+                store.revoke_api_key(&id, baton_store::now_ms()).await?;
+                Ok(())
+            })?;
+            eprintln!("baton: key `{id}` is revoked; it opens nothing from now on");
             Ok(())
         }
     }

@@ -957,6 +957,29 @@ fn baton(args: &[&str], stdin: Option<&str>) -> std::process::Output {
     child.wait_with_output().expect("output")
 }
 
+/// A new API key with scope `bot` on the database at `url`.
+fn bot_key(url: &str) -> String {
+    let out = baton(
+        &[
+            "keys",
+            "add",
+            "--name",
+            "bot",
+            "--scope",
+            "bot",
+            "--database-url",
+            url,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// `baton agents add ID --role ROLE --skills SKILLS` on the database at `url`, with the
 /// password "long enough password".
 fn add_account(url: &str, id: &str, role: &str, skills: &str) {
@@ -1004,21 +1027,7 @@ async fn once_credentials_exist_every_call_says_who_it_is() {
         Some("short\n"),
     );
     assert_eq!(short.status.code(), Some(1));
-    let key = baton(
-        &[
-            "keys",
-            "add",
-            "--name",
-            "bot",
-            "--scope",
-            "bot",
-            "--database-url",
-            &url,
-        ],
-        None,
-    );
-    assert!(key.status.success());
-    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    let key = bot_key(&url);
     assert!(key.starts_with("bk_"), "{key}");
 
     let server = Server::start(&db);
@@ -1202,20 +1211,7 @@ async fn no_one_speaks_for_another_or_reads_what_is_not_theirs() {
     for id in ["ana", "bob"] {
         add_account(&url, id, "agent", "general,billing,support,technical");
     }
-    let key = baton(
-        &[
-            "keys",
-            "add",
-            "--name",
-            "bot",
-            "--scope",
-            "bot",
-            "--database-url",
-            &url,
-        ],
-        None,
-    );
-    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    let key = bot_key(&url);
     let server = Server::start(&db);
     let b = server.base.as_str();
     let signed_in = |id: &'static str| async move {
@@ -1460,4 +1456,114 @@ async fn repeated_wrong_passwords_wait_and_the_right_one_still_works() {
         (s, e["error"]["code"].as_str()),
         (401, Some("bad_credentials"))
     );
+}
+
+#[tokio::test]
+async fn a_changed_password_a_revoked_key_and_a_removed_account_take_effect_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    let url = format!("sqlite://{}", db.display());
+    add_account(&url, "ana", "agent", "general");
+    let key = bot_key(&url);
+    let server = Server::start(&db);
+    let b = &server.base;
+    let ana = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let sign_in = |password: &'static str| {
+        ana.post(format!("{b}/v1/login"))
+            .json(&json!({"agent_id": "ana", "password": password}))
+            .send()
+    };
+    let queues = || ana.get(format!("{b}/v1/queues")).send();
+    assert_eq!(
+        sign_in("long enough password")
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(queues().await.expect("send").status(), 200);
+
+    let out = baton(
+        &[
+            "agents",
+            "passwd",
+            "ana",
+            "--password-stdin",
+            "--database-url",
+            &url,
+        ],
+        Some("another long password\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        queues().await.expect("send").status(),
+        401,
+        "the old session ended"
+    );
+    assert_eq!(
+        sign_in("long enough password")
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+    assert_eq!(
+        sign_in("another long password")
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+
+    // The key is listed by id (never the key), and revoked by it.
+    let listed = baton(&["keys", "list", "--database-url", &url], None);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        !listed.contains(&key),
+        "the key itself is never shown: {listed}"
+    );
+    let id = listed.split('\t').next().expect("an id").to_owned();
+    let bot = |k: &str| {
+        reqwest::Client::new()
+            .get(format!("{b}/v1/conversations/none"))
+            .bearer_auth(k.to_owned())
+            .send()
+    };
+    assert_eq!(bot(&key).await.expect("send").status(), 404);
+    let out = baton(&["keys", "revoke", &id, "--database-url", &url], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(bot(&key).await.expect("send").status(), 401);
+    let listed = baton(&["keys", "list", "--database-url", &url], None);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("revoked"));
+
+    // Removing the account ends its session and its sign-in.
+    let out = baton(&["agents", "remove", "ana", "--database-url", &url], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(queues().await.expect("send").status(), 401);
+    assert_eq!(
+        sign_in("another long password")
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+    let listed = baton(&["agents", "list", "--database-url", &url], None);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("ana"));
+    let out = baton(&["agents", "remove", "ana", "--database-url", &url], None);
+    assert_eq!(out.status.code(), Some(1), "an unknown account is an error");
 }
