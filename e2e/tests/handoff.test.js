@@ -85,6 +85,9 @@ test("a customer's request for a person reaches an agent with its brief, and bac
   await ana.waitForTimeout(200);
 
   const customer = await newPage({ viewport: { width: 390, height: 844 } });
+  // Every URL the widget asks for, to check that its token is in none of them.
+  const widgetUrls = [];
+  customer.on("request", (r) => widgetUrls.push(r.url()));
   await customer.goto(base + "/widget");
   // "Talk to a person" is the first thing the keyboard reaches.
   await customer.keyboard.press("Tab");
@@ -148,6 +151,8 @@ test("a customer's request for a person reaches an agent with its brief, and bac
   assert.match(fromAgent[1], /arrives tomorrow/);
   await customer.locator("#status").filter({ hasText: "Ana has joined" }).waitFor();
   await customer.screenshot({ path: join(SHOTS, "widget.png"), fullPage: true });
+  assert.ok(widgetUrls.some((u) => u.includes("/widget/api/events")), widgetUrls.join("\n"));
+  assert.ok(!widgetUrls.some((u) => u.includes("wt_") || u.includes("token=")), widgetUrls.join("\n"));
 
   // Ana resolves; the customer is asked for a rating and gives one.
   await ana.getByLabel("Resolution").selectOption("information_given");
@@ -159,6 +164,38 @@ test("a customer's request for a person reaches an agent with its brief, and bac
   assert.equal(state.state, "resolved");
   assert.equal(state.disposition, "information_given");
   assert.ok(state.events.some((e) => e.kind === "csat" && e.reason.includes("5 of 5")));
+});
+
+test("the console's pages carry the hardening headers, and a page elsewhere cannot write with the agent's cookie", async () => {
+  // A supervisor, who may read every conversation: a forged one would be visible.
+  const sue = await signIn("sue");
+  const page = await sue.goto(base + "/console");
+  const h = page.headers();
+  assert.match(h["content-security-policy"], /frame-ancestors 'none'/);
+  assert.match(h["content-security-policy"], /script-src 'self'/);
+  assert.equal(h["x-frame-options"], "DENY");
+  assert.equal(h["x-content-type-options"], "nosniff");
+  // The same browser, a page of no origin of ours: the classic cross-site form post of JSON
+  // as text/plain (no preflight) carries no write.
+  const other = await sue.context().newPage();
+  await other.goto("about:blank");
+  const answered = other.waitForEvent("response");
+  await other.evaluate((target) => {
+    const form = document.createElement("form");
+    form.method = "POST";
+    form.action = target + "/v1/conversations";
+    form.enctype = "text/plain";
+    const field = document.createElement("input");
+    field.name = '{"id": "forged-by-another-site", "x": "';
+    field.value = '"}';
+    form.append(field);
+    document.body.append(form);
+    form.submit();
+  }, base);
+  const refused = await answered;
+  assert.ok([401, 403].includes(refused.status()), `the form post got ${refused.status()}`);
+  const stored = await sue.evaluate(async () => (await fetch("/v1/conversations/forged-by-another-site")).status);
+  assert.equal(stored, 404, "the cross-site post created nothing");
 });
 
 test("a signed-out visitor sees no conversation data", async () => {

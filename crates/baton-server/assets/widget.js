@@ -3,7 +3,9 @@
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
-  let token = sessionStorage.getItem("baton-widget-token");
+  // The conversation's token travels only in its HttpOnly cookie (never in a URL); this
+  // page remembers only that it started one.
+  let started = sessionStorage.getItem("baton-widget-started") === "1";
   let lastCount = 0;
   let source = null;
 
@@ -18,8 +20,8 @@
   function minutes(s) { const m = Math.max(1, Math.ceil(s / 60)); return m + (m === 1 ? " minute" : " minutes"); }
 
   async function refresh() {
-    if (!token) return;
-    const s = await call("/widget/api/state?token=" + encodeURIComponent(token));
+    if (!started) return;
+    const s = await call("/widget/api/state");
     const list = $("messages");
     s.messages.slice(lastCount).forEach((m) => {
       const li = document.createElement("li");
@@ -57,7 +59,7 @@
         b.type = "button"; b.className = "secondary"; b.textContent = labels[via] || via;
         b.addEventListener("click", async () => {
           try {
-            const r = await call("/widget/api/followup", { token, via, contact: $("contact").value || undefined });
+            const r = await call("/widget/api/followup", { via, contact: $("contact").value || undefined });
             later.hidden = true;
             $("status").hidden = false;
             $("status").textContent = r.meeting_link ? "Book a time here: " + r.meeting_link : "Thank you: a person will get back to you.";
@@ -72,16 +74,16 @@
 
   function follow() {
     if (source) source.close();
-    source = new EventSource("/widget/api/events?token=" + encodeURIComponent(token));
+    source = new EventSource("/widget/api/events");
     source.onmessage = refresh;
     ["turn", "transition", "routing", "wait_update", "csat"].forEach((k) => source.addEventListener(k, refresh));
   }
 
   async function start() {
-    if (!token) {
+    if (!started) {
       const s = await call("/widget/api/start", {});
-      token = s.token;
-      sessionStorage.setItem("baton-widget-token", token);
+      started = true;
+      sessionStorage.setItem("baton-widget-started", "1");
       sessionStorage.setItem("baton-widget-greeting", s.greeting);
     }
     $("greeting").textContent = sessionStorage.getItem("baton-widget-greeting") || "";
@@ -92,7 +94,7 @@
   async function say(body) {
     $("error").textContent = "";
     try {
-      const r = await call("/widget/api/say", Object.assign({ token }, body));
+      const r = await call("/widget/api/say", body);
       await refresh();
       const msg = r.customer && r.customer.customer_message;
       if (msg) { $("handoff-message").hidden = false; $("handoff-message").textContent = msg; }
@@ -110,7 +112,7 @@
   $("cancel").addEventListener("click", () => say({ text: "", action: "cancel_handoff" }));
   document.querySelectorAll("#rate button").forEach((b) => b.addEventListener("click", async () => {
     try {
-      await call("/widget/api/rate", { token, score: Number(b.dataset.score) });
+      await call("/widget/api/rate", { score: Number(b.dataset.score) });
       $("rate").hidden = true; $("thanks").hidden = false;
     } catch (e) { $("error").textContent = e.message; }
   }));

@@ -33,6 +33,10 @@ use std::sync::Arc;
 pub const SESSION_HOURS: i64 = 12;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "baton_session";
+/// The widget's cookie: its conversation's token (HttpOnly, SameSite=Strict, `Path=/widget`).
+pub const WIDGET_COOKIE: &str = "baton_widget";
+/// The header a program sends the widget token in instead of the cookie.
+pub const WIDGET_HEADER: &str = "x-widget-token";
 
 /// Hashes a password with argon2id and a random salt (PHC string).
 ///
@@ -161,13 +165,18 @@ async fn credentials_exist(app: &AppState) -> Result<bool, ApiError> {
 
 /// The session token from the `Cookie` header.
 pub fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of cookie `name` in the `Cookie` header.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
 }
 

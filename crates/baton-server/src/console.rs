@@ -9,11 +9,11 @@
 
 use crate::auth::{self, Who};
 use crate::error::ApiError;
-use crate::handlers::{ApiJson, ApiPath, ApiQuery};
+use crate::handlers::{ApiJson, ApiPath};
 use crate::openapi::{Conflict, NotFound, TooManyRequests, Unauthorized};
 use crate::throttle::Key;
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -29,7 +29,7 @@ use baton_store::SlaTimer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
@@ -513,20 +513,13 @@ pub struct WidgetStart {
     name: Option<String>,
 }
 
-/// The widget's token, in the query.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct WidgetToken {
-    /// The conversation's secret token from `POST /widget/api/start`.
-    token: String,
-}
-
 /// A new widget conversation.
 #[derive(Serialize, ToSchema)]
 pub struct WidgetStarted {
     /// The conversation.
     conversation_id: String,
-    /// Its secret token: the widget sends it with every call.
+    /// Its secret token, also set as the `baton_widget` cookie: a browser sends the cookie, a
+    /// program the `X-Widget-Token` header (never in a URL, where proxies log it).
     token: String,
     /// The demo assistant's greeting.
     greeting: String,
@@ -539,30 +532,68 @@ fn customer(id: &ConversationId) -> Actor {
     }
 }
 
-async fn widget_conversation(app: &AppState, token: &str) -> AppResult<ConversationId> {
-    let id = app
-        .service
-        .widget_conversation(&auth::digest(token))
-        .await?
-        .ok_or_else(|| ApiError::BadRequest {
+/// The conversation a widget call's token opens: the `X-Widget-Token` header, else the
+/// `baton_widget` cookie.
+pub struct WidgetCaller(ConversationId);
+
+impl FromRequestParts<Arc<AppState>> for WidgetCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let unauthorized = |message: &str| ApiError::BadRequest {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthorized",
-            message: "unknown widget token: start a conversation with POST /widget/api/start"
-                .into(),
-        })?;
-    ConversationId::parse(id).map_err(|e| ApiError::Internal(e.into()))
+            message: message.to_owned(),
+        };
+        let token = parts
+            .headers
+            .get(auth::WIDGET_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| auth::cookie(&parts.headers, auth::WIDGET_COOKIE))
+            .ok_or_else(|| unauthorized("no widget token: start a conversation with POST /widget/api/start (it sets the `baton_widget` cookie), or send the token in the `X-Widget-Token` header"))?;
+        let id = app
+            .service
+            .widget_conversation(&auth::digest(&token))
+            .await?
+            .ok_or_else(|| {
+                unauthorized(
+                    "unknown widget token: start a conversation with POST /widget/api/start",
+                )
+            })?;
+        Ok(WidgetCaller(
+            ConversationId::parse(id).map_err(|e| ApiError::Internal(e.into()))?,
+        ))
+    }
+}
+
+/// A 429 for a widget call over its limit.
+fn over_limit(what: &str, seconds: u64) -> ApiError {
+    ApiError::TooManyRequests {
+        retry_after: seconds,
+        message: format!("too many {what}: try again in {seconds} s"),
+    }
 }
 
 /// `POST /widget/api/start`: a new conversation for a customer, with its secret token.
 #[utoipa::path(post, path = "/widget/api/start", tag = "widget",
     request_body = WidgetStart,
     responses(
-        (status = 200, description = "The conversation and its token", body = WidgetStarted),
+        (status = 200, description = "The conversation and its token (also set as the `baton_widget` cookie)", body = WidgetStarted,
+            headers(("Set-Cookie" = String, description = "`baton_widget=...; Path=/widget; HttpOnly; SameSite=Strict`"))),
+        (status = 429, response = TooManyRequests),
     ))]
 pub async fn widget_start(
     State(app): St,
+    auth::Peer(peer): auth::Peer,
     ApiJson(req): ApiJson<WidgetStart>,
-) -> AppResult<Json<WidgetStarted>> {
+) -> AppResult<Response> {
+    app.widget_limits
+        .start(peer)
+        .map_err(|s| over_limit("conversations started from this address", s))?;
     let customer = Customer {
         name: req.name.filter(|n| !n.trim().is_empty()),
         ..Customer::default()
@@ -573,18 +604,25 @@ pub async fn widget_start(
         .start_widget(customer, auth::digest(&token))
         .await?
         .id;
-    Ok(Json(WidgetStarted {
+    let cookie = format!(
+        "{}={token}; Path=/widget; HttpOnly; SameSite=Strict",
+        auth::WIDGET_COOKIE
+    );
+    let mut response = Json(WidgetStarted {
         conversation_id: id,
         token,
         greeting: "Hi! I'm the demo assistant. Ask me about shipping, returns, your account or payments, or talk to a person at any time.".to_owned(),
-    }))
+    })
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
 }
 
 /// The customer's message or button press.
 #[derive(Deserialize, ToSchema)]
 pub struct WidgetSay {
-    /// The conversation's token.
-    token: String,
     /// What the customer wrote.
     #[serde(default)]
     text: String,
@@ -614,9 +652,13 @@ pub struct WidgetSaid {
     ))]
 pub async fn widget_say(
     State(app): St,
+    auth::Peer(peer): auth::Peer,
+    WidgetCaller(id): WidgetCaller,
     ApiJson(req): ApiJson<WidgetSay>,
 ) -> AppResult<Json<WidgetSaid>> {
-    let id = widget_conversation(&app, &req.token).await?;
+    app.widget_limits
+        .message(peer, id.as_str())
+        .map_err(|s| over_limit("messages", s))?;
     let mut turn = Turn::new(Role::Customer, req.text.clone())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     turn.action = req.action;
@@ -660,8 +702,6 @@ pub async fn widget_say(
 /// The async path the customer chose.
 #[derive(Deserialize, ToSchema)]
 pub struct WidgetFollowup {
-    /// The conversation's token.
-    token: String,
     /// `email`, `callback` or `meeting`.
     via: String,
     /// Where to reach the customer.
@@ -680,9 +720,9 @@ pub struct WidgetFollowup {
     ))]
 pub async fn widget_followup(
     State(app): St,
+    WidgetCaller(id): WidgetCaller,
     ApiJson(req): ApiJson<WidgetFollowup>,
 ) -> AppResult<Json<FollowedUp>> {
-    let id = widget_conversation(&app, &req.token).await?;
     Ok(Json(
         app.service
             .followup(&customer(&id), id, req.via, req.contact)
@@ -693,8 +733,6 @@ pub async fn widget_followup(
 /// The customer's rating.
 #[derive(Deserialize, ToSchema)]
 pub struct WidgetRate {
-    /// The conversation's token.
-    token: String,
     /// 1 (poor) to 5 (excellent).
     score: u8,
 }
@@ -709,9 +747,9 @@ pub struct WidgetRate {
     ))]
 pub async fn widget_rate(
     State(app): St,
+    WidgetCaller(id): WidgetCaller,
     ApiJson(req): ApiJson<WidgetRate>,
 ) -> AppResult<Json<Rated>> {
-    let id = widget_conversation(&app, &req.token).await?;
     Ok(Json(app.service.rate(&customer(&id), id, req.score).await?))
 }
 
@@ -759,19 +797,18 @@ pub struct WidgetMessage {
     text: String,
 }
 
-/// `GET /widget/api/state?token=`: what the customer may see: messages, state, position and
+/// `GET /widget/api/state`: what the customer may see: messages, state, position and
 /// wait, the agent's name, and whether to ask for a rating. No brief, no internal notes.
 #[utoipa::path(get, path = "/widget/api/state", tag = "widget",
-    params(WidgetToken),
+    params(("X-Widget-Token" = Option<String>, Header, description = "The conversation's token; else the `baton_widget` cookie")),
     responses(
         (status = 200, description = "The customer's view", body = WidgetState),
         (status = 401, response = Unauthorized),
     ))]
 pub async fn widget_state(
     State(app): St,
-    ApiQuery(q): ApiQuery<WidgetToken>,
+    WidgetCaller(id): WidgetCaller,
 ) -> AppResult<Json<WidgetState>> {
-    let id = widget_conversation(&app, &q.token).await?;
     let actor = customer(&id);
     let record = app.service.conversation(&actor, Action::Read, &id).await?;
     let turns = app.service.turns(&actor, Action::Read, &id).await?;
@@ -854,11 +891,11 @@ pub async fn widget_state(
     Ok(Json(body))
 }
 
-/// `GET /widget/api/events?token=`: the widget's event stream (its own conversation; internal
+/// `GET /widget/api/events`: the widget's event stream (its own conversation; internal
 /// notes left out), resumable like `/v1/events`.
 #[utoipa::path(get, path = "/widget/api/events", tag = "widget",
     params(
-        WidgetToken,
+        ("X-Widget-Token" = Option<String>, Header, description = "The conversation's token; else the `baton_widget` cookie"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id"),
     ),
     responses(
@@ -868,9 +905,8 @@ pub async fn widget_state(
 pub async fn widget_events(
     State(app): St,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<WidgetToken>,
+    WidgetCaller(id): WidgetCaller,
 ) -> AppResult<Response> {
-    let id = widget_conversation(&app, &q.token).await?;
     Ok(crate::handlers::stream_events(
         app,
         &headers,

@@ -103,6 +103,8 @@ pub struct AppState {
     open_to_network: bool,
     /// Failed sign-ins per account and address.
     throttle: throttle::Throttle,
+    /// The widget API's rate limits.
+    widget_limits: throttle::WidgetLimits,
 }
 
 impl AppState {
@@ -113,6 +115,7 @@ impl AppState {
             service,
             open_to_network,
             throttle: throttle::Throttle::default(),
+            widget_limits: throttle::WidgetLimits::default(),
             credentials_seen: std::sync::atomic::AtomicBool::new(false),
             credentials_checked_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
         })

@@ -109,6 +109,90 @@ impl Throttle {
     }
 }
 
+/// Rate limits of the public widget API, which anyone may call (GCRA, the `governor` crate):
+/// conversations started per address, and messages per address and per conversation.
+pub struct WidgetLimits {
+    starts: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    messages_per_address: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    messages_per_conversation: governor::DefaultKeyedRateLimiter<String>,
+}
+
+/// Conversations one address may start: a burst of this many, then
+/// [`STARTS_PER_MINUTE`] a minute.
+pub const STARTS_BURST: u32 = 10;
+/// See [`STARTS_BURST`].
+pub const STARTS_PER_MINUTE: u32 = 30;
+/// Messages one conversation may send: a burst of this many, then one a second.
+pub const MESSAGES_BURST: u32 = 10;
+/// Messages one address may send a minute (many customers can share an address), in bursts
+/// of a quarter of it.
+pub const ADDRESS_MESSAGES_PER_MINUTE: u32 = 600;
+
+impl Default for WidgetLimits {
+    fn default() -> Self {
+        use governor::{Quota, RateLimiter};
+        use std::num::NonZeroU32;
+        let n = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
+        Self {
+            starts: RateLimiter::keyed(
+                Quota::per_minute(n(STARTS_PER_MINUTE)).allow_burst(n(STARTS_BURST)),
+            ),
+            messages_per_address: RateLimiter::keyed(
+                Quota::per_minute(n(ADDRESS_MESSAGES_PER_MINUTE))
+                    .allow_burst(n(ADDRESS_MESSAGES_PER_MINUTE / 4)),
+            ),
+            messages_per_conversation: RateLimiter::keyed(
+                Quota::per_second(n(1)).allow_burst(n(MESSAGES_BURST)),
+            ),
+        }
+    }
+}
+
+/// Keys a limiter remembers before it forgets those back at full allowance.
+const LIMITER_KEYS: usize = 100_000;
+
+/// Whether `key` may go ahead under `limiter`; else the seconds to wait (at least 1).
+fn check<K: Clone + std::hash::Hash + Eq>(
+    limiter: &governor::DefaultKeyedRateLimiter<K>,
+    key: &K,
+) -> Result<(), u64> {
+    use governor::clock::{Clock, DefaultClock};
+    if limiter.len() > LIMITER_KEYS {
+        limiter.retain_recent();
+    }
+    limiter.check_key(key).map_err(|not_until| {
+        not_until
+            .wait_time_from(DefaultClock::default().now())
+            .as_secs()
+            .max(1)
+    })
+}
+
+impl WidgetLimits {
+    /// A conversation start from `address` (none known: not limited).
+    ///
+    /// # Errors
+    /// The seconds to wait.
+    pub fn start(&self, address: Option<std::net::IpAddr>) -> Result<(), u64> {
+        address.map_or(Ok(()), |a| check(&self.starts, &a))
+    }
+
+    /// A message of conversation `conversation` from `address`.
+    ///
+    /// # Errors
+    /// The seconds to wait.
+    pub fn message(
+        &self,
+        address: Option<std::net::IpAddr>,
+        conversation: &str,
+    ) -> Result<(), u64> {
+        if let Some(a) = address {
+            check(&self.messages_per_address, &a)?;
+        }
+        check(&self.messages_per_conversation, &conversation.to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +224,25 @@ mod tests {
         assert_eq!(t.wait(&bob, START), 0, "others unaffected");
         t.succeeded(&keys);
         assert_eq!(t.wait(&keys, START), 0);
+    }
+
+    #[test]
+    fn widget_starts_and_messages_are_limited() {
+        let limits = WidgetLimits::default();
+        let here = Some([10, 0, 0, 7].into());
+        let started = (0..1_000).filter(|_| limits.start(here).is_ok()).count();
+        assert_eq!(started, STARTS_BURST as usize, "a burst, then the rate");
+        assert!(limits.start(here).is_err_and(|wait| wait >= 1));
+        assert!(
+            limits.start(Some([10, 0, 0, 8].into())).is_ok(),
+            "per address"
+        );
+        assert!(limits.start(None).is_ok(), "no address known: not limited");
+        let sent = (0..100)
+            .filter(|_| limits.message(here, "c1").is_ok())
+            .count();
+        assert_eq!(sent, MESSAGES_BURST as usize);
+        assert!(limits.message(here, "c2").is_ok(), "per conversation");
     }
 
     #[test]

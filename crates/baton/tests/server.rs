@@ -1125,26 +1125,65 @@ async fn once_credentials_exist_every_call_says_who_it_is() {
         401
     );
 
-    // A widget token opens its own conversation and no other.
+    // A widget token opens its own conversation and no other; it travels in the header or
+    // the cookie, never in a URL.
     let (_, one) = post(&anonymous, format!("{b}/widget/api/start"), json!({})).await;
     let (_, two) = post(&anonymous, format!("{b}/widget/api/start"), json!({})).await;
     let token = one["token"].as_str().expect("token");
-    let state = get(&anonymous, format!("{b}/widget/api/state?token={token}")).await;
+    let widget = |t: &str| {
+        anonymous
+            .get(format!("{b}/widget/api/state"))
+            .header("x-widget-token", t.to_owned())
+            .send()
+    };
+    let state: Value = widget(token)
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(state["conversation_id"], one["conversation_id"]);
     assert_ne!(state["conversation_id"], two["conversation_id"]);
-    let r = anonymous
-        .get(format!("{b}/widget/api/state?token=wt_forged"))
+    assert_eq!(widget("wt_forged").await.expect("send").status(), 401);
+    let in_url = anonymous
+        .get(format!("{b}/widget/api/state?token={token}"))
         .send()
         .await
         .expect("send");
-    assert_eq!(r.status(), 401);
-    let (s, _) = post(
-        &anonymous,
-        format!("{b}/widget/api/rate"),
-        json!({"token": token, "score": 9}),
-    )
-    .await;
-    assert_eq!(s, 400);
+    assert_eq!(in_url.status(), 401, "a token in the URL opens nothing");
+    // A browser keeps it in the cookie the start sets.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let started = browser
+        .post(format!("{b}/widget/api/start"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("send");
+    let cookie = started.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("Path=/widget"),
+        "{cookie}"
+    );
+    let mine = browser
+        .get(format!("{b}/widget/api/state"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(mine.status(), 200);
+    let rate = anonymous
+        .post(format!("{b}/widget/api/rate"))
+        .header("x-widget-token", token.to_owned())
+        .json(&json!({"score": 9}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(rate.status(), 400);
 }
 
 #[tokio::test]
@@ -1566,4 +1605,35 @@ async fn a_changed_password_a_revoked_key_and_a_removed_account_take_effect_at_o
     assert!(!String::from_utf8_lossy(&listed.stdout).contains("ana"));
     let out = baton(&["agents", "remove", "ana", "--database-url", &url], None);
     assert_eq!(out.status.code(), Some(1), "an unknown account is an error");
+}
+
+#[tokio::test]
+async fn an_address_cannot_start_widget_conversations_without_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("baton.db"));
+    let b = &server.base;
+    let c = reqwest::Client::new();
+    let mut answered = std::collections::BTreeMap::new();
+    let mut retry_after = None;
+    for _ in 0..1_000 {
+        let r = c
+            .post(format!("{b}/widget/api/start"))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("send");
+        if r.status() == 429 {
+            retry_after = r.headers().get("retry-after").cloned();
+        }
+        *answered.entry(r.status().as_u16()).or_insert(0) += 1;
+    }
+    // A burst of ten, then about one every two seconds: a handful more at most.
+    let started = answered.get(&200).copied().unwrap_or(0);
+    assert!((10..=15).contains(&started), "{answered:?}");
+    assert_eq!(
+        answered.get(&429).copied().unwrap_or(0),
+        1_000 - started,
+        "{answered:?}"
+    );
+    assert!(retry_after.is_some(), "a 429 says when to come back");
 }
