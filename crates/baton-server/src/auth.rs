@@ -195,7 +195,7 @@ pub async fn guard(State(app): State<Arc<AppState>>, mut request: Request, next:
             )
             .into_response()
         }
-        Ok(Some(actor @ Actor::User { .. })) if forged(&request) => {
+        Ok(Some(actor @ Actor::User { .. })) if forged(&request, app.public.origin.as_deref()) => {
             tracing::warn!(?actor, path = %request.uri().path(), "cross-site write refused");
             ApiError::forbidden(
                 "a write with the session cookie must come from Baton's own pages (same origin) \
@@ -227,11 +227,12 @@ fn from_loopback(request: &Request) -> bool {
 }
 
 /// Whether a write that a browser may have sent on its own (the session cookie rides along)
-/// could come from another site: an `Origin` other than the `Host`, `Sec-Fetch-Site` other
+/// could come from another site: an `Origin` other than the `Host` (and other than
+/// `public_origin`, the `--public-url`'s), `Sec-Fetch-Site` other
 /// than `same-origin` or `none`, or a body that is not JSON (a cross-site form can send
 /// `text/plain` without a preflight). The OWASP CSRF cheat sheet's origin check plus a JSON-only
 /// body.
-fn forged(request: &Request) -> bool {
+fn forged(request: &Request, public_origin: Option<&str>) -> bool {
     use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN};
     if matches!(
         *request.method(),
@@ -244,7 +245,7 @@ fn forged(request: &Request) -> bool {
     if site.is_some_and(|s| s != "same-origin" && s != "none") {
         return true;
     }
-    if let Some(origin) = header(ORIGIN) {
+    if let Some(origin) = header(ORIGIN).filter(|o| Some(*o) != public_origin) {
         let host = origin.split_once("://").map(|(_, rest)| rest);
         if host.is_none() || host != header(HOST) {
             return true;

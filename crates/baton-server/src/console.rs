@@ -221,9 +221,10 @@ pub async fn login(
         .create_session(&auth::digest(&token), &user.id, expires)
         .await?;
     let cookie = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         auth::SESSION_COOKIE,
-        auth::SESSION_HOURS * 3600
+        auth::SESSION_HOURS * 3600,
+        app.public.cookie_attributes()
     );
     let mut response = Json(LoggedIn {
         id: user.id,
@@ -254,8 +255,9 @@ pub async fn logout(State(app): St, headers: HeaderMap) -> AppResult<Response> {
     }
     let mut response = Json(SignedOut { signed_out: true }).into_response();
     let cookie = format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        auth::SESSION_COOKIE
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        auth::SESSION_COOKIE,
+        app.public.cookie_attributes()
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -605,8 +607,9 @@ pub async fn widget_start(
         .await?
         .id;
     let cookie = format!(
-        "{}={token}; Path=/widget; HttpOnly; SameSite=Strict",
-        auth::WIDGET_COOKIE
+        "{}={token}; Path=/widget; HttpOnly; SameSite=Strict{}",
+        auth::WIDGET_COOKIE,
+        app.public.cookie_attributes()
     );
     let mut response = Json(WidgetStarted {
         conversation_id: id,

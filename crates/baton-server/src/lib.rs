@@ -61,6 +61,53 @@ pub struct ServeArgs {
     /// `BATON_ADMIN_PASSWORD` (and `BATON_ADMIN_ID`, default `admin`).
     #[arg(long, env = "BATON_OPEN_TO_NETWORK")]
     pub open_to_network: bool,
+    /// The address users reach the server at, when it differs from `--listen` (behind a
+    /// reverse proxy that ends TLS, e.g. `https://support.example.com`). With `https`, cookies
+    /// are `Secure` and every answer carries `Strict-Transport-Security`; browsers' writes
+    /// from this origin pass the cross-site check whatever `Host` the proxy sends.
+    #[arg(long, env = "BATON_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// How the server is reached from browsers: `--public-url`, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Public {
+    /// The origin (`scheme://host[:port]`), if given.
+    pub origin: Option<String>,
+    /// Whether it is `https`: Secure cookies and HSTS.
+    pub https: bool,
+}
+
+impl Public {
+    /// From `--public-url`.
+    ///
+    /// # Errors
+    /// When it is not an http or https URL.
+    pub fn parse(url: Option<&str>) -> anyhow::Result<Public> {
+        let Some(url) = url else {
+            return Ok(Public::default());
+        };
+        let (scheme, rest) = url.split_once("://").with_context(|| {
+            format!("--public-url `{url}` is not a URL: give e.g. https://support.example.com")
+        })?;
+        let host = rest.split('/').next().unwrap_or_default();
+        if !matches!(scheme, "http" | "https") || host.is_empty() {
+            anyhow::bail!("--public-url `{url}` is not an http or https URL: give e.g. https://support.example.com");
+        }
+        Ok(Public {
+            origin: Some(format!("{scheme}://{host}")),
+            https: scheme == "https",
+        })
+    }
+
+    /// What a cookie set for this server adds to its attributes.
+    pub fn cookie_attributes(&self) -> &'static str {
+        if self.https {
+            "; Secure"
+        } else {
+            ""
+        }
+    }
 }
 
 /// The environment variable with the first admin's password, read at start when no account
@@ -101,6 +148,8 @@ pub struct AppState {
     credentials_checked_at: std::sync::atomic::AtomicI64,
     /// Without credentials, other machines' clients are served too (`--open-to-network`).
     open_to_network: bool,
+    /// How browsers reach the server (`--public-url`).
+    public: Public,
     /// Failed sign-ins per account and address.
     throttle: throttle::Throttle,
     /// The widget API's rate limits.
@@ -109,11 +158,12 @@ pub struct AppState {
 
 impl AppState {
     /// State over a running service; `open_to_network`: without credentials, serve other
-    /// machines' clients too (else loopback clients only).
-    pub fn new(service: Arc<Service>, open_to_network: bool) -> Arc<Self> {
+    /// machines' clients too (else loopback clients only); `public`: how browsers reach it.
+    pub fn new(service: Arc<Service>, open_to_network: bool, public: Public) -> Arc<Self> {
         Arc::new(Self {
             service,
             open_to_network,
+            public,
             throttle: throttle::Throttle::default(),
             widget_limits: throttle::WidgetLimits::default(),
             credentials_seen: std::sync::atomic::AtomicBool::new(false),
@@ -195,6 +245,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             auth::guard,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024));
+    let hsts = state.public.https.then(|| {
+        tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        )
+    });
+    let router = router.layer(tower::util::option_layer(hsts));
     let router = SECURITY_HEADERS
         .into_iter()
         .fold(router, |router, (name, value)| {
@@ -249,6 +306,7 @@ pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
             args.listen
         )
     })?;
+    let public = Public::parse(args.public_url.as_deref())?;
     let secured = first_admin(&service).await?;
     if !secured && !addr.ip().is_loopback() {
         if !args.open_to_network {
@@ -268,7 +326,7 @@ pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     eprintln!("baton: listening on http://{local}");
     tracing::info!(%local, database = %args.database_url, "baton serve started");
-    let state = AppState::new(service.clone(), args.open_to_network);
+    let state = AppState::new(service.clone(), args.open_to_network, public);
     let stopping = service.clone();
     let limits = http::Limits {
         max_connections: args.max_connections,
@@ -323,7 +381,69 @@ mod tests {
         let service = Service::open(engine, store, Arc::new(SystemClock), 64)
             .await
             .expect("service");
-        AppState::new(service, false)
+        AppState::new(service, false, Public::default())
+    }
+
+    /// Behind `--public-url https://...`: HSTS on every answer, `Secure` cookies, and a write
+    /// from the public origin passes the cross-site check whatever `Host` the proxy sends.
+    #[tokio::test]
+    async fn a_public_https_url_makes_cookies_secure_and_adds_hsts() {
+        use tower::ServiceExt;
+        assert!(Public::parse(Some("ftp://x")).is_err());
+        assert!(Public::parse(Some("support.example.com")).is_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain = state(dir.path()).await;
+        let public = Public::parse(Some("https://support.example.com/baton")).expect("url");
+        assert_eq!(
+            public.origin.as_deref(),
+            Some("https://support.example.com")
+        );
+        let app = router(AppState::new(plain.service.clone(), false, public));
+        let hash = auth::hash_password("long enough password").expect("hash");
+        plain
+            .service
+            .upsert_user("ana", &hash, baton_store::AccountRole::Agent)
+            .await
+            .expect("account");
+        let login = axum::http::Request::builder()
+            .method("POST")
+            .uri("/v1/login")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                r#"{"agent_id": "ana", "password": "long enough password"}"#,
+            ))
+            .expect("request");
+        let answer = app.clone().oneshot(login).await.expect("answer");
+        assert_eq!(answer.status(), axum::http::StatusCode::OK);
+        assert!(answer.headers().contains_key("strict-transport-security"));
+        let cookie = answer.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .to_owned();
+        assert!(cookie.contains("; Secure"), "{cookie}");
+        let session = cookie.split(';').next().expect("pair").to_owned();
+        let note = |origin: &str| {
+            axum::http::Request::builder()
+                .method("POST")
+                .uri("/v1/agents/ana/presence")
+                .header("content-type", "application/json")
+                .header("host", "10.0.0.5:8080")
+                .header("origin", origin)
+                .header("cookie", session.clone())
+                .body(axum::body::Body::from(r#"{"status": "online"}"#))
+                .expect("request")
+        };
+        let proxied = app
+            .clone()
+            .oneshot(note("https://support.example.com"))
+            .await
+            .expect("answer");
+        assert_ne!(proxied.status(), axum::http::StatusCode::FORBIDDEN);
+        let elsewhere = app
+            .oneshot(note("https://evil.example"))
+            .await
+            .expect("answer");
+        assert_eq!(elsewhere.status(), axum::http::StatusCode::FORBIDDEN);
     }
 
     /// With no credential, a client from another machine is refused; one from this machine

@@ -93,6 +93,9 @@ enum Command {
         /// Print the server's JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// An API key with scope `agent` or `admin`, once the server has credentials.
+        #[arg(long, env = "BATON_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
     },
 }
 
@@ -329,7 +332,8 @@ pub fn run(args: Args) -> Result<()> {
             conversation,
             url,
             json,
-        } => explain(&url, &conversation, json),
+            api_key,
+        } => explain(&url, &conversation, json, api_key.as_deref()),
         Command::Agents(command) => agents(command),
         Command::Keys(command) => keys(command),
     }
@@ -560,17 +564,26 @@ fn uuid_like(digest: &str) -> String {
 }
 
 /// `baton explain`: fetches `/v1/conversations/{id}/explain` and prints it.
-fn explain(url: &str, conversation: &str, json: bool) -> Result<()> {
+fn explain(url: &str, conversation: &str, json: bool, api_key: Option<&str>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let address = format!(
-        "{}/v1/conversations/{conversation}/explain",
-        url.trim_end_matches('/')
-    );
+    let mut address = reqwest::Url::parse(url).with_context(|| {
+        format!("`{url}` is not a URL: give the server's, e.g. http://127.0.0.1:8080")
+    })?;
+    address
+        .path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("`{url}` cannot take a path: give the server's http URL"))?
+        .pop_if_empty()
+        .extend(["v1", "conversations", conversation, "explain"]);
     let (status, body): (u16, serde_json::Value) = runtime.block_on(async {
-        let response = reqwest::get(&address)
+        let mut request = reqwest::Client::new().get(address.clone());
+        if let Some(key) = api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request
+            .send()
             .await
             .with_context(|| format!("cannot reach {url}: is `baton serve` running there?"))?;
         let status = response.status().as_u16();

@@ -1561,6 +1561,47 @@ async fn a_changed_password_a_revoked_key_and_a_removed_account_take_effect_at_o
         200
     );
 
+    // `baton explain` sends a key once the server has credentials.
+    let explain = |key: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_baton"));
+        c.args(["explain", "a conversation/with a slash", "--url", b])
+            .env_remove("BATON_API_KEY");
+        if let Some(k) = key {
+            c.args(["--api-key", k]);
+        }
+        let out = c.output().expect("baton explain");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, said) = explain(None);
+    assert!(code == Some(1) && said.contains("Bearer"), "{said}");
+    let (code, said) = explain(Some(&key));
+    assert!(
+        code == Some(1) && said.contains("may not"),
+        "a bot key: {said}"
+    );
+    let admin = baton(
+        &[
+            "keys",
+            "add",
+            "--name",
+            "ops",
+            "--scope",
+            "admin",
+            "--database-url",
+            &url,
+        ],
+        None,
+    );
+    let admin = String::from_utf8_lossy(&admin.stdout).trim().to_owned();
+    let (code, said) = explain(Some(&admin));
+    assert!(
+        code == Some(1) && said.contains("no conversation `a conversation/with a slash`"),
+        "{said}"
+    );
+
     // The key is listed by id (never the key), and revoked by it.
     let listed = baton(&["keys", "list", "--database-url", &url], None);
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
@@ -1568,7 +1609,12 @@ async fn a_changed_password_a_revoked_key_and_a_removed_account_take_effect_at_o
         !listed.contains(&key),
         "the key itself is never shown: {listed}"
     );
-    let id = listed.split('\t').next().expect("an id").to_owned();
+    let id = listed
+        .lines()
+        .find(|l| l.contains("\tbot\t"))
+        .and_then(|l| l.split('\t').next())
+        .expect("the bot key's id")
+        .to_owned();
     let bot = |k: &str| {
         reqwest::Client::new()
             .get(format!("{b}/v1/conversations/none"))
