@@ -89,6 +89,7 @@ test("a customer's request for a person reaches an agent with its brief, and bac
   const widgetUrls = [];
   customer.on("request", (r) => widgetUrls.push(r.url()));
   await customer.goto(base + "/widget");
+  await customer.locator("#greeting").filter({ hasText: "demo assistant" }).waitFor();
   // "Talk to a person" is the first thing the keyboard reaches.
   await customer.keyboard.press("Tab");
   assert.equal(await customer.evaluate(() => document.activeElement.id), "person");

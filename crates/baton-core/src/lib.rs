@@ -1701,6 +1701,71 @@ impl Service {
         })
     }
 
+    /// Decides a read of conversation `id` (`action`: [`Action::Read`] or
+    /// [`Action::Explain`]) and returns the caller's relation to it; a person reading a
+    /// conversation they neither hold nor were offered is written to the audit log.
+    ///
+    /// # Errors
+    /// [`CoreError::Forbidden`]; store failures.
+    async fn may_read(
+        &self,
+        actor: &Actor,
+        action: Action,
+        id: &ConversationId,
+    ) -> CoreResult<Relation> {
+        let relation = self.relation(actor, id.as_str()).await?;
+        allow(actor, action, None, relation)?;
+        if let Actor::User { id: me, role } = actor {
+            if !matches!(relation, Relation::Holds | Relation::Offered) {
+                self.record_audit(
+                    &format!("agent:{me}"),
+                    "read",
+                    id.as_str(),
+                    &format!("{role}, {relation:?}").to_lowercase(),
+                )
+                .await?;
+            }
+        }
+        Ok(relation)
+    }
+
+    /// Appends a line to the audit log, at the service's now.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn record_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: &str,
+    ) -> CoreResult<()> {
+        Ok(self
+            .store
+            .record_audit(baton_store::AuditEntry {
+                at: self.clock.now(),
+                actor: actor.to_owned(),
+                action: action.to_owned(),
+                subject: subject.to_owned(),
+                detail: detail.to_owned(),
+            })
+            .await?)
+    }
+
+    /// The audit log, newest first: up to `limit` lines with ids below `before`.
+    ///
+    /// # Errors
+    /// 403 unless the caller may open the supervisor view; store failures.
+    pub async fn audit_log(
+        &self,
+        actor: &Actor,
+        before: Option<i64>,
+        limit: u32,
+    ) -> CoreResult<Vec<baton_store::AuditRecord>> {
+        self.authorize(actor, Action::Supervise, None, None).await?;
+        Ok(self.store.audit_log(before, limit).await?)
+    }
+
     /// What `actor` may see of conversation `id`'s events: `(events, notes)` (the event
     /// stream's filter; internal notes need [`Action::ReadNotes`], the others [`Action::Read`]).
     ///
@@ -1725,7 +1790,7 @@ impl Service {
         action: Action,
         id: &ConversationId,
     ) -> CoreResult<ConversationRecord> {
-        self.authorize(actor, action, None, Some(id)).await?;
+        self.may_read(actor, action, id).await?;
         self.record(id).await
     }
 
@@ -1745,8 +1810,7 @@ impl Service {
         actor: &Actor,
         id: &ConversationId,
     ) -> CoreResult<ConversationDetails> {
-        let relation = self.relation(actor, id.as_str()).await?;
-        allow(actor, Action::Read, None, relation)?;
+        let relation = self.may_read(actor, Action::Read, id).await?;
         let notes = allow(actor, Action::ReadNotes, None, relation).is_ok();
         let record = self.record(id).await?;
         let turns = self.store.turns(id.as_str()).await?;
@@ -1778,7 +1842,7 @@ impl Service {
         action: Action,
         id: &ConversationId,
     ) -> CoreResult<Vec<TurnRecord>> {
-        self.authorize(actor, action, None, Some(id)).await?;
+        self.may_read(actor, action, id).await?;
         Ok(self.store.turns(id.as_str()).await?)
     }
 
@@ -1793,8 +1857,7 @@ impl Service {
     /// # Errors
     /// 404; 409 `not_in_routing`.
     pub async fn explain(&self, actor: &Actor, id: &ConversationId) -> CoreResult<Explanation> {
-        self.authorize(actor, Action::Explain, None, Some(id))
-            .await?;
+        self.may_read(actor, Action::Explain, id).await?;
         let record = self.record(id).await?;
         let r = self.routing.lock().await;
         r.d.explain(id.as_str(), self.clock.now()).map_err(|_| {

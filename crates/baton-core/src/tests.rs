@@ -132,6 +132,16 @@ impl Store for Flaky {
     async fn revoke_api_key(&self, id: &str, at: i64) -> StoreResult<()> {
         self.inner.revoke_api_key(id, at).await
     }
+    async fn record_audit(&self, entry: baton_store::AuditEntry) -> StoreResult<()> {
+        self.inner.record_audit(entry).await
+    }
+    async fn audit_log(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<baton_store::AuditRecord>> {
+        self.inner.audit_log(before, limit).await
+    }
     async fn close(&self) {
         self.inner.close().await;
     }

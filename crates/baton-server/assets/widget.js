@@ -94,6 +94,7 @@
   async function say(body) {
     $("error").textContent = "";
     try {
+      await ready; // the conversation (and its cookie) exists before the first message goes
       const r = await call("/widget/api/say", body);
       await refresh();
       const msg = r.customer && r.customer.customer_message;
@@ -116,5 +117,6 @@
       $("rate").hidden = true; $("thanks").hidden = false;
     } catch (e) { $("error").textContent = e.message; }
   }));
-  start().catch((e) => { $("error").textContent = e.message; });
+  const ready = start();
+  ready.catch((e) => { $("error").textContent = e.message; });
 })();

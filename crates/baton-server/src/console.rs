@@ -205,9 +205,21 @@ pub async fn login(
     let user = app.service.user(&req.agent_id).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let ok = auth::check_password(req.password, hash).await;
+    let from = peer.map_or_else(
+        || "address:unknown".to_owned(),
+        |ip| format!("address:{ip}"),
+    );
     let Some(user) = user.filter(|_| ok) else {
         app.throttle.failed(&keys, now);
         tracing::warn!(agent = %req.agent_id, address = ?peer, "failed sign-in");
+        app.service
+            .record_audit(
+                &from,
+                "sign_in_failed",
+                &req.agent_id,
+                "unknown account or wrong password",
+            )
+            .await?;
         return Err(ApiError::BadRequest {
             status: StatusCode::UNAUTHORIZED,
             code: "bad_credentials",
@@ -215,6 +227,9 @@ pub async fn login(
         });
     };
     app.throttle.succeeded(&[account]);
+    app.service
+        .record_audit(&from, "sign_in", &user.id, user.role.as_str())
+        .await?;
     let token = auth::new_secret("bs");
     let expires = app.service.now() + auth::SESSION_HOURS * 3_600_000;
     app.service

@@ -1150,3 +1150,45 @@ pub async fn list_agents(State(app): St, Who(actor): Who) -> AppResult<Json<Agen
         .collect();
     Ok(Json(AgentList { agents }))
 }
+
+/// Which audit lines to list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only lines with ids below this (the next page: the last id of the previous one).
+    #[serde(default)]
+    before: Option<i64>,
+    /// At most this many lines, 1 to 1,000 (default 100).
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// The audit log, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditList {
+    /// The lines.
+    entries: Vec<baton_store::AuditRecord>,
+}
+
+/// The audit log, newest first: sign-ins (and failed ones), account and key changes, and reads
+/// of conversations by people who neither hold them nor were offered them. For supervisors
+/// and admins.
+#[utoipa::path(get, path = "/v1/audit", tag = "console",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The lines, newest first", body = AuditList),
+    ))]
+pub async fn audit(
+    State(app): St,
+    Who(actor): Who,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> AppResult<Json<AuditList>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "`limit` is {limit}: give 1 to 1000"
+        )));
+    }
+    let entries = app.service.audit_log(&actor, q.before, limit).await?;
+    Ok(Json(AuditList { entries }))
+}

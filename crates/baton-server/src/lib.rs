@@ -217,6 +217,7 @@ fn routes() -> Vec<Route> {
         POST "/v1/logout" => console::logout,
         GET "/v1/me" => console::me,
         GET "/v1/supervisor" => console::supervisor,
+        GET "/v1/audit" => audit,
         GET "/v1/conversations/{id}/assist" => console::assist,
         GET "/console" => console::console_page,
         GET "/widget" => console::widget_page,

@@ -87,6 +87,7 @@ the answer has them.";
         crate::console::widget_page,
         crate::console::static_asset,
         crate::console::widget_start,
+        crate::handlers::audit,
         crate::console::widget_say,
         crate::console::widget_rate,
         crate::console::widget_followup,

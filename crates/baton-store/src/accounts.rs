@@ -70,3 +70,30 @@ pub struct ApiKey {
     /// Revoked (ms), if it was.
     pub revoked_at: Option<i64>,
 }
+
+/// One line of the audit log: who did what, to what (ASVS 4.0 section 7.2: authentication
+/// decisions and access to sensitive data are logged).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    /// When (ms since the epoch).
+    pub at: i64,
+    /// Who: `agent:ID`, `key:ID`, `address:IP` or `cli`.
+    pub actor: String,
+    /// What: `sign_in`, `sign_in_failed`, `read`, `account_changed`, `account_removed`,
+    /// `key_created`, `key_revoked`.
+    pub action: String,
+    /// The account, key or conversation acted on.
+    pub subject: String,
+    /// More, in words.
+    pub detail: String,
+}
+
+/// A stored audit line with its id (increasing).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditRecord {
+    /// Its id.
+    pub id: i64,
+    /// The line.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+}

@@ -14,7 +14,7 @@
 //! ```
 
 use crate::{
-    AccountRole, AgentChange, Applied, Change, ConversationChange, ConversationRecord,
+    AccountRole, AgentChange, Applied, AuditEntry, Change, ConversationChange, ConversationRecord,
     ConversationUpdate, EventKind, EventRecord, Guard, NewEvent, NewTurn, Result, SlaChange,
     SlaKind, SlaTimer, Store, StoreError,
 };
@@ -1434,6 +1434,36 @@ async fn accounts(s: &dyn Store) {
     assert!(
         ok(s.session_user("conf-h4", T0).await, "session_user").is_none(),
         "conformance: a removed account's sessions end"
+    );
+
+    for n in 0..3 {
+        ok(
+            s.record_audit(AuditEntry {
+                at: T0 + n,
+                actor: "agent:conf-u1".into(),
+                action: "read".into(),
+                subject: format!("conf-c{n}"),
+                detail: "a supervisor read it".into(),
+            })
+            .await,
+            "record_audit",
+        );
+    }
+    let newest = ok(s.audit_log(None, 2).await, "audit_log");
+    let subjects: Vec<&str> = newest.iter().map(|r| r.entry.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        ["conf-c2", "conf-c1"],
+        "conformance: audit lines newest first"
+    );
+    let older = ok(
+        s.audit_log(Some(newest[1].id), 10).await,
+        "audit_log before",
+    );
+    assert_eq!(
+        older.first().map(|r| r.entry.subject.as_str()),
+        Some("conf-c0"),
+        "conformance: audit lines page backwards by id"
     );
 
     create(s, "conf-w1", T0).await;

@@ -18,7 +18,7 @@ mod accounts;
 pub mod conformance;
 pub mod sqlite;
 
-pub use accounts::{ApiKey, Role as AccountRole, User};
+pub use accounts::{ApiKey, AuditEntry, AuditRecord, Role as AccountRole, User};
 
 use async_trait::async_trait;
 use baton_domain::{Agent, AgentStatus, Brief, Customer, HandoffState, Turn};
@@ -739,6 +739,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError`] on database failure.
     async fn revoke_api_key(&self, id: &str, at: i64) -> Result<()>;
+
+    /// Appends a line to the audit log.
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    async fn record_audit(&self, entry: AuditEntry) -> Result<()>;
+
+    /// Up to `limit` audit lines, newest first, with ids below `before` (all when `None`).
+    ///
+    /// # Errors
+    /// [`StoreError`] on database failure.
+    async fn audit_log(&self, before: Option<i64>, limit: u32) -> Result<Vec<AuditRecord>>;
 
     /// The scopes of an unrevoked key.
     ///

@@ -26,9 +26,9 @@
 //! `_sqlx_migrations` table) are recognised and carried on from the version they reached.
 
 use crate::{
-    AccountRole, AgentChange, ApiKey, Applied, Change, ConversationChange, ConversationRecord,
-    ConversationUpdate, EventKind, EventRecord, Guard, NewEvent, NewTurn, Pending, Result,
-    SlaChange, SlaKind, SlaTimer, Store, StoreError, TurnRecord, User,
+    AccountRole, AgentChange, ApiKey, Applied, AuditEntry, AuditRecord, Change, ConversationChange,
+    ConversationRecord, ConversationUpdate, EventKind, EventRecord, Guard, NewEvent, NewTurn,
+    Pending, Result, SlaChange, SlaKind, SlaTimer, Store, StoreError, TurnRecord, User,
 };
 use async_trait::async_trait;
 use baton_domain::{Agent, AgentId, AgentStatus, HandoffState, Turn};
@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_routing.sql"),
     include_str!("../migrations/0003_accounts.sql"),
+    include_str!("../migrations/0004_audit.sql"),
 ];
 
 /// Most jobs committed in one transaction.
@@ -127,6 +128,7 @@ enum WriteOp {
         id: String,
         at: i64,
     },
+    Audit(AuditEntry),
     CreateApiKey {
         id: String,
         key_hash: String,
@@ -754,6 +756,10 @@ fn write_op(conn: &Connection, op: &WriteOp) -> Result<()> {
             run("DELETE FROM sessions WHERE user_id = ?1", params![id])?;
             run("DELETE FROM users WHERE id = ?1", params![id])
         }
+        WriteOp::Audit(e) => run(
+            "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.at, e.actor, e.action, e.subject, e.detail],
+        ),
         WriteOp::RevokeApiKey { id, at } => run(
             "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params![id, at],
@@ -1733,6 +1739,34 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn record_audit(&self, entry: AuditEntry) -> Result<()> {
+        self.write(WriteOp::Audit(entry)).await
+    }
+
+    async fn audit_log(&self, before: Option<i64>, limit: u32) -> Result<Vec<AuditRecord>> {
+        self.read(move |c| {
+            query_all(
+                c,
+                "SELECT id, at, actor, action, subject, detail FROM audit
+                 WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+                params![before.unwrap_or(i64::MAX), limit],
+                |r| {
+                    Ok(AuditRecord {
+                        id: col(r, "id")?,
+                        entry: AuditEntry {
+                            at: col(r, "at")?,
+                            actor: col(r, "actor")?,
+                            action: col(r, "action")?,
+                            subject: col(r, "subject")?,
+                            detail: col(r, "detail")?,
+                        },
+                    })
+                },
+            )
+        })
+        .await
+    }
+
     async fn api_key_scopes(&self, key_hash: &str) -> Result<Option<Vec<String>>> {
         let key_hash = key_hash.to_owned();
         self.read(move |c| {
@@ -1960,7 +1994,10 @@ mod tests {
             s.close().await;
         }
         let conn = Connection::open(dir.path().join("t.db")).expect("open");
-        assert_eq!(user_version(&conn), 3);
+        assert_eq!(
+            usize::try_from(user_version(&conn)).ok(),
+            Some(MIGRATIONS.len())
+        );
     }
 
     #[tokio::test]

@@ -373,7 +373,13 @@ fn agents(command: AgentsCommand) -> Result<()> {
                 change.agents.push(baton_store::AgentChange::Upsert(agent));
                 store.apply(change).await?;
                 store.upsert_user(&id, &hash, account_role).await?;
-                Ok(())
+                audit(
+                    store,
+                    "account_changed",
+                    &id,
+                    &format!("added or replaced, role {role}"),
+                )
+                .await
             })?;
             eprintln!("baton: agent `{id}` ({role}) can sign in at /console");
             Ok(())
@@ -389,7 +395,7 @@ fn agents(command: AgentsCommand) -> Result<()> {
             with_store(&db.database_url, async |store| {
                 let user = account(store, &id).await?;
                 store.upsert_user(&id, &hash, user.role).await?;
-                Ok(())
+                audit(store, "account_changed", &id, "password changed").await
             })?;
             eprintln!("baton: the password of `{id}` is changed; their sessions have ended");
             Ok(())
@@ -406,12 +412,31 @@ fn agents(command: AgentsCommand) -> Result<()> {
                     });
                     store.apply(change).await?;
                 }
-                Ok(())
+                audit(store, "account_removed", &id, "removed; sessions ended").await
             })?;
             eprintln!("baton: the account `{id}` is removed; their sessions have ended and they are offline");
             Ok(())
         }
     }
+}
+
+/// Appends an account or key change made from the command line to the audit log.
+async fn audit(
+    store: &dyn baton_store::Store,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> Result<()> {
+    store
+        .record_audit(baton_store::AuditEntry {
+            at: baton_store::now_ms(),
+            actor: "cli".into(),
+            action: action.into(),
+            subject: subject.into(),
+            detail: detail.into(),
+        })
+        .await?;
+    Ok(())
 }
 
 /// The account `id`, or an error that says how to find the ids.
@@ -431,7 +456,13 @@ fn keys(command: KeysCommand) -> Result<()> {
             let id = uuid_like(&digest);
             with_store(&db.database_url, async |store| {
                 store.create_api_key(&id, &digest, &name, &scopes).await?;
-                Ok(())
+                audit(
+                    store,
+                    "key_created",
+                    &id,
+                    &format!("`{name}`, scopes {}", scopes.join(",")),
+                )
+                .await
             })?;
             println!("{key}");
             eprintln!("baton: key `{name}` (id {id}; {}) created; send it as `Authorization: Bearer KEY`. It is not shown again.", scopes.join(", "));
@@ -459,7 +490,7 @@ fn keys(command: KeysCommand) -> Result<()> {
                     anyhow::bail!("no key `{id}`: `baton keys list` shows the ids");
                 }
                 store.revoke_api_key(&id, baton_store::now_ms()).await?;
-                Ok(())
+                audit(store, "key_revoked", &id, "revoked").await
             })?;
             eprintln!("baton: key `{id}` is revoked; it opens nothing from now on");
             Ok(())

@@ -1651,6 +1651,74 @@ async fn a_changed_password_a_revoked_key_and_a_removed_account_take_effect_at_o
     assert!(!String::from_utf8_lossy(&listed.stdout).contains("ana"));
     let out = baton(&["agents", "remove", "ana", "--database-url", &url], None);
     assert_eq!(out.status.code(), Some(1), "an unknown account is an error");
+
+    // A supervisor lists who did what: the changes above, the sign-ins, and her own read of
+    // a conversation that is not hers.
+    add_account(&url, "sue", "supervisor", "general");
+    let sue = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let (s, _) = post(
+        &sue,
+        format!("{b}/v1/login"),
+        json!({"agent_id": "sue", "password": "long enough password"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = post(
+        &reqwest::Client::new(),
+        format!("{b}/v1/conversations"),
+        json!({"id": "someone-elses"}),
+    )
+    .await;
+    assert_eq!(s, 401);
+    let created = reqwest::Client::new()
+        .post(format!("{b}/v1/conversations"))
+        .bearer_auth(&admin)
+        .json(&json!({"id": "someone-elses"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(created.status(), 201);
+    let read = sue
+        .get(format!("{b}/v1/conversations/someone-elses"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(read.status(), 200);
+    let log = get(&sue, format!("{b}/v1/audit")).await;
+    let seen: Vec<(String, String)> = log["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default().to_owned(),
+                e["subject"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("read", "someone-elses"),
+        ("sign_in", "sue"),
+        ("account_removed", "ana"),
+        ("key_revoked", id.as_str()),
+        ("sign_in_failed", "ana"),
+        ("account_changed", "ana"),
+        ("key_created", id.as_str()),
+    ] {
+        assert!(
+            seen.iter()
+                .any(|(a, s)| (a.as_str(), s.as_str()) == expected),
+            "{expected:?} not in {seen:?}"
+        );
+    }
+    assert_eq!(
+        seen.first().map(|(a, _)| a.as_str()),
+        Some("read"),
+        "newest first"
+    );
 }
 
 #[tokio::test]
