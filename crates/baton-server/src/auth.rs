@@ -120,12 +120,8 @@ pub async fn caller(
     app: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<Option<Actor>, ApiError> {
-    if let Some(key) = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        let scopes = app.service.api_key_scopes(&digest(key.trim())).await?;
+    if let Some(key) = bearer(headers) {
+        let scopes = app.service.api_key_scopes(&digest(key)).await?;
         return Ok(scopes.map(|scopes| Actor::Key {
             scopes: scopes.iter().filter_map(|s| KeyScope::parse(s)).collect(),
         }));
@@ -163,6 +159,15 @@ async fn credentials_exist(app: &AppState) -> Result<bool, ApiError> {
     Ok(exists)
 }
 
+/// The API key of an `Authorization: Bearer KEY` header.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// The session token from the `Cookie` header.
 pub fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
     cookie(headers, SESSION_COOKIE)
@@ -186,7 +191,28 @@ pub async fn guard(State(app): State<Arc<AppState>>, mut request: Request, next:
     if public(request.uri().path()) {
         return next.run(request).await;
     }
-    match caller(&app, request.headers()).await {
+    let who = caller(&app, request.headers()).await;
+    let limited = match &who {
+        Ok(Some(Actor::User { id, .. })) => app.caller_limits.session(id),
+        Ok(Some(Actor::Key { .. })) => {
+            bearer(request.headers()).map_or(Ok(()), |key| app.caller_limits.key(&digest(key)))
+        }
+        Ok(None) => app.caller_limits.anonymous(
+            request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ),
+        Ok(Some(Actor::Open | Actor::Customer { .. })) | Err(_) => Ok(()),
+    };
+    if let Err(seconds) = limited {
+        return ApiError::TooManyRequests {
+            retry_after: seconds,
+            message: format!("too many requests from this caller: try again in {seconds} s"),
+        }
+        .into_response();
+    }
+    match who {
         Ok(Some(Actor::Open)) if !app.open_to_network && !from_loopback(&request) => {
             ApiError::forbidden(
             "this server has no account or key yet, so it serves this machine only: create an \

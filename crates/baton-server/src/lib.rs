@@ -67,6 +67,27 @@ pub struct ServeArgs {
     /// from this origin pass the cross-site check whatever `Host` the proxy sends.
     #[arg(long, env = "BATON_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Requests a second each signed-in person may make (bursts of 5 s' worth); 0: no limit.
+    #[arg(long, env = "BATON_SESSION_RATE", default_value_t = throttle::Rates::default().per_session)]
+    pub session_rate: u32,
+    /// Requests a second each API key may make (bursts of 5 s' worth); 0: no limit.
+    #[arg(long, env = "BATON_KEY_RATE", default_value_t = throttle::Rates::default().per_key)]
+    pub key_rate: u32,
+    /// Requests a second an address may make without valid credentials (bursts of 5 s'
+    /// worth); 0: no limit.
+    #[arg(long, env = "BATON_ANONYMOUS_RATE", default_value_t = throttle::Rates::default().per_anonymous_address)]
+    pub anonymous_rate: u32,
+}
+
+/// What the API is configured with besides the service.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Without credentials, serve other machines' clients too (else loopback clients only).
+    pub open_to_network: bool,
+    /// How browsers reach the server.
+    pub public: Public,
+    /// Request rates per caller.
+    pub rates: throttle::Rates,
 }
 
 /// How the server is reached from browsers: `--public-url`, parsed.
@@ -150,6 +171,8 @@ pub struct AppState {
     open_to_network: bool,
     /// How browsers reach the server (`--public-url`).
     public: Public,
+    /// Request limits per session, key and anonymous address.
+    caller_limits: throttle::CallerLimits,
     /// Failed sign-ins per account and address.
     throttle: throttle::Throttle,
     /// The widget API's rate limits.
@@ -157,13 +180,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over a running service; `open_to_network`: without credentials, serve other
-    /// machines' clients too (else loopback clients only); `public`: how browsers reach it.
-    pub fn new(service: Arc<Service>, open_to_network: bool, public: Public) -> Arc<Self> {
+    /// State over a running service, with `settings`.
+    pub fn new(service: Arc<Service>, settings: Settings) -> Arc<Self> {
         Arc::new(Self {
             service,
-            open_to_network,
-            public,
+            open_to_network: settings.open_to_network,
+            public: settings.public,
+            caller_limits: throttle::CallerLimits::new(settings.rates),
             throttle: throttle::Throttle::default(),
             widget_limits: throttle::WidgetLimits::default(),
             credentials_seen: std::sync::atomic::AtomicBool::new(false),
@@ -327,7 +350,18 @@ pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     eprintln!("baton: listening on http://{local}");
     tracing::info!(%local, database = %args.database_url, "baton serve started");
-    let state = AppState::new(service.clone(), args.open_to_network, public);
+    let state = AppState::new(
+        service.clone(),
+        Settings {
+            open_to_network: args.open_to_network,
+            public,
+            rates: throttle::Rates {
+                per_session: args.session_rate,
+                per_key: args.key_rate,
+                per_anonymous_address: args.anonymous_rate,
+            },
+        },
+    );
     let stopping = service.clone();
     let limits = http::Limits {
         max_connections: args.max_connections,
@@ -382,7 +416,7 @@ mod tests {
         let service = Service::open(engine, store, Arc::new(SystemClock), 64)
             .await
             .expect("service");
-        AppState::new(service, false, Public::default())
+        AppState::new(service, Settings::default())
     }
 
     /// Behind `--public-url https://...`: HSTS on every answer, `Secure` cookies, and a write
@@ -399,7 +433,13 @@ mod tests {
             public.origin.as_deref(),
             Some("https://support.example.com")
         );
-        let app = router(AppState::new(plain.service.clone(), false, public));
+        let app = router(AppState::new(
+            plain.service.clone(),
+            Settings {
+                public,
+                ..Settings::default()
+            },
+        ));
         let hash = auth::hash_password("long enough password").expect("hash");
         plain
             .service

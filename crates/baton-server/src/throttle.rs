@@ -148,6 +148,90 @@ impl Default for WidgetLimits {
     }
 }
 
+/// Request rates per caller, per second (0: not limited); each may burst to
+/// [`BURST_SECONDS`] seconds' worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rates {
+    /// Each signed-in person (their session's account).
+    pub per_session: u32,
+    /// Each API key; bots carry the whole traffic, so none by default.
+    pub per_key: u32,
+    /// Each address, for calls without valid credentials (key and password guessing).
+    pub per_anonymous_address: u32,
+}
+
+impl Default for Rates {
+    fn default() -> Self {
+        Rates {
+            per_session: 20,
+            per_key: 0,
+            per_anonymous_address: 10,
+        }
+    }
+}
+
+/// How many seconds of its rate a caller may spend at once.
+pub const BURST_SECONDS: u32 = 5;
+
+/// The request limits of callers of the API, by [`Rates`].
+pub struct CallerLimits {
+    sessions: Option<governor::DefaultKeyedRateLimiter<String>>,
+    keys: Option<governor::DefaultKeyedRateLimiter<String>>,
+    anonymous: Option<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+}
+
+fn keyed<K: Clone + std::hash::Hash + Eq>(
+    per_second: u32,
+) -> Option<governor::DefaultKeyedRateLimiter<K>> {
+    let rate = std::num::NonZeroU32::new(per_second)?;
+    let burst = std::num::NonZeroU32::new(per_second.saturating_mul(BURST_SECONDS)).unwrap_or(rate);
+    Some(governor::RateLimiter::keyed(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    ))
+}
+
+impl CallerLimits {
+    /// Limits at `rates`.
+    pub fn new(rates: Rates) -> Self {
+        CallerLimits {
+            sessions: keyed(rates.per_session),
+            keys: keyed(rates.per_key),
+            anonymous: keyed(rates.per_anonymous_address),
+        }
+    }
+
+    /// A call by the person signed in as `account`.
+    ///
+    /// # Errors
+    /// The seconds to wait.
+    pub fn session(&self, account: &str) -> Result<(), u64> {
+        self.sessions
+            .as_ref()
+            .map_or(Ok(()), |l| check(l, &account.to_owned()))
+    }
+
+    /// A call with the API key whose digest is `key`.
+    ///
+    /// # Errors
+    /// The seconds to wait.
+    pub fn key(&self, key: &str) -> Result<(), u64> {
+        self.keys
+            .as_ref()
+            .map_or(Ok(()), |l| check(l, &key.to_owned()))
+    }
+
+    /// A call without valid credentials from `address` (none known: not limited).
+    ///
+    /// # Errors
+    /// The seconds to wait.
+    pub fn anonymous(&self, address: Option<std::net::IpAddr>) -> Result<(), u64> {
+        match (&self.anonymous, address) {
+            (Some(l), Some(a)) => check(l, &a),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Keys a limiter remembers before it forgets those back at full allowance.
 const LIMITER_KEYS: usize = 100_000;
 
@@ -243,6 +327,30 @@ mod tests {
             .count();
         assert_eq!(sent, MESSAGES_BURST as usize);
         assert!(limits.message(here, "c2").is_ok(), "per conversation");
+    }
+
+    #[test]
+    fn callers_are_limited_by_their_own_rate_and_a_zero_rate_is_none() {
+        let limits = CallerLimits::new(Rates {
+            per_session: 2,
+            per_key: 0,
+            per_anonymous_address: 1,
+        });
+        let burst = (2 * BURST_SECONDS) as usize;
+        assert_eq!(
+            (0..100).filter(|_| limits.session("ana").is_ok()).count(),
+            burst
+        );
+        assert!(limits.session("bo").is_ok(), "per account");
+        assert_eq!(
+            (0..1_000).filter(|_| limits.key("k").is_ok()).count(),
+            1_000
+        );
+        let here = Some([10, 0, 0, 9].into());
+        assert_eq!(
+            (0..100).filter(|_| limits.anonymous(here).is_ok()).count(),
+            BURST_SECONDS as usize
+        );
     }
 
     #[test]

@@ -1751,3 +1751,48 @@ async fn an_address_cannot_start_widget_conversations_without_limit() {
     );
     assert!(retry_after.is_some(), "a 429 says when to come back");
 }
+
+#[tokio::test]
+async fn callers_without_credentials_and_busy_sessions_are_slowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    add_account(
+        &format!("sqlite://{}", db.display()),
+        "ana",
+        "agent",
+        "general",
+    );
+    let server = Server::start(&db);
+    let b = &server.base;
+    let count = |c: reqwest::Client, n: usize, key: Option<&'static str>| async move {
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..n {
+            let mut r = c.get(format!("{b}/v1/queues"));
+            if let Some(k) = key {
+                r = r.bearer_auth(k);
+            }
+            let status = r.send().await.expect("send").status().as_u16();
+            *seen.entry(status).or_insert(0) += 1;
+        }
+        seen
+    };
+    // Guessing keys: 401s until the address's allowance runs out, then 429s.
+    let guesses = count(reqwest::Client::new(), 300, Some("bk_guess")).await;
+    assert!(guesses.get(&401).is_some_and(|n| *n >= 50), "{guesses:?}");
+    assert!(guesses.get(&429).is_some_and(|n| *n >= 100), "{guesses:?}");
+    // A signed-in person: 20 a second, in bursts of 100.
+    let ana = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let (s, _) = post(
+        &ana,
+        format!("{b}/v1/login"),
+        json!({"agent_id": "ana", "password": "long enough password"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let busy = count(ana, 500, None).await;
+    assert!(busy.get(&200).is_some_and(|n| *n >= 100), "{busy:?}");
+    assert!(busy.get(&429).is_some_and(|n| *n >= 100), "{busy:?}");
+}
