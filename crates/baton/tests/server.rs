@@ -957,6 +957,37 @@ fn baton(args: &[&str], stdin: Option<&str>) -> std::process::Output {
     child.wait_with_output().expect("output")
 }
 
+/// A server on a fresh database with the account `ana` (an agent with skill `general`); the
+/// directory lives as long as the first value.
+fn server_with_ana() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("baton.db");
+    add_account(
+        &format!("sqlite://{}", db.display()),
+        "ana",
+        "agent",
+        "general",
+    );
+    let server = Server::start(&db);
+    (dir, server)
+}
+
+/// A client signed in to the server at `b` as `id` (the tests' password).
+async fn signed_in(b: &str, id: &str) -> reqwest::Client {
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let (s, _) = post(
+        &c,
+        format!("{b}/v1/login"),
+        json!({"agent_id": id, "password": "long enough password"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{id} signs in");
+    c
+}
+
 /// A new API key with scope `bot` on the database at `url`.
 fn bot_key(url: &str) -> String {
     let out = baton(
@@ -1253,22 +1284,8 @@ async fn no_one_speaks_for_another_or_reads_what_is_not_theirs() {
     let key = bot_key(&url);
     let server = Server::start(&db);
     let b = server.base.as_str();
-    let signed_in = |id: &'static str| async move {
-        let c = reqwest::Client::builder()
-            .cookie_store(true)
-            .build()
-            .expect("client");
-        let (s, _) = post(
-            &c,
-            format!("{b}/v1/login"),
-            json!({"agent_id": id, "password": "long enough password"}),
-        )
-        .await;
-        assert_eq!(s, 200);
-        c
-    };
-    let ana = signed_in("ana").await;
-    let bob = signed_in("bob").await;
+    let ana = signed_in(b, "ana").await;
+    let bob = signed_in(b, "bob").await;
     let bot = reqwest::Client::builder()
         .default_headers(
             [(
@@ -1449,15 +1466,7 @@ fn a_fresh_install_refuses_the_network_until_a_credential_exists() {
 
 #[tokio::test]
 async fn repeated_wrong_passwords_wait_and_the_right_one_still_works() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("baton.db");
-    add_account(
-        &format!("sqlite://{}", db.display()),
-        "ana",
-        "agent",
-        "general",
-    );
-    let server = Server::start(&db);
+    let (_dir, server) = server_with_ana();
     let b = &server.base;
     let c = reqwest::Client::new();
     let login = |password: &str| {
@@ -1655,17 +1664,7 @@ async fn a_changed_password_a_revoked_key_and_a_removed_account_take_effect_at_o
     // A supervisor lists who did what: the changes above, the sign-ins, and her own read of
     // a conversation that is not hers.
     add_account(&url, "sue", "supervisor", "general");
-    let sue = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .expect("client");
-    let (s, _) = post(
-        &sue,
-        format!("{b}/v1/login"),
-        json!({"agent_id": "sue", "password": "long enough password"}),
-    )
-    .await;
-    assert_eq!(s, 200);
+    let sue = signed_in(b, "sue").await;
     let (s, _) = post(
         &reqwest::Client::new(),
         format!("{b}/v1/conversations"),
@@ -1754,15 +1753,7 @@ async fn an_address_cannot_start_widget_conversations_without_limit() {
 
 #[tokio::test]
 async fn callers_without_credentials_and_busy_sessions_are_slowed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("baton.db");
-    add_account(
-        &format!("sqlite://{}", db.display()),
-        "ana",
-        "agent",
-        "general",
-    );
-    let server = Server::start(&db);
+    let (_dir, server) = server_with_ana();
     let b = &server.base;
     let count = |c: reqwest::Client, n: usize, key: Option<&'static str>| async move {
         let mut seen = std::collections::BTreeMap::new();
@@ -1781,18 +1772,7 @@ async fn callers_without_credentials_and_busy_sessions_are_slowed() {
     assert!(guesses.get(&401).is_some_and(|n| *n >= 50), "{guesses:?}");
     assert!(guesses.get(&429).is_some_and(|n| *n >= 100), "{guesses:?}");
     // A signed-in person: 20 a second, in bursts of 100.
-    let ana = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .expect("client");
-    let (s, _) = post(
-        &ana,
-        format!("{b}/v1/login"),
-        json!({"agent_id": "ana", "password": "long enough password"}),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let busy = count(ana, 500, None).await;
+    let busy = count(signed_in(b, "ana").await, 500, None).await;
     assert!(busy.get(&200).is_some_and(|n| *n >= 100), "{busy:?}");
     assert!(busy.get(&429).is_some_and(|n| *n >= 100), "{busy:?}");
 }
