@@ -112,13 +112,15 @@ pub enum Action {
     ListQueues,
     /// List agents and their load.
     ListAgents,
-    /// The supervisor view (all queues, escalations, SLA breaches).
+    /// The supervisor view (all queues, escalations, SLA breaches, the audit log).
     Supervise,
+    /// List, add, change and remove console accounts and API keys.
+    ManageCredentials,
 }
 
 impl Action {
     /// Every action, in the table's order.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 22] = [
         Action::CreateConversation,
         Action::PostTurn(Role::Customer),
         Action::PostTurn(Role::Ai),
@@ -140,6 +142,7 @@ impl Action {
         Action::ListQueues,
         Action::ListAgents,
         Action::Supervise,
+        Action::ManageCredentials,
     ];
 
     /// The action in words, for messages and the table.
@@ -165,7 +168,8 @@ impl Action {
             Action::UpsertAgent => "add or change an agent",
             Action::ListQueues => "list queues",
             Action::ListAgents => "list agents",
-            Action::Supervise => "the supervisor view",
+            Action::Supervise => "the supervisor view, the audit log",
+            Action::ManageCredentials => "manage accounts and keys",
         }
     }
 
@@ -179,6 +183,7 @@ impl Action {
                 | Action::ListQueues
                 | Action::ListAgents
                 | Action::Supervise
+                | Action::ManageCredentials
         )
     }
 
@@ -247,6 +252,16 @@ impl Relation {
             Relation::Customer => "their own",
             Relation::None => "any",
         }
+    }
+}
+
+/// Who `actor` is in the audit log: `agent:ID`, `key`, `customer:CONVERSATION` or `open`.
+pub fn label(actor: &Actor) -> String {
+    match actor {
+        Actor::Open => "open".to_owned(),
+        Actor::Key { .. } => "key".to_owned(),
+        Actor::User { id, .. } => format!("agent:{id}"),
+        Actor::Customer { conversation } => format!("customer:{conversation}"),
     }
 }
 
@@ -322,6 +337,7 @@ fn allowed(actor: &Actor, action: Action, as_agent: Option<&str>, relation: Rela
                     | A::Rate
                     | A::UpsertAgent
                     | A::Supervise
+                    | A::ManageCredentials
             );
             scopes.contains(&KeyScope::Admin)
                 || (bot && has(KeyScope::Bot))
@@ -349,7 +365,7 @@ fn allowed(actor: &Actor, action: Action, as_agent: Option<&str>, relation: Rela
                 | A::PostTurn(Role::Customer | Role::Ai)
                 | A::Followup
                 | A::Rate => false,
-                A::UpsertAgent => *role == AccountRole::Admin,
+                A::UpsertAgent | A::ManageCredentials => *role == AccountRole::Admin,
                 A::Supervise => staff,
                 A::ListQueues | A::ListAgents | A::SetPresence => true,
                 A::Read | A::ReadNotes | A::Explain => staff || reads,

@@ -1715,10 +1715,10 @@ impl Service {
     ) -> CoreResult<Relation> {
         let relation = self.relation(actor, id.as_str()).await?;
         allow(actor, action, None, relation)?;
-        if let Actor::User { id: me, role } = actor {
+        if let Actor::User { role, .. } = actor {
             if !matches!(relation, Relation::Holds | Relation::Offered) {
                 self.record_audit(
-                    &format!("agent:{me}"),
+                    &access::label(actor),
                     "read",
                     id.as_str(),
                     &format!("{role}, {relation:?}").to_lowercase(),
@@ -2000,7 +2000,115 @@ impl Service {
         Ok(self.store.user(id).await?)
     }
 
-    /// Creates or replaces a console account (`password_hash`: argon2 PHC string).
+    /// Every console account (id and role), for an admin.
+    ///
+    /// # Errors
+    /// 403; store failures.
+    pub async fn accounts(&self, actor: &Actor) -> CoreResult<Vec<(String, AccountRole)>> {
+        self.authorize(actor, Action::ManageCredentials, None, None)
+            .await?;
+        Ok(self
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.role))
+            .collect())
+    }
+
+    /// Creates or replaces account `id` (`password_hash`: argon2 PHC string), for an admin;
+    /// the account's sessions end. Audited.
+    ///
+    /// # Errors
+    /// 403; store failures.
+    pub async fn set_account(
+        &self,
+        actor: &Actor,
+        id: &str,
+        password_hash: &str,
+        role: AccountRole,
+    ) -> CoreResult<()> {
+        self.authorize(actor, Action::ManageCredentials, None, None)
+            .await?;
+        self.store.upsert_user(id, password_hash, role).await?;
+        let detail = format!("added or replaced, role {role}");
+        self.record_audit(&access::label(actor), "account_changed", id, &detail)
+            .await
+    }
+
+    /// Removes account `id`, for an admin: its sessions end. Audited.
+    ///
+    /// # Errors
+    /// 403; 404 when there is no such account; store failures.
+    pub async fn remove_account(&self, actor: &Actor, id: &str) -> CoreResult<()> {
+        self.authorize(actor, Action::ManageCredentials, None, None)
+            .await?;
+        if self.store.user(id).await?.is_none() {
+            return Err(CoreError::NotFound(format!(
+                "no account `{id}`: GET /v1/accounts lists them"
+            )));
+        }
+        self.store.delete_user(id).await?;
+        self.record_audit(
+            &access::label(actor),
+            "account_removed",
+            id,
+            "sessions ended",
+        )
+        .await
+    }
+
+    /// Every API key, for an admin (never the keys themselves).
+    ///
+    /// # Errors
+    /// 403; store failures.
+    pub async fn api_keys(&self, actor: &Actor) -> CoreResult<Vec<baton_store::ApiKey>> {
+        self.authorize(actor, Action::ManageCredentials, None, None)
+            .await?;
+        Ok(self.store.api_keys().await?)
+    }
+
+    /// Stores a new API key (`key_hash`: SHA-256 hex of the key), for an admin. Audited.
+    ///
+    /// # Errors
+    /// 403; store failures.
+    pub async fn create_api_key(
+        &self,
+        actor: &Actor,
+        id: &str,
+        key_hash: &str,
+        name: &str,
+        scopes: &[String],
+    ) -> CoreResult<()> {
+        self.authorize(actor, Action::ManageCredentials, None, None)
+            .await?;
+        self.store
+            .create_api_key(id, key_hash, name, scopes)
+            .await?;
+        let detail = format!("`{name}`, scopes {}", scopes.join(","));
+        self.record_audit(&access::label(actor), "key_created", id, &detail)
+            .await
+    }
+
+    /// Revokes API key `id`, for an admin: it opens nothing from now on. Audited.
+    ///
+    /// # Errors
+    /// 403; 404 for an unknown key; store failures.
+    pub async fn revoke_api_key(&self, actor: &Actor, id: &str) -> CoreResult<()> {
+        self.authorize(actor, Action::ManageCredentials, None, None)
+            .await?;
+        if !self.store.api_keys().await?.iter().any(|k| k.id == id) {
+            return Err(CoreError::NotFound(format!(
+                "no key `{id}`: GET /v1/keys lists them"
+            )));
+        }
+        self.store.revoke_api_key(id, self.clock.now()).await?;
+        self.record_audit(&access::label(actor), "key_revoked", id, "revoked")
+            .await
+    }
+
+    /// Creates or replaces a console account (`password_hash`: argon2 PHC string), at start
+    /// (the first admin); the account's sessions end.
     ///
     /// # Errors
     /// Store failures.

@@ -95,6 +95,14 @@ pub fn new_secret(prefix: &str) -> String {
     )
 }
 
+/// A new API key: `(id, key, digest)`. The key is shown once; the store keeps its SHA-256
+/// digest and the id, `key-` and the digest's first 12 hex digits.
+pub fn new_api_key() -> (String, String, String) {
+    let key = new_secret("bk");
+    let digest = digest(&key);
+    (format!("key-{}", &digest[..12]), key, digest)
+}
+
 /// Whether a route is open to everyone (health, documents, sign-in, the pages, the widget
 /// with its own token); every other route needs a known caller, and the service decides what
 /// that caller may do ([`baton_core::access`]).

@@ -10,6 +10,7 @@
 
 pub mod auth;
 mod console;
+mod credentials;
 pub mod error;
 mod handlers;
 pub mod http;
@@ -241,6 +242,12 @@ fn routes() -> Vec<Route> {
         GET "/v1/me" => console::me,
         GET "/v1/supervisor" => console::supervisor,
         GET "/v1/audit" => audit,
+        GET "/v1/accounts" => credentials::list_accounts,
+        POST "/v1/accounts" => credentials::set_account,
+        POST "/v1/accounts/{id}/remove" => credentials::remove_account,
+        GET "/v1/keys" => credentials::list_keys,
+        POST "/v1/keys" => credentials::create_key,
+        POST "/v1/keys/{id}/revoke" => credentials::revoke_key,
         GET "/v1/conversations/{id}/assist" => console::assist,
         GET "/console" => console::console_page,
         GET "/widget" => console::widget_page,
@@ -645,7 +652,12 @@ mod tests {
                     "{path}"
                 );
             }
-            if method == "POST" && !["/v1/logout"].contains(&path.as_str()) {
+            let bodiless = [
+                "/v1/logout",
+                "/v1/accounts/{id}/remove",
+                "/v1/keys/{id}/revoke",
+            ];
+            if method == "POST" && !bodiless.contains(&path.as_str()) {
                 assert!(
                     op["requestBody"]["content"]["application/json"]["schema"].is_object(),
                     "{path}"

@@ -57,7 +57,7 @@ pub struct User {
 }
 
 /// An API key as listed (never the key itself, which is shown once when it is made).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     /// The key's id (what `baton keys revoke` takes).
     pub id: String,

@@ -451,9 +451,7 @@ async fn account(store: &dyn baton_store::Store, id: &str) -> Result<baton_store
 fn keys(command: KeysCommand) -> Result<()> {
     match command {
         KeysCommand::Add { name, scopes, db } => {
-            let key = baton_server::auth::new_secret("bk");
-            let digest = baton_server::auth::digest(&key);
-            let id = uuid_like(&digest);
+            let (id, key, digest) = baton_server::auth::new_api_key();
             with_store(&db.database_url, async |store| {
                 store.create_api_key(&id, &digest, &name, &scopes).await?;
                 audit(
@@ -587,11 +585,6 @@ fn parse_skill(text: &str) -> Result<baton_domain::Skill> {
         );
     }
     Ok(baton_domain::Skill::new(name, level))
-}
-
-/// A short id for a key, from its digest (the key itself is never stored).
-fn uuid_like(digest: &str) -> String {
-    format!("key-{}", &digest[..12])
 }
 
 /// `baton explain`: fetches `/v1/conversations/{id}/explain` and prints it.

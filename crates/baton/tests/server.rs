@@ -1776,3 +1776,97 @@ async fn callers_without_credentials_and_busy_sessions_are_slowed() {
     assert!(busy.get(&200).is_some_and(|n| *n >= 100), "{busy:?}");
     assert!(busy.get(&429).is_some_and(|n| *n >= 100), "{busy:?}");
 }
+
+#[tokio::test]
+async fn an_admin_manages_accounts_and_keys_over_the_api() {
+    let (dir, server) = server_with_ana();
+    let url = format!("sqlite://{}", dir.path().join("baton.db").display());
+    let b = server.base.as_str();
+    let ana = signed_in(b, "ana").await;
+    let (s, _) = post(
+        &ana,
+        format!("{b}/v1/keys"),
+        json!({"name": "x", "scopes": ["bot"]}),
+    )
+    .await;
+    assert_eq!(s, 403, "an agent manages no keys");
+    // The first admin comes from the command line; from then on, the API.
+    let (s, _) = post(
+        &ana,
+        format!("{b}/v1/accounts"),
+        json!({"id": "x", "password": "long enough password"}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    add_account(&url, "root", "admin", "general");
+    let root = signed_in(b, "root").await;
+    let (s, bo) = post(
+        &root,
+        format!("{b}/v1/accounts"),
+        json!({"id": "bo", "password": "bo's long password", "role": "supervisor"}),
+    )
+    .await;
+    assert_eq!((s, bo["role"].as_str()), (200, Some("supervisor")), "{bo}");
+    let (s, e) = post(
+        &root,
+        format!("{b}/v1/accounts"),
+        json!({"id": "cy", "password": "short"}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
+    let accounts = get(&root, format!("{b}/v1/accounts")).await;
+    let ids: Vec<&str> = accounts["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["ana", "bo", "root"]);
+    let (s, key) = post(
+        &root,
+        format!("{b}/v1/keys"),
+        json!({"name": "the bot", "scopes": ["bot"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{key}");
+    let secret = key["key"].as_str().expect("key").to_owned();
+    let id = key["id"].as_str().expect("id").to_owned();
+    let listed = get(&root, format!("{b}/v1/keys")).await;
+    assert!(
+        !listed.to_string().contains(&secret),
+        "the key is shown once: {listed}"
+    );
+    let with_key = || {
+        reqwest::Client::new()
+            .get(format!("{b}/v1/conversations/none"))
+            .bearer_auth(secret.clone())
+            .send()
+    };
+    assert_eq!(with_key().await.expect("send").status(), 404);
+    let (s, _) = post(&root, format!("{b}/v1/keys/{id}/revoke"), json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(with_key().await.expect("send").status(), 401);
+    let (s, _) = post(&root, format!("{b}/v1/keys/nokey/revoke"), json!({})).await;
+    assert_eq!(s, 404);
+    let (s, _) = post(&root, format!("{b}/v1/accounts/ana/remove"), json!({})).await;
+    assert_eq!(s, 200);
+    let r = ana
+        .get(format!("{b}/v1/queues"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401, "Ana's session ended with her account");
+    let log = get(&root, format!("{b}/v1/audit")).await.to_string();
+    for action in [
+        "key_created",
+        "key_revoked",
+        "account_removed",
+        "account_changed",
+    ] {
+        assert!(log.contains(action), "{action}: {log}");
+    }
+}
