@@ -68,6 +68,12 @@ pub struct ServeArgs {
     /// from this origin pass the cross-site check whatever `Host` the proxy sends.
     #[arg(long, env = "BATON_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Sites that may call the widget API from their own pages (CORS), comma-separated
+    /// origins such as `https://shop.example.com`; such a page sends the conversation's token
+    /// in the `X-Widget-Token` header. None by default: the widget API answers its own pages
+    /// only.
+    #[arg(long, env = "BATON_WIDGET_ORIGINS", value_delimiter = ',')]
+    pub widget_origins: Vec<String>,
     /// Requests a second each signed-in person may make (bursts of 5 s' worth); 0: no limit.
     #[arg(long, env = "BATON_SESSION_RATE", default_value_t = throttle::Rates::default().per_session)]
     pub session_rate: u32,
@@ -89,6 +95,27 @@ pub struct Settings {
     pub public: Public,
     /// Request rates per caller.
     pub rates: throttle::Rates,
+    /// Origins allowed to call the widget API (CORS), each `scheme://host[:port]`.
+    pub widget_origins: Vec<String>,
+}
+
+/// The origins of `--widget-origins`, checked.
+///
+/// # Errors
+/// When one is not an http or https origin (no path).
+pub fn widget_origins(given: &[String]) -> anyhow::Result<Vec<String>> {
+    given
+        .iter()
+        .map(|o| {
+            let o = o.trim().trim_end_matches('/');
+            let public = Public::parse(Some(o))
+                .with_context(|| format!("--widget-origins: `{o}`"))?;
+            if public.origin.as_deref() != Some(o) {
+                anyhow::bail!("--widget-origins: `{o}` is not an origin: give scheme://host[:port], without a path");
+            }
+            Ok(o.to_owned())
+        })
+        .collect()
 }
 
 /// How the server is reached from browsers: `--public-url`, parsed.
@@ -174,6 +201,8 @@ pub struct AppState {
     public: Public,
     /// Request limits per session, key and anonymous address.
     caller_limits: throttle::CallerLimits,
+    /// Origins allowed to call the widget API (`--widget-origins`).
+    widget_origins: Vec<String>,
     /// Failed sign-ins per account and address.
     throttle: throttle::Throttle,
     /// The widget API's rate limits.
@@ -188,6 +217,7 @@ impl AppState {
             open_to_network: settings.open_to_network,
             public: settings.public,
             caller_limits: throttle::CallerLimits::new(settings.rates),
+            widget_origins: settings.widget_origins,
             throttle: throttle::Throttle::default(),
             widget_limits: throttle::WidgetLimits::default(),
             credentials_seen: std::sync::atomic::AtomicBool::new(false),
@@ -283,6 +313,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
     });
     let router = router.layer(tower::util::option_layer(hsts));
+    let router = router.layer(tower::util::option_layer(widget_cors(
+        &state.widget_origins,
+    )));
     let router = SECURITY_HEADERS
         .into_iter()
         .fold(router, |router, (name, value)| {
@@ -319,6 +352,33 @@ const SECURITY_HEADERS: [(axum::http::HeaderName, &str); 4] = [
     (axum::http::header::REFERRER_POLICY, "no-referrer"),
 ];
 
+/// CORS for the widget API from `origins` (none: no CORS at all): `GET`/`POST`, the
+/// `Content-Type` and `X-Widget-Token` headers, no cookies. Other paths never get CORS
+/// headers.
+fn widget_cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::predicate(move |origin, parts| {
+                parts.uri.path().starts_with("/widget/api/") && allowed.contains(origin)
+            }))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                HeaderName::from_static(auth::WIDGET_HEADER),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
 /// Runs the server until Ctrl-C or SIGTERM.
 ///
 /// # Errors
@@ -338,6 +398,7 @@ pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
         )
     })?;
     let public = Public::parse(args.public_url.as_deref())?;
+    let widget_origins = widget_origins(&args.widget_origins)?;
     let secured = first_admin(&service).await?;
     if !secured && !addr.ip().is_loopback() {
         if !args.open_to_network {
@@ -367,6 +428,7 @@ pub async fn serve(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
                 per_key: args.key_rate,
                 per_anonymous_address: args.anonymous_rate,
             },
+            widget_origins,
         },
     );
     let stopping = service.clone();
@@ -492,6 +554,58 @@ mod tests {
             .await
             .expect("answer");
         assert_eq!(elsewhere.status(), axum::http::StatusCode::FORBIDDEN);
+    }
+
+    /// `--widget-origins`: the widget API answers those sites' pages, and nothing else gets
+    /// CORS headers.
+    #[tokio::test]
+    async fn only_the_configured_sites_may_call_the_widget_api() {
+        use tower::ServiceExt;
+        assert!(widget_origins(&["https://shop.example/page".into()]).is_err());
+        assert!(widget_origins(&["shop.example".into()]).is_err());
+        let origins = widget_origins(&["https://shop.example/".into()]).expect("origins");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain = state(dir.path()).await;
+        let app = router(AppState::new(
+            plain.service.clone(),
+            Settings {
+                widget_origins: origins,
+                ..Settings::default()
+            },
+        ));
+        let preflight = |path: &str, origin: &str| {
+            axum::http::Request::builder()
+                .method("OPTIONS")
+                .uri(path)
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "x-widget-token")
+                .body(axum::body::Body::empty())
+                .expect("request")
+        };
+        let allowed = |r: &axum::response::Response| {
+            r.headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let shop = app
+            .clone()
+            .oneshot(preflight("/widget/api/say", "https://shop.example"))
+            .await
+            .expect("answer");
+        assert_eq!(allowed(&shop).as_deref(), Some("https://shop.example"));
+        let evil = app
+            .clone()
+            .oneshot(preflight("/widget/api/say", "https://evil.example"))
+            .await
+            .expect("answer");
+        assert_eq!(allowed(&evil), None);
+        let api = app
+            .oneshot(preflight("/v1/conversations", "https://shop.example"))
+            .await
+            .expect("answer");
+        assert_eq!(allowed(&api), None, "only the widget API");
     }
 
     /// With no credential, a client from another machine is refused; one from this machine
