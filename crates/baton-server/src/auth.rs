@@ -100,7 +100,34 @@ pub fn new_secret(prefix: &str) -> String {
 pub fn new_api_key() -> (String, String, String) {
     let key = new_secret("bk");
     let digest = digest(&key);
-    (format!("key-{}", &digest[..12]), key, digest)
+    (key_id(&digest), key, digest)
+}
+
+/// A key's id from its digest: `key-` and the digest's first 12 hex digits.
+pub fn key_id(digest: &str) -> String {
+    format!("key-{}", digest.get(..12).unwrap_or(digest))
+}
+
+/// Writes a key's first use in each hour to the audit log (`key_used`), so the log shows
+/// which keys are in use, when, without a write per request.
+async fn audit_key_use(app: &AppState, digest: &str, what: String) -> Result<(), ApiError> {
+    let hour = app.service.now().div_euclid(3_600_000);
+    let id = key_id(digest);
+    let first = {
+        let mut seen = app
+            .key_uses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.retain(|(_, h)| *h == hour);
+        seen.insert((id.clone(), hour))
+    };
+    if first {
+        let detail = format!("first use this hour: {what}");
+        app.service
+            .record_audit(&format!("key:{id}"), "key_used", &id, &detail)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Whether a route is open to everyone (health, documents, sign-in, the pages, the widget
@@ -202,9 +229,16 @@ pub async fn guard(State(app): State<Arc<AppState>>, mut request: Request, next:
     let who = caller(&app, request.headers()).await;
     let limited = match &who {
         Ok(Some(Actor::User { id, .. })) => app.caller_limits.session(id),
-        Ok(Some(Actor::Key { .. })) => {
-            bearer(request.headers()).map_or(Ok(()), |key| app.caller_limits.key(&digest(key)))
-        }
+        Ok(Some(Actor::Key { .. })) => match bearer(request.headers()).map(digest) {
+            Some(key) => {
+                let what = format!("{} {}", request.method(), request.uri().path());
+                if let Err(e) = audit_key_use(&app, &key, what).await {
+                    return e.into_response();
+                }
+                app.caller_limits.key(&key)
+            }
+            None => Ok(()),
+        },
         Ok(None) => app.caller_limits.anonymous(
             request
                 .extensions()

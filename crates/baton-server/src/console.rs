@@ -210,7 +210,8 @@ pub async fn login(
         |ip| format!("address:{ip}"),
     );
     let Some(user) = user.filter(|_| ok) else {
-        app.throttle.failed(&keys, now);
+        // The wait runs from the answer, not from the attempt: a slow hash shortens nothing.
+        app.throttle.failed(&keys, app.service.now());
         tracing::warn!(agent = %req.agent_id, address = ?peer, "failed sign-in");
         app.service
             .record_audit(

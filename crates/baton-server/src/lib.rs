@@ -203,6 +203,8 @@ pub struct AppState {
     caller_limits: throttle::CallerLimits,
     /// Origins allowed to call the widget API (`--widget-origins`).
     widget_origins: Vec<String>,
+    /// The keys already audited as used this hour: (key id, hour since the epoch).
+    key_uses: std::sync::Mutex<std::collections::HashSet<(String, i64)>>,
     /// Failed sign-ins per account and address.
     throttle: throttle::Throttle,
     /// The widget API's rate limits.
@@ -218,6 +220,7 @@ impl AppState {
             public: settings.public,
             caller_limits: throttle::CallerLimits::new(settings.rates),
             widget_origins: settings.widget_origins,
+            key_uses: std::sync::Mutex::default(),
             throttle: throttle::Throttle::default(),
             widget_limits: throttle::WidgetLimits::default(),
             credentials_seen: std::sync::atomic::AtomicBool::new(false),

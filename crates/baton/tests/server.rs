@@ -1861,6 +1861,10 @@ async fn an_admin_manages_accounts_and_keys_over_the_api() {
         .expect("send");
     assert_eq!(r.status(), 401, "Ana's session ended with her account");
     let log = get(&root, format!("{b}/v1/audit")).await.to_string();
+    assert!(
+        log.contains(&format!("\"key:{id}\"")) && log.contains("key_used"),
+        "the key's use is audited: {log}"
+    );
     for action in [
         "key_created",
         "key_revoked",
