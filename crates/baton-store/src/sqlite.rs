@@ -6,10 +6,21 @@
 //! Writes: one dedicated writer thread owns the only write connection. Every write (a
 //! [`Change`], an account, a session, a key, a widget token) is a job on its channel. The
 //! writer waits for a job, takes every job already queued behind it (at most 512), and commits
-//! them together: `BEGIN IMMEDIATE`, each job in its own `SAVEPOINT` (a job whose guard fails
-//! is rolled back to its savepoint and answers its error; the others go on), one `COMMIT` (one
-//! fsync for the batch), and only then answers each job. Under load this turns many small
-//! transactions into a few large ones.
+//! them together: `BEGIN IMMEDIATE`, every job, one `COMMIT` (one fsync for the batch), and only
+//! then answers each job. Under load this turns many small transactions into a few large ones.
+//! When a job of the batch fails (its guard does not hold, a duplicate turn), the batch is
+//! rolled back and run again with each job in its own `SAVEPOINT`: the failed job is rolled
+//! back to its savepoint and answers its error, the others go on. Savepoints cost a copy of
+//! every page a job changes, so the common batch, where every job succeeds, goes without.
+//!
+//! Checkpoints: a second thread copies committed pages from the WAL into the database file
+//! (`PRAGMA wal_checkpoint(PASSIVE)`, at most every 50 ms while writes come in), so no commit
+//! waits for a checkpoint. SQLite's own automatic checkpoint, which runs inside the commit
+//! that crosses 1,000 WAL pages and holds up the whole batch behind it, is off. A WAL only
+//! starts over from its beginning when a write begins after a checkpoint has copied all of
+//! it, which a busy writer never allows; so once the WAL has grown past 16 MiB the
+//! checkpointer asks the writer, which runs a `RESTART` checkpoint between two batches
+//! (copying the few pages the passive one left), and the WAL file stays bounded.
 //!
 //! Faults: when a statement or the `COMMIT` fails because the disk is full, on an I/O error,
 //! a read-only or vanished file, or a lock held by another process, the whole batch is rolled
@@ -57,6 +68,16 @@ const READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 64;
+/// Page cache of the write connection, KiB (SQLite's default is 2 MiB): the pages a batch
+/// touches (the indexes' leaves across every busy conversation) stay in memory, so the writer
+/// rarely reads the file.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// Page cache of each read connection, KiB.
+const READER_CACHE_KIB: i64 = 16 * 1024;
+/// The least time between two checkpoints while writes come in.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(50);
+/// WAL pages past which a checkpoint also restarts the WAL (4,096 pages of 4 KiB: 16 MiB).
+const WAL_RESTART_PAGES: i64 = 4096;
 
 const REASON_FULL: &str = "disk full";
 const REASON_IO: &str = "I/O error";
@@ -194,6 +215,7 @@ impl SqliteStore {
             conn: Some(conn),
             stats: Arc::clone(&stats),
             failing: None,
+            restart: Arc::new(AtomicBool::new(false)),
         };
         let handle = std::thread::Builder::new()
             .name("baton-store-writer".into())
@@ -415,6 +437,9 @@ fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
         };
         conn.pragma_update(None, "synchronous", synchronous)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The checkpointer thread checkpoints; a commit never does.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     };
@@ -430,6 +455,8 @@ fn open_reader(path: &Path) -> Result<Connection> {
     .db()?;
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
     conn.pragma_update(None, "query_only", "ON").db()?;
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+        .db()?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
@@ -547,10 +574,42 @@ struct Writer {
     stats: Arc<Stats>,
     /// The current fault episode's reason, while writes fail.
     failing: Option<String>,
+    /// Set by the checkpointer when the WAL should start over.
+    restart: Arc<AtomicBool>,
 }
 
 impl Writer {
+    /// Commits batches until every sender is gone, with a checkpointer thread beside it that
+    /// ends with it.
     fn run(mut self, receiver: &mpsc::Receiver<Job>) {
+        let (wake, wakes) = mpsc::sync_channel(1);
+        let path = self.path.clone();
+        let restart = Arc::clone(&self.restart);
+        let checkpointer = std::thread::Builder::new()
+            .name("baton-store-checkpoint".into())
+            .spawn(move || {
+                Checkpointer {
+                    path,
+                    conn: None,
+                    restart,
+                }
+                .run(&wakes);
+            });
+        if let Err(e) = &checkpointer {
+            // Without it the WAL only grows: let SQLite checkpoint inside commits again.
+            tracing::warn!("cannot start the checkpoint thread ({e}): commits checkpoint");
+            if let Some(conn) = &self.conn {
+                let _ = conn.pragma_update(None, "wal_autocheckpoint", 1000);
+            }
+        }
+        self.commit_all(receiver, &wake);
+        drop(wake);
+        if let Ok(handle) = checkpointer {
+            let _ = handle.join();
+        }
+    }
+
+    fn commit_all(&mut self, receiver: &mpsc::Receiver<Job>, wake: &mpsc::SyncSender<()>) {
         while let Ok(first) = receiver.recv() {
             let mut batch = Vec::new();
             let mut control = None;
@@ -571,7 +630,13 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.batch(batch);
+            if self.batch(batch) {
+                // An error means a wake is already pending (or the checkpointer is gone).
+                let _ = wake.try_send(());
+            }
+            if self.restart.swap(false, Ordering::AcqRel) {
+                self.restart_wal();
+            }
             if let Some((c, reply)) = control {
                 self.control(&c, reply);
             }
@@ -611,7 +676,21 @@ impl Writer {
         }
     }
 
-    fn batch(&mut self, jobs: Vec<Job>) {
+    /// Copies what is left of the WAL into the database file, so the next write starts the
+    /// WAL over (see the [module docs](self)).
+    fn restart_wal(&self) {
+        if let Some(conn) = &self.conn {
+            if let Err(e) = conn
+                .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+                .db()
+            {
+                tracing::debug!(database = %self.path.display(), "WAL restart failed: {e}");
+            }
+        }
+    }
+
+    /// Commits `jobs` and answers each; whether the batch committed.
+    fn batch(&mut self, jobs: Vec<Job>) -> bool {
         let result = match self.connection() {
             Ok(conn) => commit_batch(conn, &jobs),
             Err(e) => Err(e),
@@ -628,6 +707,7 @@ impl Writer {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     answer(job, outcome);
                 }
+                true
             }
             Err(e) => {
                 if needs_reopen(&e) {
@@ -647,8 +727,71 @@ impl Writer {
                 for job in jobs {
                     answer(job, Err(copy_error(&e)));
                 }
+                false
             }
         }
+    }
+}
+
+/// The checkpoint thread (see the [module docs](self)): woken after commits, it copies the
+/// WAL's committed pages into the database file on a connection of its own.
+struct Checkpointer {
+    path: PathBuf,
+    /// The connection, and the database file to flush; `None` until opened, and after a
+    /// failure, until they open again.
+    conn: Option<(Connection, std::fs::File)>,
+    /// Asks the writer to restart the WAL.
+    restart: Arc<AtomicBool>,
+}
+
+impl Checkpointer {
+    fn run(mut self, wakes: &mpsc::Receiver<()>) {
+        while wakes.recv().is_ok() {
+            if let Err(e) = self.checkpoint() {
+                // The writer reports faults to the callers; here they only delay a checkpoint.
+                tracing::debug!(database = %self.path.display(), "checkpoint failed: {e}");
+                self.conn = None;
+            }
+            std::thread::sleep(CHECKPOINT_PAUSE);
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        if self.conn.is_none() {
+            let conn = Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .db()?;
+            conn.busy_timeout(BUSY_TIMEOUT).db()?;
+            // No fsync of the WAL before copying: every commit in it is already on disk, and
+            // flushing it would make the writer's next writes to those pages wait for the
+            // disk. The database file is flushed below instead.
+            conn.pragma_update(None, "synchronous", "OFF").db()?;
+            let file = std::fs::File::open(&self.path)
+                .map_err(|e| StoreError::Database(format!("cannot open the database file: {e}")))?;
+            self.conn = Some((conn, file));
+        }
+        let Some((conn, file)) = &self.conn else {
+            return Ok(());
+        };
+        // The row is (busy, pages in the WAL, pages copied).
+        let (pages, copied): (i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })
+            .db()?;
+        if copied > 0 {
+            // Durable before the WAL may start over: the writer's RESTART checkpoint, which
+            // allows that, flushes the file again, and finds little left to write.
+            file.sync_data().map_err(|e| {
+                StoreError::Database(format!("cannot flush the database file: {e}"))
+            })?;
+        }
+        if pages >= WAL_RESTART_PAGES {
+            self.restart.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 }
 
@@ -676,46 +819,75 @@ fn exec(conn: &Connection, sql: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs `jobs` in one transaction, each in a savepoint. `Err` when the batch as a whole
-/// failed (nothing of it is committed); otherwise each job's own outcome.
+/// Runs `jobs` in one transaction (see the [module docs](self) for a job that fails). `Err`
+/// when the batch as a whole failed (nothing of it is committed); otherwise each job's own
+/// outcome.
 fn commit_batch(conn: &Connection, jobs: &[Job]) -> Result<Vec<Result<Done>>> {
-    let abort = |e: StoreError| {
-        let _ = conn.execute_batch("ROLLBACK");
-        Err(e)
-    };
+    exec(conn, "BEGIN IMMEDIATE")?;
+    // Every job at once; at the first that fails, the batch again with savepoints.
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match run_job(conn, job) {
+            Ok(done) => outcomes.push(Ok(done)),
+            Err(e) if is_fault(&e) => return abort(conn, e),
+            Err(_) => {
+                exec(conn, "ROLLBACK")?;
+                return commit_separately(conn, jobs);
+            }
+        }
+    }
+    commit(conn, outcomes)
+}
+
+/// [`commit_batch`] with each job in a savepoint, for a batch in which a job fails.
+fn commit_separately(conn: &Connection, jobs: &[Job]) -> Result<Vec<Result<Done>>> {
     exec(conn, "BEGIN IMMEDIATE")?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         if let Err(e) = exec(conn, "SAVEPOINT job") {
-            return abort(e);
+            return abort(conn, e);
         }
-        let result = match job {
-            Job::Apply(job, _) => apply_change(conn, &job.0, &job.1).map(Done::Applied),
-            Job::Write(op, _) => write_op(conn, op).map(|()| Done::Written),
-            Job::Control(..) => Err(StoreError::Database("misrouted control job".into())),
-        };
-        match result {
+        match run_job(conn, job) {
             Ok(done) => {
                 if let Err(e) = exec(conn, "RELEASE job") {
-                    return abort(e);
+                    return abort(conn, e);
                 }
                 outcomes.push(Ok(done));
             }
-            Err(e) if is_fault(&e) => return abort(e),
+            Err(e) if is_fault(&e) => return abort(conn, e),
             Err(e) => {
                 if let Err(e) =
                     exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
                 {
-                    return abort(e);
+                    return abort(conn, e);
                 }
                 outcomes.push(Err(e));
             }
         }
     }
-    if let Err(e) = exec(conn, "COMMIT") {
-        return abort(e);
+    commit(conn, outcomes)
+}
+
+fn run_job(conn: &Connection, job: &Job) -> Result<Done> {
+    match job {
+        Job::Apply(job, _) => apply_change(conn, &job.0, &job.1).map(Done::Applied),
+        Job::Write(op, _) => write_op(conn, op).map(|()| Done::Written),
+        Job::Control(..) => Err(StoreError::Database("misrouted control job".into())),
     }
-    Ok(outcomes)
+}
+
+/// Commits the open transaction; `outcomes` once it is durable.
+fn commit(conn: &Connection, outcomes: Vec<Result<Done>>) -> Result<Vec<Result<Done>>> {
+    match exec(conn, "COMMIT") {
+        Ok(()) => Ok(outcomes),
+        Err(e) => abort(conn, e),
+    }
+}
+
+/// Rolls the open transaction back; the batch fails with `e`.
+fn abort<T>(conn: &Connection, e: StoreError) -> Result<T> {
+    let _ = conn.execute_batch("ROLLBACK");
+    Err(e)
 }
 
 fn write_op(conn: &Connection, op: &WriteOp) -> Result<()> {
@@ -2104,6 +2276,31 @@ mod tests {
         assert!(commits < 500, "500 changes took {commits} commits");
         let stored = s.events_after(0, None, 10_000).await.expect("events");
         assert_eq!(stored.len(), 500);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_copied_beside_the_writer_and_starts_over() {
+        let (s, dir) = store().await;
+        s.apply(create("c1", 1)).await.expect("create");
+        let size = |name: &str| std::fs::metadata(dir.path().join(name)).map_or(0, |m| m.len());
+        let before = size("t.db");
+        // 64 rounds of 1 MiB, each committed before the next: 64 MiB through the WAL.
+        let text = "x".repeat(64 * 1024);
+        for round in 0..64 {
+            let pending: Vec<_> = (0..16)
+                .map(|n| s.submit(note("c1", round * 16 + n + 2, &text)))
+                .collect();
+            for p in pending {
+                p.await.expect("note");
+            }
+        }
+        // No one but the store checkpointed: its own threads copied the pages into the file
+        // and started the WAL over, which a WAL of 64 MiB would not have been.
+        assert!(size("t.db") > before + 32 * 1024 * 1024, "pages not copied");
+        let wal = size("t.db-wal");
+        assert!(wal < 48 * 1024 * 1024, "the WAL grew to {wal} bytes");
+        assert_eq!(s.events("c1").await.expect("events").len(), 64 * 16);
+        s.close().await;
     }
 
     #[tokio::test]
