@@ -50,6 +50,46 @@ def wrk(port, script, secs, env=None):
     raise RuntimeError("wrk printed no WRKJSON line:\n" + out)
 
 
+TEXTS = ["hi, where is my parcel?", "what are your opening hours", "can I change my delivery address",
+         "do you ship to canada", "do you have this in a larger size", "thanks, and what about the colour options",
+         "is the blue one in stock", "ok, and how long does shipping take"]
+
+
+def fixed_rate(port, tmp):
+    """p99 at P99_RATE turns/s over conversations p0..p(CONVS-1): with oha when it is installed
+    (`cargo install oha --locked`; OHA=path to choose one), else with lib/openloop.py."""
+    oha = E("OHA") or shutil.which("oha")
+    if not oha:
+        out = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "lib", "openloop.py"), "--port", str(port),
+                              "--rate", str(P99_RATE), "--duration", str(P99_SECS), "--convs", str(CONVS),
+                              "--prefix", "p", "--tag", "p99"], capture_output=True, text=True, check=True).stdout
+        return json.loads(out)
+    # oha draws a URL and a body at random for each request: customer turns without a
+    # client_turn_id (a drawn id could repeat in a conversation and be answered as a retry).
+    urls = os.path.join(tmp, "urls.txt")
+    bodies = os.path.join(tmp, "bodies.txt")
+    with open(urls, "w") as f:
+        f.writelines(f"http://127.0.0.1:{port}/v1/conversations/p{i}/turns\n" for i in range(CONVS))
+    with open(bodies, "w") as f:
+        f.writelines(json.dumps({"role": "customer", "text": t}) + "\n" for t in TEXTS)
+    cmd = [oha, "--no-tui", "--output-format", "json", "-z", f"{P99_SECS}s", "-q", str(P99_RATE),
+           "--latency-correction", "-c", str(max(64, int(P99_RATE) // 20)), "-m", "POST", "-T", "application/json",
+           "-Z", bodies, "--urls-from-file", urls]
+    d = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    statuses = d.get("statusCodeDistribution", {})
+    answered = sum(statuses.values())
+    unfinished = d.get("errorDistribution", {}).get("aborted due to deadline", 0)
+    errors = sum(d.get("errorDistribution", {}).values()) - unfinished
+    ms = lambda k: round(d["latencyPercentiles"][k] * 1000, 2) if d["latencyPercentiles"].get(k) is not None else None
+    return {"tool": "oha (open loop, --latency-correction: latency from the scheduled send time)",
+            "command": " ".join(cmd), "offered_rate": P99_RATE, "duration_s": P99_SECS,
+            "sent": answered + errors + unfinished, "answered": answered,
+            "achieved_rps": round(answered / d["summary"]["total"], 1), "unfinished": unfinished, "errors": errors,
+            "non_2xx": sum(v for k, v in statuses.items() if not k.startswith("2")), "statuses": statuses,
+            "latency_ms": {"p50": ms("p50"), "p90": ms("p90"), "p99": ms("p99"), "p999": ms("p99.9"),
+                           "max": round(d["summary"]["slowest"] * 1000, 2)}}
+
+
 def create_convs(port, prefix, n):
     def work(chunk):
         c = Client(port)
@@ -117,10 +157,7 @@ def main():
         res["escalating"]["states_sampled"] = state_counts(port, "e", CONVS)
 
         log(f"ingest: p99 at {P99_RATE:.0f}/s open loop, {P99_SECS}s")
-        out = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "lib", "openloop.py"), "--port", str(port),
-                              "--rate", str(P99_RATE), "--duration", str(P99_SECS), "--convs", str(CONVS),
-                              "--prefix", "p", "--tag", "p99"], capture_output=True, text=True, check=True).stdout
-        res["fixed_rate"] = json.loads(out)
+        res["fixed_rate"] = fixed_rate(port, tmp)
         res["server_log_errors"] = sum(1 for l in open(srv.log_path, errors="replace") if "ERROR" in l)
     finally:
         if agents:

@@ -73,31 +73,48 @@ pub fn build(input: &BriefInput<'_>, extractor: &entities::Extractor) -> Brief {
             }
             acc
         });
+    // Only what the assistant did about the problem: greetings, questions back, holding lines
+    // and closings are not attempts.
     let attempted_solutions: Vec<AttemptedSolution> = turns
         .iter()
         .enumerate()
         .filter(|(_, t)| t.role == Role::Ai)
-        .map(|(i, t)| AttemptedSolution {
-            turn: i,
-            summary: gist(&t.text),
-            kb_articles: t.kb_articles.clone(),
-            rejected: input.rejected_ai_turns.contains(&i),
+        .filter_map(|(i, t)| {
+            let summary = gist(&t.text)
+                .or_else(|| (!t.kb_articles.is_empty()).then(|| first_sentence(&t.text)))?;
+            Some(AttemptedSolution {
+                turn: i,
+                summary,
+                kb_articles: t.kb_articles.clone(),
+                rejected: input.rejected_ai_turns.contains(&i),
+            })
         })
         .collect();
     let intent_code = intent(input);
     let reasons = reasons(input);
     let problem = problem_statement(input, intent_code);
-    let summary = summary(input, &attempted_solutions);
+    let desired_outcome = desired_outcome(turns);
+    let summary = summary(
+        input,
+        problem.as_deref(),
+        desired_outcome.as_deref(),
+        &attempted_solutions,
+        &entities,
+    );
     let name = input.customer.name.clone();
-    let warm_introduction =
-        warm_introduction(name.as_deref(), problem.as_deref(), &attempted_solutions);
+    let warm_introduction = warm_introduction(
+        name.as_deref(),
+        problem.as_deref(),
+        intent_code,
+        &attempted_solutions,
+    );
     Brief {
         schema_version: BRIEF_SCHEMA_VERSION.to_owned(),
         conversation_id: input.conversation_id.to_owned(),
         handoff_turn,
         summary,
         intent: intent_code.map_or_else(|| "general_support".to_owned(), |c| c.as_str().to_owned()),
-        desired_outcome: desired_outcome(turns),
+        desired_outcome,
         reasons,
         score: input.decision.score,
         sentiment: sentiment(input.compounds),
@@ -175,81 +192,167 @@ fn reasons(input: &BriefInput<'_>) -> Vec<BriefReason> {
         .collect()
 }
 
-/// The customer turn that best states the problem: the first one whose signals include the
-/// intent, else the first substantial customer turn.
+/// Reason codes that voice how the customer feels or what they ask of the conversation, not
+/// what their problem is: a sentence that holds their evidence is the problem line only when
+/// no other sentence will do. (Negative sentiment is not among them: a problem told plainly
+/// reads negative, "I have an error trying to change my address".)
+const NOT_THE_PROBLEM: &[ReasonCode] = &[
+    ReasonCode::Frustration,
+    ReasonCode::Anger,
+    ReasonCode::Helplessness,
+    ReasonCode::HumanRequested,
+    ReasonCode::RepeatedFailure,
+    ReasonCode::ContextRepetition,
+];
+
+/// The customer's need in one line: the sentence that holds the intent's evidence, else the
+/// first that says what they need or what went wrong ([`NEED`]), else the first of four words
+/// or more, passing over sentences that voice emotion or ask for a person; only when nothing
+/// else is left, the first sentence of two words or more. Never a greeting: a leading one is
+/// cut off.
 fn problem_statement(input: &BriefInput<'_>, intent: Option<ReasonCode>) -> Option<String> {
-    let customer_turns = || {
-        input
-            .turns
-            .iter()
-            .zip(input.turn_signals)
-            .filter(|(t, _)| t.role == Role::Customer)
+    let candidates: Vec<(&str, &[Signal])> = input
+        .turns
+        .iter()
+        .zip(input.turn_signals)
+        .filter(|(t, _)| t.role == Role::Customer)
+        .flat_map(|(t, signals)| {
+            sentences(&t.text)
+                .into_iter()
+                .map(move |s| (strip_greeting(s), signals.as_slice()))
+        })
+        .filter(|(s, _)| s.split_whitespace().count() >= 2)
+        .collect();
+    let holds = |sentence: &str, signal: &Signal| {
+        !signal.evidence.is_empty()
+            && sentence
+                .to_lowercase()
+                .contains(&signal.evidence.to_lowercase())
     };
-    intent
-        .and_then(|code| {
-            customer_turns().find_map(|(t, signals)| {
-                let evidence = signals
-                    .iter()
-                    .find(|s| s.code == code)?
-                    .evidence
-                    .to_lowercase();
-                // The sentence that holds the evidence, not just the turn's first sentence.
-                let sentence = sentences(&t.text)
-                    .into_iter()
-                    .find(|s| s.to_lowercase().contains(&evidence))
-                    .map_or_else(|| first_sentence(&t.text), clip);
-                Some(sentence)
-            })
+    let by_intent = intent.and_then(|code| {
+        candidates.iter().find(|(s, signals)| {
+            signals
+                .iter()
+                .any(|signal| signal.code == code && holds(s, signal))
         })
-        .or_else(|| {
-            customer_turns()
-                .find(|(t, _)| t.text.split_whitespace().count() >= 4)
-                .map(|(t, _)| first_sentence(&t.text))
-        })
+    });
+    let feeling = |s: &str, signals: &[Signal]| {
+        signals
+            .iter()
+            .any(|signal| NOT_THE_PROBLEM.contains(&signal.code) && holds(s, signal))
+    };
+    let plain = || {
+        candidates
+            .iter()
+            .filter(|(s, signals)| !feeling(s, signals))
+    };
+    by_intent
+        .or_else(|| plain().find(|(s, _)| NEED.is_match(s)))
+        .or_else(|| plain().find(|(s, _)| s.split_whitespace().count() >= 4))
+        .or_else(|| candidates.first())
+        .map(|(s, _)| clip(s))
 }
 
-/// Up to [`MAX_SUMMARY_LINES`] lines: the customer's opening problem, each later customer turn
-/// that raised a signal, what the AI tried (and whether it was rejected), and the turn that
-/// escalated.
-fn summary(input: &BriefInput<'_>, attempts: &[AttemptedSolution]) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    let push = |line: String, lines: &mut Vec<String>| {
-        if !lines.contains(&line) && lines.len() < MAX_SUMMARY_LINES {
-            lines.push(line);
-        }
-    };
-    let last = input.turns.len().saturating_sub(1);
-    for (i, (turn, signals)) in input.turns.iter().zip(input.turn_signals).enumerate() {
-        match turn.role {
-            Role::Customer => {
-                let salient = signals.iter().any(|s| s.score >= 0.5);
-                let opening = !lines.iter().any(|l| l.starts_with("Customer"));
-                if opening || salient || i == last {
-                    push(format!("Customer: {}", clip(&turn.text)), &mut lines);
-                }
-            }
-            Role::Ai => {
-                if let Some(a) = attempts.iter().find(|a| a.turn == i) {
-                    let verdict = if a.rejected {
-                        " (rejected by the customer)"
-                    } else {
-                        ""
-                    };
-                    push(format!("Assistant: {}{verdict}", a.summary), &mut lines);
-                }
-            }
-            Role::Agent => push(format!("Agent: {}", first_sentence(&turn.text)), &mut lines),
+/// What the customer needs or what went wrong, in the words people use for it: "I need",
+/// "I can't", "my card was", "how do I", "doesn't work", "where is".
+// The pattern is a constant of this crate, exercised by its tests.
+#[allow(clippy::expect_used)]
+static NEED: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(
+        r"(?ix)\b(?:
+            i\s+(?:need|want|would\s+like|'d\s+like|am\s+trying|'m\s+trying|tried|can\s?not|can't|couldn't|could\s+not|am\s+unable|'m\s+unable|have\s+(?:a|an)\s+(?:problem|issue|question)|got|received|was\s+charged|ordered|bought|paid|lost|forgot|haven't|have\s+not|didn't|did\s+not|never|wish)
+          | i'm\s+(?:unable|trying|having|looking|missing)
+          | how\s+(?:do|can|would|should|long)\s
+          | where\s+(?:is|are|can)\s
+          | why\s+(?:is|was|did|has|have|am|can't|won't|doesn't)\s
+          | is\s+there\s+(?:a|any)\s+way
+          | is\s+it\s+possible
+          | (?:can|could|may)\s+i\s
+          | help\s+me
+          | (?:does|do|did|is|was|will|would|can|has|have|are|were)(?:n't|\s+not)\s
+          | my\s+\w+(?:\s+\w+)?\s+(?:is|was|has|have|hasn't|isn't|wasn't|won't|doesn't|didn't|never|keeps|got|came|arrived)\b
+        )",
+    )
+    .expect("built-in pattern compiles")
+});
+
+/// A greeting at the start of a sentence ("Hi!", "Hello there,", "Good morning").
+#[allow(clippy::expect_used)]
+static GREETING: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(?:hi|hello|hey|hiya|greetings|good\s+(?:morning|afternoon|evening|day))(?:\s+there)?\b[\s,!.:;-]*")
+        .expect("built-in pattern compiles")
+});
+
+/// `sentence` without a greeting in front.
+fn strip_greeting(sentence: &str) -> &str {
+    GREETING
+        .find(sentence)
+        .map_or(sentence, |m| &sentence[m.end()..])
+        .trim()
+}
+
+/// 5-10 short lines for the agent (fewer when the conversation holds less): the problem, what
+/// the customer wants, what the assistant tried and how the customer took it, the facts found
+/// (orders, amounts, emails), and the customer's last message when it says something else.
+fn summary(
+    input: &BriefInput<'_>,
+    problem: Option<&str>,
+    wants: Option<&str>,
+    attempts: &[AttemptedSolution],
+    entities: &[baton_domain::Entity],
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(p) = problem {
+        lines.push(format!("Problem: {p}"));
+    }
+    if let Some(w) = wants.filter(|w| problem.is_none_or(|p| !p.contains(w))) {
+        lines.push(format!("Wants: {w}"));
+    }
+    // The latest attempts, oldest first, leaving room for the facts and the last message.
+    let room = MAX_SUMMARY_LINES.saturating_sub(lines.len() + 2);
+    for a in &attempts[attempts.len().saturating_sub(room)..] {
+        let reply = input
+            .turns
+            .iter()
+            .skip(a.turn + 1)
+            .find(|t| t.role == Role::Customer)
+            .map(|t| first_sentence(&t.text));
+        lines.push(match (a.rejected, reply) {
+            (true, Some(r)) => format!("Tried: {} Customer: \"{r}\"", a.summary),
+            (true, None) => format!("Tried: {} (rejected)", a.summary),
+            _ => format!("Tried: {}", a.summary),
+        });
+    }
+    if !entities.is_empty() {
+        let facts: Vec<String> = entities
+            .iter()
+            .take(6)
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    entity_label(e),
+                    e.value.as_deref().unwrap_or(&e.text)
+                )
+            })
+            .collect();
+        lines.push(format!("Facts: {}", facts.join("; ")));
+    }
+    if let Some(t) = input.turns.last().filter(|t| t.role == Role::Customer) {
+        let last = clip(&t.text);
+        if problem.is_none_or(|p| !last.contains(p)) && !last.is_empty() {
+            lines.push(format!("Last message: {last}"));
         }
     }
-    // Keep the escalating turn even when the list filled up.
-    if let Some(t) = input.turns.last() {
-        let line = format!("Customer: {}", clip(&t.text));
-        if t.role == Role::Customer && !lines.contains(&line) {
-            lines.pop();
-            lines.push(line);
-        }
-    }
+    lines.truncate(MAX_SUMMARY_LINES);
     lines
+}
+
+/// The kind of an entity in words ("order id").
+fn entity_label(e: &baton_domain::Entity) -> String {
+    serde_json::to_value(e.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(|k| k.replace('_', " ")))
+        .unwrap_or_default()
 }
 
 fn sentiment(compounds: &[f64]) -> SentimentSummary {
@@ -325,7 +428,24 @@ pub fn first_sentence(text: &str) -> String {
     clip(sentences(text).first().copied().unwrap_or_default())
 }
 
-/// Opening words of a pleasantry that carries no content ("I'm sorry!", "Thanks for waiting.").
+/// What one sentence of an assistant's turn does: a coarse dialogue act, enough to tell an
+/// attempt at the problem from the talk around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    /// A greeting, thanks, apology or acknowledgement: "Hi!", "Thanks so much!", "ok".
+    Pleasantry,
+    /// Asks the customer something, or asks for their details ("may I have your order ID?",
+    /// "I'd just need your phone number").
+    Question,
+    /// Holds the conversation: "one moment", "let me check that for you".
+    Holding,
+    /// Ends it: "anything else I can help with?", "have a great day".
+    Closing,
+    /// Answers, explains, states a policy, or takes or offers an action.
+    Content,
+}
+
+/// Opening words of a pleasantry ("I'm sorry!", "Thanks for waiting.").
 const PLEASANTRIES: &[&str] = &[
     "sorry",
     "i'm sorry",
@@ -338,38 +458,127 @@ const PLEASANTRIES: &[&str] = &[
     "hi",
     "hello",
     "hey",
+    "welcome",
     "i understand",
     "i see",
     "great",
+    "perfect",
     "sure",
+    "ok",
+    "okay",
+    "alright",
+    "got it",
     "of course",
     "no problem",
     "certainly",
     "absolutely",
+    "glad",
+    "happy to help",
 ];
 
-/// The gist of an AI answer: its first sentence that is not a pleasantry.
-fn gist(text: &str) -> String {
-    let all = sentences(text);
-    let is_pleasantry = |s: &str| {
-        let lower = s.to_lowercase();
-        let words = s.split_whitespace().count();
-        words <= 6 && PLEASANTRIES.iter().any(|p| lower.starts_with(p))
-    };
-    clip(
-        all.iter()
-            .find(|s| !is_pleasantry(s))
-            .or(all.first())
-            .copied()
-            .unwrap_or_default(),
-    )
+/// Phrases of the acts other than content, each matched in the lowercased sentence.
+#[allow(clippy::expect_used)]
+static ACTS: std::sync::LazyLock<[(Act, Regex); 5]> = std::sync::LazyLock::new(|| {
+    let re = |p: &str| Regex::new(p).expect("built-in pattern compiles");
+    [
+        (
+            Act::Closing,
+            re(
+                r"\banything else\b|\bsomething else i can\b|\b(?:a|my|our) pleasure\b|\b(?:happy|glad) to (?:help|assist)\b|\bhave an? (?:great|good|nice|wonderful|lovely) (?:day|evening|night|weekend)\b|\bthanks? (?:you )?for (?:contacting|reaching out|chatting|your patience)|\bglad (?:i|we) could help\b|^(?:good)?bye\b",
+            ),
+        ),
+        (
+            Act::Pleasantry,
+            re(
+                r"\bhow (?:can|may|might) (?:i|we) (?:help|assist)\b|\bwhat can (?:i|we) do for you\b|^welcome to\b|\bhow are you\b|\b(?:sorry|apologi[sz]e) for (?:the |any |my )?(?:doubt|confusion|wait|waiting|delay|inconvenience|misunderstanding|trouble)\b",
+            ),
+        ),
+        (
+            Act::Holding,
+            re(
+                r"^(?:ok,? |okay,? |sure,? |alright,? )?(?:let me (?:check|look|see|verify|pull|find|take a look|confirm|search)|(?:i|we) will (?:answer|help you with|look into|check) (?:your question|that|this|it)\b|one (?:moment|second|sec|minute)|just a (?:moment|second|minute)|give me (?:a|one) (?:moment|second|minute)|please (?:wait|hold|bear with)|bear with me|(?:i'm|i am) (?:checking|looking)|i'll (?:check|look into it|take a look))\b",
+            ),
+        ),
+        (
+            Act::Question,
+            // Asking for the customer's details, however it is put.
+            re(
+                r"\b(?:give|provide|send|share|tell|confirm|verify|need|have)\b.*\b(?:order (?:id|number)|e-?mail|user ?name|full name|phone(?: number)?|(?:home |shipping |billing )?address|account (?:id|number)|zip(?: code)?|post ?code|date of birth|membership|pin|card number|last (?:four|4) digits)\b",
+            ),
+        ),
+        (
+            Act::Question,
+            re(
+                r"^(?:[a-z]+, )?(?:(?:may|can|could) i (?:have|get|ask|know|confirm|take)|(?:can|could|would) you (?:please )?(?:provide|give|tell|confirm|send|share|enter|verify|spell|let me know)|please (?:provide|give|tell|confirm|send|share|enter|verify|let me know)|(?:i'd|i would|i will|i'll|i) (?:just |also )?need (?:your|you to|to (?:have|get|know|verify|confirm) your)|what(?:'s| is) your\b)",
+            ),
+        ),
+    ]
+});
+
+/// Offers of an action put as a question ("Would you like me to send a new label?"): content.
+#[allow(clippy::expect_used)]
+static OFFER: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(r"^(?:[a-z]+, )?(?:would you like (?:me|us) to|shall (?:i|we)|should (?:i|we)|do you want (?:me|us) to|(?:i|we) can [a-z]+ .+ if you|would it help if)\b")
+        .expect("built-in pattern compiles")
+});
+
+/// The act of one sentence of an assistant's turn.
+fn act(sentence: &str) -> Act {
+    let lower = sentence.trim().to_lowercase();
+    let words = lower.split_whitespace().count();
+    if let Some((act, _)) = ACTS.iter().find(|(_, re)| re.is_match(&lower)) {
+        return *act;
+    }
+    if OFFER.is_match(&lower) && words >= 5 {
+        return Act::Content;
+    }
+    if lower.ends_with('?') {
+        return Act::Question;
+    }
+    let pleasantry = PLEASANTRIES.iter().any(|p| {
+        lower.starts_with(p) && !lower[p.len()..].starts_with(|c: char| c.is_alphanumeric())
+    });
+    if words < 3 || (pleasantry && words <= 6) {
+        return Act::Pleasantry;
+    }
+    Act::Content
 }
 
+/// A leading "ok, " / "sure, " / "thanks, " in front of what the sentence says.
+#[allow(clippy::expect_used)]
+static DISCOURSE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(?:ok|okay|sure|alright|all right|great|thanks|thank you|so|well|right)[,!.]\s+",
+    )
+    .expect("built-in pattern compiles")
+});
+
+/// The gist of an assistant turn that attempts the problem: its first sentence that answers,
+/// explains or acts ([`Act::Content`]), without a leading "ok, "; `None` for a turn that only
+/// greets, asks, holds or closes.
+fn gist(text: &str) -> Option<String> {
+    let sentence = sentences(text)
+        .into_iter()
+        .find(|s| act(s) == Act::Content)?;
+    let rest = DISCOURSE
+        .find(sentence)
+        .map_or(sentence, |m| &sentence[m.end()..]);
+    let mut chars = rest.chars();
+    let rest: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    Some(clip(&rest))
+}
+
+/// The step the conversation was on: the last question or offer of the assistant's last turn
+/// that asks something of the customer (not a greeting or a closing).
 fn last_question(text: &str) -> Option<String> {
-    text.split_inclusive(['.', '!', '?'])
+    sentences(text)
+        .into_iter()
         .rev()
-        .find(|s| s.trim_end().ends_with('?'))
-        .map(|s| s.trim().to_owned())
+        .find(|s| s.ends_with('?') && matches!(act(s), Act::Question | Act::Content))
+        .map(clip)
 }
 
 fn next_step(intent: Option<ReasonCode>, decision: &Decision, rejected: bool) -> String {
@@ -394,21 +603,25 @@ fn next_step(intent: Option<ReasonCode>, decision: &Decision, rejected: bool) ->
     step
 }
 
+/// The agent's first message: a greeting by name, that the conversation was read (with the
+/// problem in the customer's terms, turned to "you", when it is a statement; else its topic),
+/// that rejected suggestions will not come again, and that the agent takes it from here. It
+/// never quotes the customer's feelings back: the problem line holds none.
 fn warm_introduction(
     name: Option<&str>,
     problem: Option<&str>,
+    topic: Option<ReasonCode>,
     attempts: &[AttemptedSolution],
 ) -> String {
     let hello = match name {
         Some(n) if !n.trim().is_empty() => format!("Hi {}, thanks for waiting.", n.trim()),
         _ => "Hi, thanks for waiting.".to_owned(),
     };
-    let context = match problem {
-        Some(p) => format!(
-            " I've read your conversation with our assistant, and I can see you wrote: \"{}\".",
-            p.trim_end_matches(['.', '!', '?'])
-        ),
-        None => " I've read your conversation with our assistant.".to_owned(),
+    let read = " I've read your conversation with our assistant";
+    let context = match (problem.and_then(second_person), topic) {
+        (Some(p), _) => format!("{read}, and I can see that {p}."),
+        (None, Some(code)) => format!("{read} about {}.", code.label()),
+        (None, None) => format!("{read}, so you won't need to repeat anything."),
     };
     let tried = if attempts.iter().any(|a| a.rejected) {
         " I can also see the suggestions so far didn't solve it, so I won't repeat them."
@@ -416,6 +629,53 @@ fn warm_introduction(
         ""
     };
     format!("{hello}{context}{tried} I'll take it from here.")
+}
+
+/// A statement of the customer's, addressed back to them ("my card was charged twice" ->
+/// "your card was charged twice"), without a trailing "can you help me?"; `None` for a
+/// question, which reads badly turned around.
+fn second_person(problem: &str) -> Option<String> {
+    let statement = problem
+        .split([',', ';'])
+        .take_while(|clause| {
+            let c = clause.trim().to_lowercase();
+            !(c.starts_with("can you") || c.starts_with("could you") || c.starts_with("please"))
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let statement = statement.trim().trim_end_matches(['.', '!']);
+    if statement.is_empty() || statement.contains('?') {
+        return None;
+    }
+    let mut words: Vec<String> = Vec::new();
+    let mut after_i = false;
+    for (i, w) in statement.split_whitespace().enumerate() {
+        let lower = w.to_lowercase();
+        let swapped = match (lower.as_str(), after_i) {
+            ("i", _) => "you",
+            ("i'm", _) => "you're",
+            ("i've", _) => "you've",
+            ("i'd", _) => "you'd",
+            ("i'll", _) => "you'll",
+            ("am", _) | ("was", true) => {
+                if lower == "am" {
+                    "are"
+                } else {
+                    "were"
+                }
+            }
+            ("wasn't", true) => "weren't",
+            ("my", _) => "your",
+            ("me", _) => "you",
+            ("mine", _) => "yours",
+            ("myself", _) => "yourself",
+            _ if i == 0 => lower.as_str(),
+            _ => w,
+        };
+        after_i = lower == "i";
+        words.push(swapped.to_owned());
+    }
+    Some(words.join(" "))
 }
 
 /// The JSON Schema of the brief (draft 2020-12), published as `schemas/brief.schema.json`.
@@ -443,35 +703,39 @@ pub fn render_markdown(brief: &Brief) -> String {
         "**Sentiment at handoff:** {:.2} ({})\n",
         brief.sentiment.at_handoff, brief.sentiment.trend
     );
-    let _ = writeln!(md, "## Why\n");
-    for r in &brief.reasons {
-        let _ = writeln!(
-            md,
-            "- `{}`: {} (\"{}\", {:.2})",
-            r.code, r.text, r.evidence, r.score
-        );
+    // Sections with nothing in them are left out.
+    if !brief.reasons.is_empty() {
+        let _ = writeln!(md, "## Why\n");
+        for r in &brief.reasons {
+            let _ = writeln!(
+                md,
+                "- `{}`: {} (\"{}\", {:.2})",
+                r.code, r.text, r.evidence, r.score
+            );
+        }
+        let _ = writeln!(md);
     }
-    let _ = writeln!(md, "\n## Summary\n");
-    for line in &brief.summary {
-        let _ = writeln!(md, "- {line}");
+    if !brief.summary.is_empty() {
+        let _ = writeln!(md, "## Summary\n");
+        for line in &brief.summary {
+            let _ = writeln!(md, "- {line}");
+        }
+        let _ = writeln!(md);
     }
     if !brief.entities.is_empty() {
-        let _ = writeln!(md, "\n## Details\n");
+        let _ = writeln!(md, "## Details\n");
         for e in &brief.entities {
-            let kind = serde_json::to_value(e.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
             let _ = writeln!(
                 md,
                 "- {}: {}",
-                kind.replace('_', " "),
+                entity_label(e),
                 e.value.as_deref().unwrap_or(&e.text)
             );
         }
+        let _ = writeln!(md);
     }
     if !brief.attempted_solutions.is_empty() {
-        let _ = writeln!(md, "\n## Already tried\n");
+        let _ = writeln!(md, "## Already tried\n");
         for a in &brief.attempted_solutions {
             let kb = if a.kb_articles.is_empty() {
                 String::new()
@@ -481,10 +745,10 @@ pub fn render_markdown(brief: &Brief) -> String {
             let mark = if a.rejected { " (rejected)" } else { "" };
             let _ = writeln!(md, "- {}{kb}{mark}", a.summary);
         }
+        let _ = writeln!(md);
     }
     let c = &brief.customer;
-    let _ = writeln!(md, "\n## Customer\n");
-    for (label, value) in [
+    let known: Vec<(&str, String)> = [
         ("id", c.id.clone()),
         ("tier", c.tier.clone()),
         ("tenure (days)", c.tenure_days.map(|v| v.to_string())),
@@ -495,21 +759,29 @@ pub fn render_markdown(brief: &Brief) -> String {
         ("deal value", c.deal_value.map(|v| v.to_string())),
         ("language", c.language.clone()),
         ("email", c.email.clone()),
-    ] {
-        if let Some(v) = value {
+    ]
+    .into_iter()
+    .filter_map(|(label, value)| value.map(|v| (label, v)))
+    .collect();
+    if !known.is_empty() {
+        let _ = writeln!(md, "## Customer\n");
+        for (label, v) in known {
             let _ = writeln!(md, "- {label}: {v}");
         }
+        let _ = writeln!(md);
     }
     if let Some(step) = &brief.step_in_progress {
-        let _ = writeln!(md, "\n**Step in progress:** {step}");
+        let _ = writeln!(md, "**Step in progress:** {step}\n");
     }
-    let _ = writeln!(md, "\n## Next step\n\n{}\n", brief.recommended_next_step);
+    let _ = writeln!(md, "## Next step\n\n{}\n", brief.recommended_next_step);
     let _ = writeln!(
         md,
         "## Suggested first message\n\n> {}\n",
         brief.warm_introduction
     );
-    let _ = writeln!(md, "## Recent turns\n");
+    if !brief.recent_turns.is_empty() {
+        let _ = writeln!(md, "## Recent turns\n");
+    }
     for t in &brief.recent_turns {
         let _ = writeln!(
             md,

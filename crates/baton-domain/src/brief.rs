@@ -102,7 +102,8 @@ pub struct Entity {
 pub struct AttemptedSolution {
     /// The AI turn it came from.
     pub turn: usize,
-    /// The gist of the AI's answer: its first sentence that is not a pleasantry.
+    /// The gist of the AI's answer: its first sentence that answers, explains or acts (an AI
+    /// turn that only greets, asks, holds or closes is no attempt).
     pub summary: String,
     /// Knowledge-base articles the AI used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -153,7 +154,8 @@ pub struct Brief {
     pub conversation_id: String,
     /// The turn at which the handoff started.
     pub handoff_turn: usize,
-    /// A 1-10 line extractive summary: the customer's own key sentences.
+    /// Up to 10 short extractive lines, each led by what it is: `Problem:`, `Wants:`, `Tried:`
+    /// (with the customer's reply when they rejected it), `Facts:` and `Last message:`.
     pub summary: Vec<String>,
     /// The customer's intent, e.g. `refund`, in words.
     pub intent: String,

@@ -375,8 +375,9 @@ impl Engine {
         })
     }
 
-    /// Builds the brief from the session as it stands.
-    fn brief(&self, session: &Session, decision: &Decision) -> Brief {
+    /// Builds the brief from the session as it stands, for a handoff on `decision` (the one
+    /// [`Engine::process`] builds when a turn starts a handoff; also for a brief on demand).
+    pub fn brief(&self, session: &Session, decision: &Decision) -> Brief {
         baton_brief::build(
             &BriefInput {
                 conversation_id: session.id.as_str(),
