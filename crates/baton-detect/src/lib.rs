@@ -932,7 +932,8 @@ impl Detectors {
     }
 
     /// The word or word pair of `text` that most raises `code` (its head, or its best intent
-    /// class), as evidence when no phrase family matched.
+    /// class), as evidence when no phrase family matched; never a function word alone, nor a
+    /// pair of them.
     fn model_evidence(&self, code: ReasonCode, text: &str) -> Option<String> {
         let model = self.model.as_ref()?;
         let words = model::Words::new(text);
@@ -942,6 +943,12 @@ impl Detectors {
             // The word, then the pair it ends (none for the first word).
             for pair in [false, true] {
                 if pair && i == 0 {
+                    continue;
+                }
+                // A function word is no evidence of anything: its weight is a hash neighbour's
+                // or the company it kept in training ("of" in "a restitution of 1200").
+                let function = |j: usize| is_function_word(words.word(j));
+                if function(i) && (!pair || function(i - 1)) {
                     continue;
                 }
                 let bucket = words.bucket(model.bits(), i, pair, &mut buf);
@@ -1253,6 +1260,11 @@ const STOPWORDS: &[&str] = &[
     "this", "to", "ve", "was", "we", "were", "what", "when", "where", "why", "will", "with",
     "would", "you", "your",
 ];
+
+/// Whether a lowercased word is a function word ([`STOPWORDS`]) or too short to mean anything.
+fn is_function_word(word: &str) -> bool {
+    word.chars().count() <= 2 || STOPWORDS.binary_search(&word).is_ok()
+}
 
 /// The content words of a text (stopwords and one-letter tokens removed, lowercased, a plural
 /// `s` stripped), for comparing questions: each word's 64-bit xxh3 hash, sorted and distinct.

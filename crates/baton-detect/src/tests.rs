@@ -87,6 +87,26 @@ fn signals_are_in_range_with_evidence() {
 }
 
 #[test]
+fn evidence_is_never_a_function_word_alone() {
+    let d = Detectors::new(DetectConfig::default());
+    for text in [
+        "I am asking for a restitution of 1200 dollars",
+        "i would like to get back what i paid for the order",
+        "how do I stop them taking money from my account",
+        "I'm thinking about cancelling pro",
+        "can you do something about it",
+    ] {
+        for s in first_turn(&d, text) {
+            let words: Vec<&str> = s.evidence.split_whitespace().collect();
+            assert!(
+                !words.iter().all(|w| is_function_word(&w.to_lowercase())),
+                "{text:?}: {s:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn content_words_drop_function_words_and_plurals_in_any_case() {
     assert!(
         STOPWORDS.windows(2).all(|w| w[0] < w[1]),
