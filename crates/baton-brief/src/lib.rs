@@ -522,6 +522,13 @@ static OFFER: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
         .expect("built-in pattern compiles")
 });
 
+/// A question that lost its mark: "which city are you in.", "what time works for you".
+#[allow(clippy::expect_used)]
+static WH_QUESTION: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(r"^(?:which|what|where|when|who|how)(?: [a-z]+)? (?:is|are|was|were|do|does|did|would|will|can|should|works?)\b")
+        .expect("built-in pattern compiles")
+});
+
 /// The act of one sentence of an assistant's turn.
 fn act(sentence: &str) -> Act {
     let lower = sentence.trim().to_lowercase();
@@ -532,7 +539,7 @@ fn act(sentence: &str) -> Act {
     if OFFER.is_match(&lower) && words >= 5 {
         return Act::Content;
     }
-    if lower.ends_with('?') {
+    if lower.ends_with('?') || WH_QUESTION.is_match(&lower) {
         return Act::Question;
     }
     let pleasantry = PLEASANTRIES.iter().any(|p| {
