@@ -101,8 +101,12 @@ test("a customer's request for a person reaches an agent with its brief, and bac
 
   const asked = Date.now();
   await customer.getByRole("button", { name: "Talk to a person" }).click();
-  await customer.locator("#status").filter({ hasText: "transferred" }).waitFor();
-  assert.match(await customer.locator("#status").innerText(), /see this whole conversation|number 1/);
+  // One handoff notice (the policy's message), and the status beside it (offered to Ana at
+  // once: no line to wait in).
+  await customer.locator("#handoff-message").filter({ hasText: "whole conversation" }).waitFor();
+  await customer.locator("#status").filter({ hasText: "shortly" }).waitFor();
+  const notices = await customer.locator("#handoff-message, #status, #messages li").allInnerTexts();
+  assert.equal(notices.filter((t) => /whole conversation|being transferred/.test(t)).length, 1, notices.join("\n"));
 
   // Within a second the conversation is in Ana's console, offered to her.
   const item = ana.locator("#queues .queue-item").first();
@@ -151,6 +155,8 @@ test("a customer's request for a person reaches an agent with its brief, and bac
   assert.ok(fromAgent[0].startsWith("Ana") && fromAgent[0].includes(intro.slice(0, 20)), fromAgent[0]);
   assert.match(fromAgent[1], /arrives tomorrow/);
   await customer.locator("#status").filter({ hasText: "Ana has joined" }).waitFor();
+  // Once a person has joined, nothing speaks of a line any more.
+  assert.doesNotMatch(await customer.locator("main").innerText(), /in line|transferred/);
   await customer.screenshot({ path: join(SHOTS, "widget.png"), fullPage: true });
   assert.ok(widgetUrls.some((u) => u.includes("/widget/api/events")), widgetUrls.join("\n"));
   assert.ok(!widgetUrls.some((u) => u.includes("wt_") || u.includes("token=")), widgetUrls.join("\n"));
@@ -159,6 +165,7 @@ test("a customer's request for a person reaches an agent with its brief, and bac
   await ana.getByLabel("Resolution").selectOption("information_given");
   await ana.getByRole("button", { name: "Resolve" }).click();
   await customer.locator("#rate").waitFor({ state: "visible", timeout: 3000 });
+  assert.match(await customer.locator("#status").innerText(), /conversation has ended/);
   await customer.getByRole("button", { name: "5", exact: true }).click();
   await customer.locator("#thanks").waitFor({ state: "visible" });
   const state = await ana.evaluate(async (id) => (await (await fetch(`/v1/conversations/${id}`)).json()), conversation);

@@ -638,20 +638,27 @@ fn warm_introduction(
     format!("{hello}{context}{tried} I'll take it from here.")
 }
 
+/// Opening words of a clause that asks rather than states.
+const ASKING: &[&str] = &[
+    "can ", "could ", "would ", "will ", "please", "how ", "what ", "when ", "where ", "why ",
+    "is ", "are ", "do ", "does ", "did ",
+];
+
 /// A statement of the customer's, addressed back to them ("my card was charged twice" ->
-/// "your card was charged twice"), without a trailing "can you help me?"; `None` for a
-/// question, which reads badly turned around.
+/// "your card was charged twice"), up to the first clause that asks ("my parcel hasn't
+/// arrived, how long does shipping take?" -> "your parcel hasn't arrived"); `None` when it
+/// opens with a question, which reads badly turned around.
 fn second_person(problem: &str) -> Option<String> {
     let statement = problem
         .split([',', ';'])
         .take_while(|clause| {
             let c = clause.trim().to_lowercase();
-            !(c.starts_with("can you") || c.starts_with("could you") || c.starts_with("please"))
+            !c.contains('?') && !ASKING.iter().any(|a| c.starts_with(a))
         })
         .collect::<Vec<_>>()
         .join(",");
     let statement = statement.trim().trim_end_matches(['.', '!']);
-    if statement.is_empty() || statement.contains('?') {
+    if statement.split_whitespace().count() < 3 {
         return None;
     }
     let mut words: Vec<String> = Vec::new();

@@ -131,6 +131,19 @@ fn the_warm_introduction_names_the_problem_not_the_feeling() {
 }
 
 #[test]
+fn the_introduction_keeps_the_statement_and_leaves_the_question() {
+    assert_eq!(
+        second_person("My parcel still hasn't arrived, how long does shipping take?").as_deref(),
+        Some("your parcel still hasn't arrived")
+    );
+    assert_eq!(
+        second_person("I need to return an item, can you help me with that?").as_deref(),
+        Some("you need to return an item")
+    );
+    assert_eq!(second_person("How do I reset my password?"), None);
+}
+
+#[test]
 fn markdown_snapshot() {
     insta::assert_snapshot!(render_markdown(&example()));
 }

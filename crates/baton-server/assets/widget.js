@@ -35,16 +35,30 @@
     });
     if (s.messages.length !== lastCount) list.scrollTop = list.scrollHeight;
     lastCount = s.messages.length;
+    // One handoff notice: the policy's message while the customer waits (the status line then
+    // only keeps the place in line current), else a line of our own. The place in line and the
+    // wait go once a person has joined; the end of the conversation is said.
+    const waiting = s.state === "queued" || s.state === "offered";
+    const notice = sessionStorage.getItem("baton-widget-notice");
+    $("handoff-message").hidden = !(waiting && notice);
+    $("handoff-message").textContent = waiting && notice ? notice : "";
+    const hadPerson = s.messages.some((m) => m.role === "agent");
     const status = $("status");
     let text = "";
-    if (s.state === "queued" || s.state === "offered") {
-      text = "You're being transferred to a person, who will see this whole conversation. ";
-      if (s.position) text += "You are number " + s.position + " in line; the wait should be no more than " + minutes(s.estimated_wait_seconds) + ".";
+    if (waiting) {
+      if (!notice) text = "You're being transferred to a person, who will see this whole conversation. ";
+      if (s.position) text += (notice ? "Now number " : "You are number ") + s.position + " in line; the wait should be no more than " + minutes(s.estimated_wait_seconds) + ".";
+      else if (notice) text = "A person will be with you shortly.";
     } else if (s.state === "assigned") {
       text = (s.agent_name || "A person") + " has joined the conversation.";
     } else if (s.state === "async_followup") {
       text = "A person will follow up with you.";
+    } else if (s.state === "resolved") {
+      text = "This conversation has ended.";
+    } else if (s.state === "returned_to_ai" && hadPerson) {
+      text = "You're back with the assistant.";
     }
+    if (!waiting) sessionStorage.removeItem("baton-widget-notice");
     status.hidden = !text;
     status.textContent = text;
     status.dataset.state = s.state;
@@ -96,9 +110,9 @@
     try {
       await ready; // the conversation (and its cookie) exists before the first message goes
       const r = await call("/widget/api/say", body);
-      await refresh();
       const msg = r.customer && r.customer.customer_message;
-      if (msg) { $("handoff-message").hidden = false; $("handoff-message").textContent = msg; }
+      if (msg) sessionStorage.setItem("baton-widget-notice", msg);
+      await refresh();
     } catch (e) { $("error").textContent = e.message; }
   }
 
