@@ -829,8 +829,11 @@ fn replay(engine: Engine, input: &Path, markdown: bool) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))
     })?;
     let mut out = JsonLines::stdout();
+    let mut tally = ReplayTally::default();
     let mut write = |done: Replayed| -> Result<()> {
-        for l in runtime.block_on(done).context("a replay task failed")?? {
+        let lines = runtime.block_on(done).context("a replay task failed")??;
+        tally.add(&lines);
+        for l in lines {
             if markdown {
                 if let Some(b) = &l.brief {
                     eprintln!("{}", baton_brief::render_markdown(b));
@@ -865,7 +868,53 @@ fn replay(engine: Engine, input: &Path, markdown: bool) -> Result<()> {
         write(done)?;
     }
     runtime.block_on(service.shutdown());
-    out.finish()
+    out.finish()?;
+    eprintln!("{}", tally.paragraph());
+    Ok(())
+}
+
+/// What a replay found, for the paragraph it ends with on stderr.
+#[derive(Default)]
+struct ReplayTally {
+    conversations: usize,
+    turns: usize,
+    escalated: usize,
+    /// Handoffs started, by reason code (a handoff counts once for each of its reasons).
+    reasons: std::collections::BTreeMap<baton_domain::ReasonCode, usize>,
+}
+
+impl ReplayTally {
+    fn add(&mut self, lines: &[ReplayLine]) {
+        self.conversations += 1;
+        self.turns += lines.len();
+        let started: Vec<&ReplayLine> = lines.iter().filter(|l| l.brief.is_some()).collect();
+        if !started.is_empty() {
+            self.escalated += 1;
+        }
+        for l in started {
+            for r in &l.reasons {
+                *self.reasons.entry(*r).or_default() += 1;
+            }
+        }
+    }
+
+    /// "30 conversations (412 turns) replayed; 9 escalated (30%), by reason: ...".
+    fn paragraph(&self) -> String {
+        let share = 100.0 * self.escalated as f64 / self.conversations.max(1) as f64;
+        let mut text = format!(
+            "baton replay: {} conversations ({} turns) replayed; {} handed to a person ({share:.0}%)",
+            self.conversations, self.turns, self.escalated
+        );
+        if self.reasons.is_empty() {
+            text.push('.');
+        } else {
+            let mut by: Vec<(&baton_domain::ReasonCode, &usize)> = self.reasons.iter().collect();
+            by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let parts: Vec<String> = by.iter().map(|(code, n)| format!("{code} {n}")).collect();
+            text.push_str(&format!(", by reason: {}.", parts.join(", ")));
+        }
+        text
+    }
 }
 
 /// One conversation of a replay, turn by turn; errors name `at` (the input's file and line).

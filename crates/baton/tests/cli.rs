@@ -181,6 +181,14 @@ fn replay_writes_one_line_per_turn_with_a_brief_where_the_handoff_starts() {
         briefs >= 5,
         "only {briefs} handoffs in the shipped conversations"
     );
+    // It ends with a paragraph on stderr: how many, how many handed over, and why.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary = format!(
+        "{} conversations ({total_turns} turns) replayed; {briefs} handed to a person",
+        conversations.len()
+    );
+    assert!(stderr.contains(&summary), "{stderr}");
+    assert!(stderr.contains("by reason: "), "{stderr}");
 }
 
 #[test]
