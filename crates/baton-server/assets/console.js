@@ -18,6 +18,11 @@
     return data;
   }
   const text = (tag, content, cls) => { const el = document.createElement(tag); el.textContent = content; if (cls) el.className = cls; return el; };
+  // An error message in words: the API marks names and values with backticks, shown as code.
+  function showError(el, message) {
+    el.replaceChildren();
+    String(message || "").split("`").forEach((part, i) => el.append(i % 2 ? text("code", part) : document.createTextNode(part)));
+  }
 
   function show(view) {
     $("login").hidden = view !== "login";
@@ -136,7 +141,7 @@
       await refreshMe();
       await open(current);
       await loadQueues();
-    } catch (e) { $("conv-error").textContent = e.message; }
+    } catch (e) { showError($("conv-error"), e.message); }
   }
 
   async function refreshMe() {
@@ -169,7 +174,9 @@
       s.recent_escalations.forEach((r) => ol.append(text("li", (r.customer || r.conversation_id) + " in " + r.queue + " (" + r.state + "): " + (r.reasons || []).join(", "))));
       body.append(ol, text("p", s.sla_breaches.length + " SLA breaches open", "meta"));
     } catch (e) {
-      body.append(text("p", e.status === 403 ? "You do not have access to the supervisor view." : e.message, "error"));
+      const p = text("p", "", "error");
+      showError(p, e.status === 403 ? "You do not have access to the supervisor view." : e.message);
+      body.append(p);
       body.firstChild.setAttribute("role", "alert");
     }
   }
@@ -191,7 +198,7 @@
 
   async function route() {
     try { await refreshMe(); } catch (e) { show("login"); $("login-id").focus(); return; }
-    if (me.open) { show("login"); $("login-error").textContent = "This server has no accounts yet: create one with `baton agents add`."; return; }
+    if (me.open) { show("login"); showError($("login-error"), "This server has no accounts yet: create one with `baton agents add`."); return; }
     if (location.hash === "#supervisor") { await supervisorView(); return; }
     show("work");
     await loadQueues();
@@ -206,7 +213,7 @@
     try {
       await call("/v1/login", { id: $("login-id").value, password: $("login-password").value });
       await route();
-    } catch (err) { $("login-error").textContent = err.message; }
+    } catch (err) { showError($("login-error"), err.message); }
   });
   $("logout").addEventListener("click", async () => {
     await call("/v1/logout", {});
