@@ -2,6 +2,7 @@
 //! polling. A follower of all events wakes for each; a follower of one conversation wakes only
 //! for that conversation's events; an idle follower costs nothing between events.
 
+use baton_domain::ConversationId;
 use baton_store::EventRecord;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -28,7 +29,7 @@ pub enum Scope {
 pub struct Bus {
     all: broadcast::Sender<Arc<EventRecord>>,
     handoff: broadcast::Sender<Arc<EventRecord>>,
-    by_conversation: Mutex<HashMap<String, broadcast::Sender<Arc<EventRecord>>>>,
+    by_conversation: Mutex<HashMap<ConversationId, broadcast::Sender<Arc<EventRecord>>>>,
     last: AtomicI64,
     closed: tokio::sync::watch::Sender<bool>,
 }
@@ -47,7 +48,7 @@ impl Bus {
 
     /// Publishes stored events, in sequence order; the turn events of `quiet` conversations
     /// (left with the AI alone) are not for [`Scope::Handoff`].
-    pub(crate) fn publish(&self, events: &[baton_store::EventRecord], quiet: &[String]) {
+    pub(crate) fn publish(&self, events: &[baton_store::EventRecord], quiet: &[ConversationId]) {
         if events.is_empty() {
             return;
         }
@@ -84,7 +85,7 @@ impl Bus {
     /// Follows one conversation's events, or every conversation's in `scope`.
     pub fn subscribe(
         &self,
-        conversation: Option<&str>,
+        conversation: Option<&ConversationId>,
         scope: Scope,
     ) -> broadcast::Receiver<Arc<EventRecord>> {
         match conversation {
@@ -97,7 +98,7 @@ impl Bus {
                     .unwrap_or_else(PoisonError::into_inner);
                 subscribed.retain(|_, tx| tx.receiver_count() > 0);
                 subscribed
-                    .entry(id.to_owned())
+                    .entry(id.clone())
                     .or_insert_with(|| broadcast::channel(64).0)
                     .subscribe()
             }

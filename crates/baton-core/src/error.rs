@@ -85,7 +85,7 @@ impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Stale { .. } | StoreError::Duplicate { .. } => changed_meanwhile(),
-            StoreError::NotFound(message) => CoreError::NotFound(message),
+            StoreError::NotFound(id) => CoreError::NotFound(id.into()),
             StoreError::Conflict(id) => CoreError::conflict(
                 "conversation_exists",
                 format!("conversation `{id}` already exists: post its turns to /v1/conversations/{id}/turns, or create one with another id"),

@@ -35,7 +35,8 @@ pub use error::CoreError;
 pub use access::{Action, Actor, KeyScope, Relation};
 use answers::*;
 use baton_domain::{
-    Agent, AgentStatus, ConversationId, Customer, HandoffState, Role, Turn, TurnError,
+    Agent, AgentId, AgentStatus, ConversationId, Customer, HandoffState, IdError, QueueName, Role,
+    Turn, TurnError,
 };
 use baton_engine::{transition, Engine, Session, Transition, TurnOutcome};
 use baton_route::dispatch::{Explanation, QueueStats};
@@ -111,7 +112,7 @@ type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 /// A change on its way to the store, and who waits for its outcome.
 type Write = (
     baton_store::Pending,
-    Vec<String>,
+    Vec<ConversationId>,
     oneshot::Sender<Result<Applied, StoreError>>,
 );
 
@@ -199,16 +200,38 @@ fn transition_events(transitions: &[Transition]) -> Vec<NewEvent> {
         .collect()
 }
 
+/// A session's queue or agent (`field`) as the domain's type, for the store. Queues come from
+/// the validated policy and owners from routing; only an agent id a client chose (a bot's
+/// `target_agent`, a transcript's `agent_id`) can fail to parse: no agent has such an id, and
+/// it is not stored (with a warning).
+fn stored_id<T: TryFrom<String, Error = IdError>>(
+    session: &Session,
+    field: &'static str,
+    value: Option<&String>,
+) -> Option<T> {
+    match T::try_from(value?.clone()) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::warn!(conversation = %session.id, field, error = %e, "not stored: not a valid id");
+            None
+        }
+    }
+}
+
 fn update_of(session: &Session, disposition: Option<String>, brief: bool) -> ConversationUpdate {
     ConversationUpdate {
         state: session.state,
-        queue: session.queue.clone(),
+        queue: stored_id::<QueueName>(session, "queue", session.queue.as_ref()),
         priority: session.priority,
-        agent_id: session.agent.clone(),
+        agent_id: stored_id::<AgentId>(session, "agent_id", session.agent.as_ref()),
         brief: if brief { session.brief.clone() } else { None },
         disposition,
         language: session.detect.language.clone(),
-        requested_agent: session.requested_agent.clone(),
+        requested_agent: stored_id::<AgentId>(
+            session,
+            "requested_agent",
+            session.requested_agent.as_ref(),
+        ),
     }
 }
 
@@ -466,12 +489,12 @@ impl Service {
         if slot.is_none() {
             let record = self
                 .store
-                .conversation(id.as_str())
+                .conversation(id)
                 .await?
                 .ok_or_else(|| not_found(id))?;
             let turns = self
                 .store
-                .turns(id.as_str())
+                .turns(id)
                 .await?
                 .into_iter()
                 .map(|t| t.turn)
@@ -481,10 +504,10 @@ impl Service {
                     .start(id.clone(), record.customer.clone(), record.channel.clone());
             session.brief = record.brief;
             session.state = record.state;
-            session.queue = record.queue;
+            session.queue = record.queue.map(String::from);
             session.priority = record.priority;
-            session.agent = record.agent_id;
-            session.requested_agent = record.requested_agent;
+            session.agent = record.agent_id.map(String::from);
+            session.requested_agent = record.requested_agent.map(String::from);
             *slot = Some(self.engine.restore(session, turns));
         }
         Ok(())
@@ -492,11 +515,11 @@ impl Service {
 
     /// Copies the routing fields of a conversation in routing into its session.
     fn sync(session: &mut Session, r: &Routing) {
-        if let Some(h) = r.held.get(session.id.as_str()) {
+        if let Some(h) = r.held.get(&session.id) {
             session.state = h.state;
-            session.queue = Some(h.queue.clone());
+            session.queue = Some(h.queue.as_str().to_owned());
             session.priority = h.priority;
-            session.agent = h.agent.clone();
+            session.agent = h.agent.as_ref().map(|a| a.as_str().to_owned());
         }
     }
 
@@ -561,7 +584,7 @@ impl Service {
         Self::complete(async move {
             let mut change = Change::at(this.clock.now());
             change.conversations.push(ConversationChange::new(
-                id.as_str(),
+                id.clone(),
                 Guard::Create { customer, channel },
             ));
             this.write(change).await?;
@@ -665,7 +688,7 @@ impl Service {
             {
                 let (earlier, answer) = self
                     .store
-                    .turn_by_client_id(session.id.as_str(), client_id)
+                    .turn_by_client_id(&session.id, client_id)
                     .await?
                     .ok_or_else(|| internal("a turn of the session is not in the store"))?;
                 if earlier != turn {
@@ -747,7 +770,7 @@ impl Service {
         change: &mut Change,
         now: Millis,
     ) -> CoreResult<()> {
-        let id = session.id.to_string();
+        let id = session.id.clone();
         let policy = self.engine.policy();
         let queue = session
             .queue
@@ -755,8 +778,9 @@ impl Service {
             .and_then(|q| policy.queue(q))
             .cloned();
         if let Some(route) = &outcome.route {
+            let queue_name = QueueName::parse(route.queue.clone()).map_err(internal)?;
             let new = baton_route::NewConversation {
-                id: id.clone(),
+                id: id.as_str().to_owned(),
                 queue: route.queue.clone(),
                 priority: route.priority,
                 language: session.detect.language.clone(),
@@ -764,7 +788,8 @@ impl Service {
                 queued_at: now,
                 why: route.why.clone(),
             };
-            r.enter(new, now).map_err(internal)?;
+            r.enter(id.clone(), queue_name, new, now)
+                .map_err(internal)?;
             r.record(change, now);
             self.describe_placement(r, session, answer, now);
             if let Some(q) = &queue {
@@ -789,7 +814,7 @@ impl Service {
         } else if !r.held.contains_key(&id) {
             // Held by a person outside routing (a transcript's): nothing to route.
         } else if session.state == HandoffState::Assigned && turn.role == Role::Customer {
-            r.d.customer_wrote(&id, now).map_err(internal)?;
+            r.d.customer_wrote(id.as_str(), now).map_err(internal)?;
             if let Some(q) = queue
                 .as_ref()
                 .filter(|q| q.next_response_sla_seconds.is_some())
@@ -799,11 +824,11 @@ impl Service {
             }
             r.record(change, now);
         } else if session.state == HandoffState::Assigned && turn.role == Role::Agent {
-            r.d.agent_replied(&id).map_err(internal)?;
+            r.d.agent_replied(id.as_str()).map_err(internal)?;
             r.stop_sla(change, &id, None);
             r.record(change, now);
         } else if session.state.is_waiting() {
-            if let (Some(p), Some(w)) = (r.d.position(&id), r.d.estimate(&id)) {
+            if let (Some(p), Some(w)) = (r.d.position(id.as_str()), r.d.estimate(id.as_str())) {
                 answer.position = Some(p);
                 answer.estimated_wait_seconds = Some(w.quoted_seconds);
                 answer.expected_wait_seconds = Some(w.expected_seconds);
@@ -866,7 +891,7 @@ impl Service {
         o: &TurnOutcome,
         now: Millis,
     ) -> CoreResult<Change> {
-        let mut part = ConversationChange::new(next.id.as_str(), Guard::State(before.state));
+        let mut part = ConversationChange::new(next.id.clone(), Guard::State(before.state));
         part.turn = Some(NewTurn {
             seq: o.turn,
             turn: turn.clone(),
@@ -912,7 +937,7 @@ impl Service {
             _ => (1, baton_route::estimate_wait(1, 1, 0, 1.0, routing)),
         };
         r.announced
-            .insert(id.to_owned(), (position, wait.quoted_seconds));
+            .insert(session.id.clone(), (position, wait.quoted_seconds));
         let queue_name = session.queue.clone().unwrap_or_default();
         let closed = policy
             .schedule(&queue_name)
@@ -969,7 +994,12 @@ impl Service {
 
     /// The agent `id`, or a 404 that says how to add it.
     pub async fn agent(&self, id: &str) -> CoreResult<Agent> {
-        self.store.agent(id).await?.ok_or_else(|| {
+        let found = match AgentId::parse(id) {
+            Ok(agent) => self.store.agent(&agent).await?,
+            // No stored agent has an id that does not parse.
+            Err(_) => None,
+        };
+        found.ok_or_else(|| {
             CoreError::NotFound(format!("no agent `{id}`: add it with POST /v1/agents"))
         })
     }
@@ -1096,7 +1126,7 @@ impl Service {
         let this = self.clone();
         Self::complete(async move {
             let mut change = Change::at(this.clock.now());
-            change.conversation(id.as_str()).events.push(NewEvent {
+            change.conversation(&id).events.push(NewEvent {
                 kind: EventKind::Note,
                 from: None,
                 to: None,
@@ -1134,18 +1164,13 @@ impl Service {
         // A refused transition changes nothing; from here the session changes in place.
         let t = transition(session, to, actor, reason)
             .map_err(|e| CoreError::conflict("invalid_transition", e.to_string()))?;
-        let mut part = ConversationChange::new(session.id.as_str(), Guard::State(before));
+        let mut part = ConversationChange::new(session.id.clone(), Guard::State(before));
         part.update = Some(update_of(session, disposition, false));
         part.events = transition_events(&[t]);
         let mut change = Change::at(now);
         change.conversations.push(part);
         if in_routing(before) {
-            r.leave(
-                &mut change,
-                session.id.as_str(),
-                to == HandoffState::Resolved,
-                now,
-            );
+            r.leave(&mut change, &session.id, to == HandoffState::Resolved, now);
         }
         let pending = self.write(change);
         drop(r);
@@ -1322,6 +1347,7 @@ impl Service {
                 let now = this.clock.now();
                 Self::sync(session, &r);
                 require_owner(session, &agent_id)?;
+                let target_queue = QueueName::parse(target.name.clone()).map_err(internal)?;
                 let why = format!(
                     "transferred to queue `{}`{}{}",
                     target.name,
@@ -1343,18 +1369,18 @@ impl Service {
                     session.requested_agent = Some(to.clone());
                 }
                 session.queue = Some(target.name.clone());
-                let sid = session.id.to_string();
-                r.d.transfer(&sid, &target.name, to_agent.as_deref(), now)
+                let sid = session.id.clone();
+                r.d.transfer(sid.as_str(), &target.name, to_agent.as_deref(), now)
                     .map_err(internal)?;
                 let mut part =
-                    ConversationChange::new(sid.as_str(), Guard::State(HandoffState::Assigned));
+                    ConversationChange::new(sid.clone(), Guard::State(HandoffState::Assigned));
                 part.update = Some(update_of(session, None, false));
                 part.events = transition_events(&[t]);
                 let mut change = Change::at(now);
                 change.conversations.push(part);
                 if let Some(h) = r.held.get_mut(&sid) {
                     h.state = HandoffState::Queued;
-                    h.queue = target.name.clone();
+                    h.queue = target_queue;
                     h.agent = None;
                 }
                 r.stop_sla(&mut change, &sid, None);
@@ -1427,13 +1453,13 @@ impl Service {
     ) -> CoreResult<PresenceSet> {
         self.authorize(actor, Action::SetPresence, Some(&agent_id), None)
             .await?;
-        self.agent(&agent_id).await?;
+        let agent = self.agent(&agent_id).await?.id;
         let this = self.clone();
         Self::complete(async move {
             this.routing_command(|r, change, now| {
-                r.set_presence(&agent_id, status, now)?;
+                r.set_presence(&agent, status, now)?;
                 change.agents.push(baton_store::AgentChange::Status {
-                    id: agent_id.clone(),
+                    id: agent.clone(),
                     status,
                 });
                 Ok(())
@@ -1464,7 +1490,7 @@ impl Service {
         let this = self.clone();
         Self::complete(async move {
             let mut change = Change::at(this.clock.now());
-            let part = change.conversation(id.as_str());
+            let part = change.conversation(&id);
             part.csat = Some(score);
             part.events.push(NewEvent {
                 kind: EventKind::Csat,
@@ -1606,13 +1632,13 @@ impl Service {
                 ));
             }
             let holder =
-                r.d.holder(&rec.id)
+                r.d.holder(rec.id.as_str())
                     .map(|(a, accepted)| (a.to_owned(), accepted));
             let expected = match rec.state {
                 HandoffState::Assigned | HandoffState::Offered => rec
                     .agent_id
-                    .clone()
-                    .map(|a| (a, rec.state == HandoffState::Assigned)),
+                    .as_ref()
+                    .map(|a| (a.as_str().to_owned(), rec.state == HandoffState::Assigned)),
                 _ => None,
             };
             if holder != expected {
@@ -1624,7 +1650,7 @@ impl Service {
         }
         let loads = self.store.agent_loads().await.map_err(|e| e.to_string())?;
         for agent in self.store.agents().await.map_err(|e| e.to_string())? {
-            let held = loads.get(agent.id.as_str()).copied().unwrap_or(0);
+            let held = loads.get(&agent.id).copied().unwrap_or(0);
             if held > agent.capacity {
                 return Err(format!(
                     "agent {} holds {held} of capacity {}",
@@ -1651,7 +1677,7 @@ impl Service {
         on: Option<&ConversationId>,
     ) -> CoreResult<()> {
         let relation = match on {
-            Some(id) => self.relation(actor, id.as_str()).await?,
+            Some(id) => self.relation(actor, id).await?,
             None => Relation::None,
         };
         allow(actor, action, as_agent, relation)
@@ -1659,10 +1685,10 @@ impl Service {
 
     /// The caller's relation to conversation `id`; only agents' and customers' matter (every
     /// other caller's rights do not depend on it).
-    async fn relation(&self, actor: &Actor, id: &str) -> CoreResult<Relation> {
+    async fn relation(&self, actor: &Actor, id: &ConversationId) -> CoreResult<Relation> {
         let me = match actor {
             Actor::Customer { conversation } => {
-                return Ok(if conversation == id {
+                return Ok(if id == conversation.as_str() {
                     Relation::Customer
                 } else {
                     Relation::None
@@ -1677,10 +1703,11 @@ impl Service {
         {
             let r = self.routing.lock().await;
             if let Some(h) = r.held.get(id) {
+                let mine = h.agent.as_ref().is_some_and(|a| a == me.as_str());
                 return Ok(match h.state {
-                    HandoffState::Assigned if h.agent.as_deref() == Some(me) => Relation::Holds,
-                    HandoffState::Offered if h.agent.as_deref() == Some(me) => Relation::Offered,
-                    s if s.is_waiting() && r.d.eligible(id, me) => Relation::Waiting,
+                    HandoffState::Assigned if mine => Relation::Holds,
+                    HandoffState::Offered if mine => Relation::Offered,
+                    s if s.is_waiting() && r.d.eligible(id.as_str(), me) => Relation::Waiting,
                     _ => Relation::None,
                 });
             }
@@ -1713,7 +1740,7 @@ impl Service {
         action: Action,
         id: &ConversationId,
     ) -> CoreResult<Relation> {
-        let relation = self.relation(actor, id.as_str()).await?;
+        let relation = self.relation(actor, id).await?;
         allow(actor, action, None, relation)?;
         if let Actor::User { role, .. } = actor {
             if !matches!(relation, Relation::Holds | Relation::Offered) {
@@ -1771,7 +1798,7 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn visibility(&self, actor: &Actor, id: &str) -> CoreResult<(bool, bool)> {
+    pub async fn visibility(&self, actor: &Actor, id: &ConversationId) -> CoreResult<(bool, bool)> {
         let relation = self.relation(actor, id).await?;
         let may = |action| allow(actor, action, None, relation).is_ok();
         Ok((may(Action::Read), may(Action::ReadNotes)))
@@ -1796,7 +1823,7 @@ impl Service {
 
     async fn record(&self, id: &ConversationId) -> CoreResult<ConversationRecord> {
         self.store
-            .conversation(id.as_str())
+            .conversation(id)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("no conversation `{id}`")))
     }
@@ -1813,12 +1840,12 @@ impl Service {
         let relation = self.may_read(actor, Action::Read, id).await?;
         let notes = allow(actor, Action::ReadNotes, None, relation).is_ok();
         let record = self.record(id).await?;
-        let turns = self.store.turns(id.as_str()).await?;
-        let mut events = self.store.events(id.as_str()).await?;
+        let turns = self.store.turns(id).await?;
+        let mut events = self.store.events(id).await?;
         events.retain(|e| notes || e.kind != EventKind::Note);
-        let slas = self.store.slas(id.as_str()).await?;
+        let slas = self.store.slas(id).await?;
         let wait = if record.state.is_waiting() {
-            self.wait(id.as_str()).await
+            self.wait(id).await
         } else {
             None
         };
@@ -1843,13 +1870,13 @@ impl Service {
         id: &ConversationId,
     ) -> CoreResult<Vec<TurnRecord>> {
         self.may_read(actor, action, id).await?;
-        Ok(self.store.turns(id.as_str()).await?)
+        Ok(self.store.turns(id).await?)
     }
 
     /// Place in line and wait of a waiting conversation.
-    pub async fn wait(&self, id: &str) -> Option<(usize, WaitEstimate)> {
+    pub async fn wait(&self, id: &ConversationId) -> Option<(usize, WaitEstimate)> {
         let r = self.routing.lock().await;
-        Some((r.d.position(id)?, r.d.estimate(id)?))
+        Some((r.d.position(id.as_str())?, r.d.estimate(id.as_str())?))
     }
 
     /// Why a conversation is in its queue, and every agent's eligibility.
@@ -1905,7 +1932,11 @@ impl Service {
         since: i64,
         sla_ms: i64,
     ) -> CoreResult<(u64, u64)> {
-        Ok(self.store.answered_since(queue, since, sla_ms).await?)
+        // No stored conversation is in a queue whose name does not parse.
+        let Ok(queue) = QueueName::parse(queue) else {
+            return Ok((0, 0));
+        };
+        Ok(self.store.answered_since(&queue, since, sla_ms).await?)
     }
 
     /// The conversations waiting in `queue`, each with its place and wait, in line order.
@@ -1916,12 +1947,18 @@ impl Service {
         &self,
         queue: &str,
     ) -> CoreResult<Vec<(ConversationRecord, Option<(usize, WaitEstimate)>)>> {
-        let records = self.store.waiting_records(queue).await?;
+        // No stored conversation is in a queue whose name does not parse.
+        let records = match QueueName::parse(queue) {
+            Ok(queue) => self.store.waiting_records(&queue).await?,
+            Err(_) => Vec::new(),
+        };
         let r = self.routing.lock().await;
         let mut out: Vec<_> = records
             .into_iter()
             .map(|rec| {
-                let w = r.d.position(&rec.id).zip(r.d.estimate(&rec.id));
+                let w =
+                    r.d.position(rec.id.as_str())
+                        .zip(r.d.estimate(rec.id.as_str()));
                 (rec, w)
             })
             .collect();
@@ -1941,7 +1978,7 @@ impl Service {
         Ok(agents
             .into_iter()
             .map(|a| {
-                let held = loads.get(a.id.as_str()).copied().unwrap_or(0);
+                let held = loads.get(&a.id).copied().unwrap_or(0);
                 (a, held)
             })
             .collect())
@@ -1951,7 +1988,7 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn agent_conversations(&self, agent: &str) -> CoreResult<Vec<String>> {
+    pub async fn agent_conversations(&self, agent: &AgentId) -> CoreResult<Vec<ConversationId>> {
         Ok(self.store.agent_conversations(agent).await?)
     }
 
@@ -1984,7 +2021,7 @@ impl Service {
     pub async fn events_after(
         &self,
         after: i64,
-        conversation: Option<&str>,
+        conversation: Option<&ConversationId>,
         limit: u32,
     ) -> CoreResult<Vec<EventRecord>> {
         Ok(self.store.events_after(after, conversation, limit).await?)
@@ -2181,12 +2218,11 @@ impl Service {
         customer: Customer,
         token_hash: String,
     ) -> CoreResult<Created> {
+        let id = ConversationId::parse(uuid::Uuid::new_v4().to_string()).map_err(internal)?;
         let created = self
-            .insert_conversation(None, customer, Some("widget".into()))
+            .insert_conversation(Some(id.clone()), customer, Some("widget".into()))
             .await?;
-        self.store
-            .create_widget_token(&token_hash, &created.id)
-            .await?;
+        self.store.create_widget_token(&token_hash, &id).await?;
         Ok(created)
     }
 
@@ -2194,7 +2230,10 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn widget_conversation(&self, token_hash: &str) -> CoreResult<Option<String>> {
+    pub async fn widget_conversation(
+        &self,
+        token_hash: &str,
+    ) -> CoreResult<Option<ConversationId>> {
         Ok(self.store.widget_conversation(token_hash).await?)
     }
 }

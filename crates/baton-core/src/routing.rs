@@ -5,7 +5,7 @@
 //! changes in the order they were decided. When a change fails, the routing state is rebuilt
 //! from the store ([`Routing::rebuild`]), which is the truth.
 
-use baton_domain::{Agent, AgentStatus, HandoffState};
+use baton_domain::{Agent, AgentId, AgentStatus, ConversationId, HandoffState, IdError, QueueName};
 use baton_policy::Policy;
 use baton_route::dispatch::RouteEvent;
 use baton_route::{Dispatcher, Millis, NewConversation, QueueConfig};
@@ -19,21 +19,34 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Held {
     pub state: HandoffState,
-    pub queue: String,
+    pub queue: QueueName,
     pub priority: i64,
-    pub agent: Option<String>,
+    pub agent: Option<AgentId>,
 }
 
 /// The node's routing state.
 pub(crate) struct Routing {
     pub d: Dispatcher,
-    pub held: HashMap<String, Held>,
-    pub slas: HashMap<(String, SlaKind), SlaTimer>,
-    pub announced: HashMap<String, (usize, u64)>,
+    pub held: HashMap<ConversationId, Held>,
+    pub slas: HashMap<(ConversationId, SlaKind), SlaTimer>,
+    pub announced: HashMap<ConversationId, (usize, u64)>,
     pub last_sweep: Millis,
     /// Every agent as routing knows it (presence included), to notice agents another process
     /// added or changed in the store.
-    pub agents: HashMap<String, Agent>,
+    pub agents: HashMap<AgentId, Agent>,
+}
+
+/// An id the dispatcher reports (a conversation, agent or queue), as the domain's type. The
+/// dispatcher holds only ids that came from the domain's types, so this fails only on a bug:
+/// the step is then skipped with a warning, never a panic.
+fn reported<T: TryFrom<String, Error = IdError>>(value: String) -> Option<T> {
+    match T::try_from(value) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::warn!(error = %e, "routing step with an invalid id skipped");
+            None
+        }
+    }
 }
 
 /// A routing event without a state change.
@@ -79,10 +92,11 @@ impl Routing {
             }
         }
         for rec in store.routing_records().await? {
-            let Some(new) = new_conversation(&rec, now) else {
+            let (Some(new), Some(new_queue)) = (new_conversation(&rec, now), rec.queue.clone())
+            else {
                 continue;
             };
-            let result = match (rec.state, rec.agent_id.as_deref()) {
+            let result = match (rec.state, rec.agent_id.as_ref().map(AgentId::as_str)) {
                 (HandoffState::Assigned, Some(agent)) => {
                     r.d.restore_held(new, agent, true, rec.assigned_at.unwrap_or(now), now)
                 }
@@ -97,7 +111,7 @@ impl Routing {
                         rec.id.clone(),
                         Held {
                             state: rec.state,
-                            queue: rec.queue.clone().unwrap_or_default(),
+                            queue: new_queue,
                             priority: rec.priority,
                             agent: rec.agent_id.clone(),
                         },
@@ -124,18 +138,18 @@ impl Routing {
         now: Millis,
     ) -> Result<(), baton_route::RouteError> {
         self.d.upsert_agent(agent.clone(), now)?;
-        self.agents.insert(agent.id.to_string(), agent);
+        self.agents.insert(agent.id.clone(), agent);
         Ok(())
     }
 
     /// Sets an agent's presence.
     pub fn set_presence(
         &mut self,
-        id: &str,
+        id: &AgentId,
         status: AgentStatus,
         now: Millis,
     ) -> Result<(), baton_route::RouteError> {
-        self.d.set_presence(id, status, now)?;
+        self.d.set_presence(id.as_str(), status, now)?;
         if let Some(a) = self.agents.get_mut(id) {
             a.status = status;
         }
@@ -146,7 +160,7 @@ impl Routing {
     /// another process, such as `baton agents add` while the server runs).
     pub fn take_agents(&mut self, stored: Vec<Agent>, now: Millis) {
         for agent in stored {
-            if self.agents.get(agent.id.as_str()) != Some(&agent) {
+            if self.agents.get(&agent.id) != Some(&agent) {
                 tracing::info!(agent = %agent.id, "agent changed in the store: routing takes it in");
                 if let Err(e) = self.upsert_agent(agent, now) {
                     tracing::warn!(error = %e, "stored agent not taken in");
@@ -159,10 +173,12 @@ impl Routing {
     /// `queued`).
     pub fn enter(
         &mut self,
+        id: ConversationId,
+        queue: QueueName,
         new: NewConversation,
         now: Millis,
     ) -> Result<(), baton_route::RouteError> {
-        let (id, queue, priority) = (new.id.clone(), new.queue.clone(), new.priority);
+        let priority = new.priority;
         self.d.enqueue(new, now)?;
         self.held.insert(
             id,
@@ -178,8 +194,8 @@ impl Routing {
 
     /// The conversation leaves routing (resolved when `handled`; else cancelled, handed back or
     /// moved to the async path): its agent takes the next one, its SLA timers stop.
-    pub fn leave(&mut self, change: &mut Change, id: &str, handled: bool, now: Millis) {
-        if let Err(e) = self.d.finish(id, handled, now) {
+    pub fn leave(&mut self, change: &mut Change, id: &ConversationId, handled: bool, now: Millis) {
+        if let Err(e) = self.d.finish(id.as_str(), handled, now) {
             tracing::warn!(conversation = %id, error = %e, "left routing that did not hold it");
         }
         self.held.remove(id);
@@ -194,7 +210,7 @@ impl Routing {
         &mut self,
         change: &mut Change,
         policy: &Policy,
-        id: &str,
+        id: &ConversationId,
         queue: &QueueConfig,
         (kind, seconds): (SlaKind, u64),
         now: Millis,
@@ -209,10 +225,13 @@ impl Routing {
             ),
             None => (now + ms(warn_seconds), now + ms(seconds)),
         };
+        let Some(queue_name) = reported::<QueueName>(queue.name.clone()) else {
+            return;
+        };
         let timer = SlaTimer {
-            conversation_id: id.to_owned(),
+            conversation_id: id.clone(),
             kind,
-            queue: queue.name.clone(),
+            queue: queue_name,
             started_at: now,
             warn_at,
             due_at,
@@ -221,28 +240,28 @@ impl Routing {
             stopped_at: None,
         };
         self.slas
-            .entry((id.to_owned(), kind))
+            .entry((id.clone(), kind))
             .or_insert_with(|| timer.clone());
         change.conversation(id).slas.push(SlaChange::Start(timer));
     }
 
     /// Stops the conversation's running SLA timers of `kind` (all when `None`).
-    pub fn stop_sla(&mut self, change: &mut Change, id: &str, kind: Option<SlaKind>) {
+    pub fn stop_sla(&mut self, change: &mut Change, id: &ConversationId, kind: Option<SlaKind>) {
         self.slas
             .retain(|(c, k), _| c != id || kind.is_some_and(|kind| kind != *k));
         change.conversation(id).slas.push(SlaChange::Stop(kind));
     }
 
     /// The part of `change` for conversation `id`, guarded by the state the store holds now.
-    fn part<'c>(&self, change: &'c mut Change, id: &str) -> &'c mut ConversationChange {
-        if !change.conversations.iter().any(|c| c.id == id) {
+    fn part<'c>(&self, change: &'c mut Change, id: &ConversationId) -> &'c mut ConversationChange {
+        if !change.conversations.iter().any(|c| c.id == *id) {
             let guard = self
                 .held
                 .get(id)
                 .map_or(Guard::Exists, |h| Guard::State(h.state));
             change
                 .conversations
-                .push(ConversationChange::new(id, guard));
+                .push(ConversationChange::new(id.clone(), guard));
         }
         change.conversation(id)
     }
@@ -251,10 +270,10 @@ impl Routing {
     fn move_to(
         &mut self,
         change: &mut Change,
-        id: &str,
+        id: &ConversationId,
         to: HandoffState,
-        agent: Option<String>,
-        queue: Option<String>,
+        agent: Option<AgentId>,
+        queue: Option<QueueName>,
         why: String,
     ) {
         let Some(from) = self.held.get(id).map(|h| h.state) else {
@@ -318,6 +337,12 @@ impl Routing {
                         agent,
                         expires_at,
                     } => {
+                        let (Some(conversation), Some(agent)) = (
+                            reported::<ConversationId>(conversation),
+                            reported::<AgentId>(agent),
+                        ) else {
+                            continue;
+                        };
                         let secs = (expires_at - now).max(0) / 1000;
                         let why = format!("offered to agent `{agent}`, to accept within {secs} s");
                         self.move_to(
@@ -334,6 +359,12 @@ impl Routing {
                         agent,
                         waited_ms,
                     } => {
+                        let (Some(conversation), Some(agent)) = (
+                            reported::<ConversationId>(conversation),
+                            reported::<AgentId>(agent),
+                        ) else {
+                            continue;
+                        };
                         let why = format!(
                             "assigned to agent `{agent}` after {:.0} s waiting",
                             waited_ms as f64 / 1000.0
@@ -352,6 +383,9 @@ impl Routing {
                         conversation,
                         agent,
                     } => {
+                        let Some(conversation) = reported::<ConversationId>(conversation) else {
+                            continue;
+                        };
                         let why = format!("agent `{agent}` declined; offered to the next agent");
                         self.move_to(change, &conversation, HandoffState::Queued, None, None, why);
                     }
@@ -359,6 +393,9 @@ impl Routing {
                         conversation,
                         agent,
                     } => {
+                        let Some(conversation) = reported::<ConversationId>(conversation) else {
+                            continue;
+                        };
                         let why = format!(
                             "agent `{agent}` did not accept in time; offered to the next agent"
                         );
@@ -368,6 +405,9 @@ impl Routing {
                         conversation,
                         agent,
                     } => {
+                        let Some(conversation) = reported::<ConversationId>(conversation) else {
+                            continue;
+                        };
                         let why = format!(
                             "agent `{agent}` is no longer available; offered to the next agent"
                         );
@@ -377,6 +417,9 @@ impl Routing {
                         conversation,
                         agent,
                     } => {
+                        let Some(conversation) = reported::<ConversationId>(conversation) else {
+                            continue;
+                        };
                         let why = format!(
                             "agent `{agent}` left the customer unanswered too long; back in the queue"
                         );
@@ -384,6 +427,9 @@ impl Routing {
                     }
                     RouteEvent::AgentAway { agent, why } => {
                         tracing::info!(%agent, %why, "agent set away");
+                        let Some(agent) = reported::<AgentId>(agent) else {
+                            continue;
+                        };
                         if let Some(a) = self.agents.get_mut(&agent) {
                             a.status = AgentStatus::Away;
                         }
@@ -397,6 +443,12 @@ impl Routing {
                         queue,
                         step,
                     } => {
+                        let (Some(conversation), Some(queue)) = (
+                            reported::<ConversationId>(conversation),
+                            reported::<QueueName>(queue),
+                        ) else {
+                            continue;
+                        };
                         let why = if step == 0 {
                             format!("overflowed to queue `{queue}`")
                         } else {
@@ -413,6 +465,9 @@ impl Routing {
                         conversation,
                         agent,
                     } => {
+                        let Some(conversation) = reported::<ConversationId>(conversation) else {
+                            continue;
+                        };
                         let why = format!(
                             "dedicated agent `{agent}` did not take it in time: any eligible agent may"
                         );
@@ -427,7 +482,7 @@ impl Routing {
 
     /// Fires the SLA warnings and breaches due at `now`, each once, into `change`.
     pub fn fire_slas(&mut self, change: &mut Change, now: Millis) {
-        let mut due: Vec<(String, SlaKind)> = self
+        let mut due: Vec<(ConversationId, SlaKind)> = self
             .slas
             .iter()
             .filter(|(_, t)| (!t.warned && t.warn_at <= now) || (!t.breached && t.due_at <= now))
@@ -514,7 +569,9 @@ impl Routing {
                 }
             };
             if material {
-                updates.push((id.to_owned(), position, wait));
+                if let Some(id) = reported::<ConversationId>(id.to_owned()) {
+                    updates.push((id, position, wait));
+                }
             }
         }
         for (id, position, wait) in updates {
@@ -539,11 +596,11 @@ impl Routing {
 
 fn new_conversation(r: &ConversationRecord, now: Millis) -> Option<NewConversation> {
     Some(NewConversation {
-        id: r.id.clone(),
-        queue: r.queue.clone()?,
+        id: r.id.as_str().to_owned(),
+        queue: r.queue.as_ref()?.as_str().to_owned(),
         priority: r.priority,
         language: r.language.clone(),
-        owner: r.requested_agent.clone(),
+        owner: r.requested_agent.as_ref().map(|a| a.as_str().to_owned()),
         queued_at: r.queued_at.unwrap_or(now),
         why: "restored after a restart".to_owned(),
     })

@@ -21,26 +21,26 @@ impl Store for Flaky {
         }
         self.inner.submit(change)
     }
-    async fn conversation(&self, id: &str) -> StoreResult<Option<ConversationRecord>> {
+    async fn conversation(&self, id: &ConversationId) -> StoreResult<Option<ConversationRecord>> {
         self.inner.conversation(id).await
     }
-    async fn turns(&self, id: &str) -> StoreResult<Vec<TurnRecord>> {
+    async fn turns(&self, id: &ConversationId) -> StoreResult<Vec<TurnRecord>> {
         self.inner.turns(id).await
     }
     async fn turn_by_client_id(
         &self,
-        id: &str,
+        id: &ConversationId,
         client: &str,
     ) -> StoreResult<Option<(Turn, serde_json::Value)>> {
         self.inner.turn_by_client_id(id, client).await
     }
-    async fn events(&self, id: &str) -> StoreResult<Vec<EventRecord>> {
+    async fn events(&self, id: &ConversationId) -> StoreResult<Vec<EventRecord>> {
         self.inner.events(id).await
     }
     async fn events_after(
         &self,
         after: i64,
-        conversation: Option<&str>,
+        conversation: Option<&ConversationId>,
         limit: u32,
     ) -> StoreResult<Vec<EventRecord>> {
         self.inner.events_after(after, conversation, limit).await
@@ -48,10 +48,10 @@ impl Store for Flaky {
     async fn last_event_id(&self) -> StoreResult<i64> {
         self.inner.last_event_id().await
     }
-    async fn agent_conversations(&self, agent: &str) -> StoreResult<Vec<String>> {
+    async fn agent_conversations(&self, agent: &AgentId) -> StoreResult<Vec<ConversationId>> {
         self.inner.agent_conversations(agent).await
     }
-    async fn waiting_records(&self, queue: &str) -> StoreResult<Vec<ConversationRecord>> {
+    async fn waiting_records(&self, queue: &QueueName) -> StoreResult<Vec<ConversationRecord>> {
         self.inner.waiting_records(queue).await
     }
     async fn routing_records(&self) -> StoreResult<Vec<ConversationRecord>> {
@@ -60,13 +60,13 @@ impl Store for Flaky {
     async fn recent_escalations(&self, limit: u32) -> StoreResult<Vec<ConversationRecord>> {
         self.inner.recent_escalations(limit).await
     }
-    async fn answered_since(&self, q: &str, since: i64, sla: i64) -> StoreResult<(u64, u64)> {
+    async fn answered_since(&self, q: &QueueName, since: i64, sla: i64) -> StoreResult<(u64, u64)> {
         self.inner.answered_since(q, since, sla).await
     }
-    async fn handle_time(&self, queue: &str) -> StoreResult<(Option<f64>, i64)> {
+    async fn handle_time(&self, queue: &QueueName) -> StoreResult<(Option<f64>, i64)> {
         self.inner.handle_time(queue).await
     }
-    async fn slas(&self, id: &str) -> StoreResult<Vec<SlaTimer>> {
+    async fn slas(&self, id: &ConversationId) -> StoreResult<Vec<SlaTimer>> {
         self.inner.slas(id).await
     }
     async fn running_slas(&self) -> StoreResult<Vec<SlaTimer>> {
@@ -78,10 +78,10 @@ impl Store for Flaky {
     async fn agents(&self) -> StoreResult<Vec<Agent>> {
         self.inner.agents().await
     }
-    async fn agent(&self, id: &str) -> StoreResult<Option<Agent>> {
+    async fn agent(&self, id: &AgentId) -> StoreResult<Option<Agent>> {
         self.inner.agent(id).await
     }
-    async fn agent_loads(&self) -> StoreResult<HashMap<String, u32>> {
+    async fn agent_loads(&self) -> StoreResult<HashMap<AgentId, u32>> {
         self.inner.agent_loads().await
     }
     async fn upsert_user(&self, id: &str, hash: &str, role: AccountRole) -> StoreResult<()> {
@@ -114,10 +114,14 @@ impl Store for Flaky {
     async fn api_key_scopes(&self, hash: &str) -> StoreResult<Option<Vec<String>>> {
         self.inner.api_key_scopes(hash).await
     }
-    async fn create_widget_token(&self, token: &str, conversation: &str) -> StoreResult<()> {
+    async fn create_widget_token(
+        &self,
+        token: &str,
+        conversation: &ConversationId,
+    ) -> StoreResult<()> {
         self.inner.create_widget_token(token, conversation).await
     }
-    async fn widget_conversation(&self, token: &str) -> StoreResult<Option<String>> {
+    async fn widget_conversation(&self, token: &str) -> StoreResult<Option<ConversationId>> {
         self.inner.widget_conversation(token).await
     }
     async fn users(&self) -> StoreResult<Vec<User>> {
@@ -216,7 +220,7 @@ async fn an_escalation_is_one_change_with_its_sla_timer_and_survives_a_restart()
     assert!(answer.escalate);
     assert_eq!(answer.state, HandoffState::Queued);
     assert_eq!(answer.position, Some(1));
-    let slas = f.store.slas("c1").await.expect("slas");
+    let slas = f.store.slas(&id("c1")).await.expect("slas");
     assert_eq!(slas.len(), 1, "{slas:?}");
     assert_eq!(slas[0].kind, SlaKind::FirstResponse);
     f.service.audit().await.expect("agree");
@@ -226,7 +230,7 @@ async fn an_escalation_is_one_change_with_its_sla_timer_and_survives_a_restart()
     let service = Service::open(engine(), store, f.clock.clone(), 16)
         .await
         .expect("service");
-    assert_eq!(service.wait("c1").await.map(|(p, _)| p), Some(1));
+    assert_eq!(service.wait(&id("c1")).await.map(|(p, _)| p), Some(1));
     service.audit().await.expect("agree after restart");
     // The retry of the same turn gets the stored answer and adds nothing.
     let mut retry = ask_for_human();
@@ -292,7 +296,7 @@ async fn offers_expire_and_sla_timers_fire_on_simulated_time() {
     f.service.tick().await.expect("tick");
     let kinds: Vec<EventKind> = f
         .store
-        .events("c1")
+        .events(&id("c1"))
         .await
         .expect("events")
         .into_iter()
@@ -323,7 +327,7 @@ async fn a_failed_write_is_not_acknowledged_and_memory_follows_the_store() {
         matches!(refused, Err(CoreError::Unavailable(_))),
         "{refused:?}"
     );
-    assert!(f.store.turns("c1").await.expect("turns").is_empty());
+    assert!(f.store.turns(&id("c1")).await.expect("turns").is_empty());
     f.service
         .audit()
         .await
@@ -378,7 +382,7 @@ async fn a_caller_that_goes_away_mid_command_leaves_nothing_half_done() {
             .expect("next turn");
         assert_eq!(
             answer.turn + 1,
-            f.store.turns(&name).await.expect("turns").len()
+            f.store.turns(&id(&name)).await.expect("turns").len()
         );
     }
     f.service.audit().await.expect("agree");
@@ -420,7 +424,7 @@ async fn the_owner_speaks_at_once_after_a_claim_and_an_unknown_target_queue_is_r
 async fn event_followers_get_every_event_in_order_without_polling() {
     let f = fixture().await;
     let mut all = f.service.bus().subscribe(None, bus::Scope::All);
-    let mut one = f.service.bus().subscribe(Some("c2"), bus::Scope::All);
+    let mut one = f.service.bus().subscribe(Some(&id("c2")), bus::Scope::All);
     escalated(&f, "c1").await;
     escalated(&f, "c2").await;
     let mut ids = Vec::new();
@@ -491,7 +495,7 @@ async fn an_agent_added_by_another_process_is_routable_at_the_next_sweep() {
         .await
         .expect("c1");
     assert_eq!(
-        (record.state, record.agent_id.as_deref()),
+        (record.state, record.agent_id.as_ref().map(AgentId::as_str)),
         (HandoffState::Offered, Some("ana")),
         "{record:?}"
     );
@@ -549,7 +553,7 @@ async fn a_transcript_keeps_what_a_live_client_is_refused() {
         .await
         .expect("transcript's agent turn");
     assert_eq!(answer.state, HandoffState::Assigned);
-    assert_eq!(f.service.wait("c1").await, None, "left the line");
+    assert_eq!(f.service.wait(&id("c1")).await, None, "left the line");
     let customer = Turn::new(Role::Customer, "thanks Bo").expect("turn");
     let answer = f
         .service
@@ -574,7 +578,7 @@ async fn a_transcript_keeps_what_a_live_client_is_refused() {
         .await
         .expect("c1");
     assert_eq!(record.state, HandoffState::Assigned);
-    assert_eq!(record.agent_id.as_deref(), Some("bo"));
+    assert_eq!(record.agent_id.as_ref().map(AgentId::as_str), Some("bo"));
     assert_eq!(
         f.service
             .turns(&Actor::Open, Action::Read, &id("c1"))

@@ -78,10 +78,42 @@ fn check(kind: &'static str, charset: Charset, value: &str) -> Result<(), IdErro
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $charset:expr, $rule:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, utoipa::ToSchema)]
+        #[serde(try_from = "String")]
         #[schema(value_type = String)]
         pub struct $name(String);
+
+        // Serialized as the plain string, borrowed (no copy of the text per serialization).
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        // Hashes and compares as its text, so maps keyed by it are searched with a `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
 
         impl $name {
             #[doc = concat!("Parses an identifier: 1 to 128 bytes, not only white space, ", $rule, ".")]
@@ -171,5 +203,19 @@ mod tests {
             AgentId::parse("a".repeat(129)),
             Err(IdError::TooLong { .. })
         ));
+    }
+
+    #[test]
+    fn serde_is_the_plain_string() {
+        let id = ConversationId::parse("c-1 é").expect("id");
+        let json = serde_json::to_string(&id).expect("serialize");
+        assert_eq!(json, r#""c-1 é""#);
+        assert_eq!(
+            serde_json::from_str::<ConversationId>(&json).expect("deserialize"),
+            id
+        );
+        assert!(serde_json::from_str::<QueueName>(r#""bill ing""#).is_err());
+        assert!(serde_json::from_str::<AgentId>("7").is_err());
+        assert_eq!(id, "c-1 é");
     }
 }

@@ -315,7 +315,17 @@ pub async fn me(State(app): St, headers: HeaderMap) -> AppResult<Json<Me>> {
         Some(Actor::User { id, role }) => {
             let role = role.as_str().to_owned();
             let agent = app.service.agent(&id).await.ok();
-            let conversations = app.service.agent_conversations(&id).await?;
+            // No conversation is held by an agent whose id does not parse.
+            let conversations = match AgentId::parse(id.as_str()) {
+                Ok(agent) => app
+                    .service
+                    .agent_conversations(&agent)
+                    .await?
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
             Ok(Json(Me::SignedIn {
                 id,
                 role,
@@ -404,10 +414,10 @@ pub async fn supervisor(State(app): St, Who(actor): Who) -> AppResult<Json<Super
     let recent_escalations = recent
         .into_iter()
         .map(|r| Escalation {
-            conversation_id: r.id,
+            conversation_id: r.id.into(),
             state: r.state,
-            queue: r.queue,
-            agent_id: r.agent_id,
+            queue: r.queue.map(String::from),
+            agent_id: r.agent_id.map(String::from),
             customer: r.customer.name,
             reasons: r
                 .brief
@@ -582,9 +592,7 @@ impl FromRequestParts<Arc<AppState>> for WidgetCaller {
                     "unknown widget token: start a conversation with POST /widget/api/start",
                 )
             })?;
-        Ok(WidgetCaller(
-            ConversationId::parse(id).map_err(|e| ApiError::Internal(e.into()))?,
-        ))
+        Ok(WidgetCaller(id))
     }
 }
 
@@ -874,25 +882,25 @@ pub async fn widget_state(
         ask_rating: false,
     };
     if record.state.is_waiting() {
-        if let Some((p, w)) = app.service.wait(id.as_str()).await {
+        if let Some((p, w)) = app.service.wait(&id).await {
             body.position = Some(p);
             body.estimated_wait_seconds = Some(w.quoted_seconds);
         }
     }
     if let Some(agent) = &record.agent_id {
-        body.agent_name = Some(app.service.agent(agent).await.ok().map(|a| a.name));
+        body.agent_name = Some(app.service.agent(agent.as_str()).await.ok().map(|a| a.name));
     }
     if record.state.is_waiting() {
         let policy = app.service.engine().policy();
         let closed = record
             .queue
-            .as_deref()
-            .and_then(|q| policy.schedule(q))
+            .as_ref()
+            .and_then(|q| policy.schedule(q.as_str()))
             .is_some_and(|s| !s.is_open(app.service.now()));
         let max = record
             .queue
-            .as_deref()
-            .and_then(|q| policy.queue(q))
+            .as_ref()
+            .and_then(|q| policy.queue(q.as_str()))
             .and_then(|q| q.max_wait_seconds);
         let too_long = max.is_some_and(|m| body.estimated_wait_seconds.is_some_and(|w| w > m));
         if closed || too_long {
@@ -930,7 +938,7 @@ pub async fn widget_events(
         app,
         &headers,
         Some(0),
-        Some(id.to_string()),
+        Some(id.clone()),
         baton_core::bus::Scope::All,
         customer(&id),
     )

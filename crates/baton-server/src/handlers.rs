@@ -389,13 +389,13 @@ pub async fn get_conversation(
     };
     Ok(Json(ConversationView {
         ai_may_reply: record.state.ai_may_reply(),
-        id: record.id,
+        id: record.id.into(),
         customer: record.customer,
         channel: record.channel,
         state: record.state,
-        queue: record.queue,
+        queue: record.queue.map(String::from),
         priority: record.priority,
-        agent_id: record.agent_id,
+        agent_id: record.agent_id.map(String::from),
         disposition: record.disposition,
         brief: record.brief,
         decisions: d.turns.iter().filter_map(|t| t.decision.clone()).collect(),
@@ -727,11 +727,7 @@ pub async fn event_stream(
     headers: axum::http::HeaderMap,
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> AppResult<impl IntoResponse> {
-    let conversation = q
-        .conversation
-        .map(|c| parse_id(&c))
-        .transpose()?
-        .map(|c| c.to_string());
+    let conversation = q.conversation.map(|c| parse_id(&c)).transpose()?;
     let after = q.after.filter(|a| *a >= 0);
     let scope = match q.scope.as_deref() {
         None | Some("all") => Scope::All,
@@ -761,14 +757,14 @@ pub(crate) fn stream_events(
     app: Arc<AppState>,
     headers: &axum::http::HeaderMap,
     after: Option<i64>,
-    conversation: Option<String>,
+    conversation: Option<ConversationId>,
     scope: Scope,
     viewer: Actor,
 ) -> impl IntoResponse {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
     let bus = app.service.bus();
-    let rx = bus.subscribe(conversation.as_deref(), scope);
+    let rx = bus.subscribe(conversation.as_ref(), scope);
     let closed = bus.closed();
     let last = headers
         .get("last-event-id")
@@ -781,12 +777,12 @@ pub(crate) fn stream_events(
         rx: tokio::sync::broadcast::Receiver<Arc<baton_store::EventRecord>>,
         closed: tokio::sync::watch::Receiver<bool>,
         last: i64,
-        conversation: Option<String>,
+        conversation: Option<ConversationId>,
         pending: std::collections::VecDeque<baton_store::EventRecord>,
         catch_up: bool,
         viewer: Actor,
         /// What the viewer may see, per conversation: (events, notes).
-        seen: std::collections::HashMap<String, (bool, bool)>,
+        seen: std::collections::HashMap<ConversationId, (bool, bool)>,
     }
     let start = Follow {
         app,
@@ -855,7 +851,7 @@ pub(crate) fn stream_events(
                 match f
                     .app
                     .service
-                    .events_after(f.last, f.conversation.as_deref(), 200)
+                    .events_after(f.last, f.conversation.as_ref(), 200)
                     .await
                 {
                     Ok(batch) if !batch.is_empty() => {
@@ -1031,7 +1027,7 @@ pub async fn get_queue(
             let waited = (now - r.queued_at.unwrap_or(now)) / 1000;
             WaitingItem {
                 position: wait.map(|(p, _)| p),
-                conversation_id: r.id.clone(),
+                conversation_id: r.id.as_str().to_owned(),
                 state: r.state,
                 priority: r.priority,
                 waiting_seconds: waited,
@@ -1039,7 +1035,7 @@ pub async fn get_queue(
                 sla_remaining_seconds: i64::try_from(queue.sla_seconds).unwrap_or(i64::MAX)
                     - waited,
                 offered_to: if r.state == HandoffState::Offered {
-                    r.agent_id.clone()
+                    r.agent_id.as_ref().map(|a| a.as_str().to_owned())
                 } else {
                     None
                 },

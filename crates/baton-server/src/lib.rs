@@ -799,6 +799,24 @@ mod tests {
         );
     }
 
+    /// The stored records' ids are the domain's types, documented (and sent) as plain strings.
+    #[test]
+    fn ids_of_stored_records_are_documented_as_strings() {
+        let doc: serde_json::Value = serde_json::from_str(openapi::json()).expect("JSON");
+        let schemas = &doc["components"]["schemas"];
+        for (schema, field) in [
+            ("EventRecord", "conversation_id"),
+            ("SlaTimer", "conversation_id"),
+            ("SlaTimer", "queue"),
+        ] {
+            assert_eq!(
+                schemas[schema]["properties"][field]["type"], "string",
+                "{schema}.{field}: {}",
+                schemas[schema]
+            );
+        }
+    }
+
     /// Every path and method in /openapi.json is served (none reaches the fallback), so the
     /// document cannot name a route that does not exist.
     #[tokio::test]

@@ -18,7 +18,10 @@ use crate::{
     ConversationUpdate, EventKind, EventRecord, Guard, NewEvent, NewTurn, Result, SlaChange,
     SlaKind, SlaTimer, Store, StoreError,
 };
-use baton_domain::{Agent, AgentId, AgentStatus, Brief, Customer, HandoffState, Role, Skill, Turn};
+use baton_domain::{
+    Agent, AgentId, AgentStatus, Brief, ConversationId, Customer, HandoffState, QueueName, Role,
+    Skill, Turn,
+};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -64,6 +67,30 @@ fn err<T: std::fmt::Debug>(r: Result<T>, what: &str) -> StoreError {
     match r {
         Ok(v) => panic!("conformance: {what}: expected an error, got Ok({v:?})"),
         Err(e) => e,
+    }
+}
+
+/// The conversation id `id`, or a panic.
+pub(crate) fn cid(id: &str) -> ConversationId {
+    match ConversationId::parse(id) {
+        Ok(id) => id,
+        Err(e) => panic!("conformance: conversation id: {e}"),
+    }
+}
+
+/// The agent id `id`, or a panic.
+fn aid(id: &str) -> AgentId {
+    match AgentId::parse(id) {
+        Ok(id) => id,
+        Err(e) => panic!("conformance: agent id: {e}"),
+    }
+}
+
+/// The queue name `name`, or a panic.
+fn qn(name: &str) -> QueueName {
+    match QueueName::parse(name) {
+        Ok(name) => name,
+        Err(e) => panic!("conformance: queue name: {e}"),
     }
 }
 
@@ -117,7 +144,7 @@ fn transition(from: HandoffState, to: HandoffState) -> NewEvent {
 fn note(id: &str, at: i64, reason: &str) -> Change {
     let mut change = Change::at(at);
     change
-        .conversation(id)
+        .conversation(&cid(id))
         .events
         .push(event(EventKind::Note, reason));
     change
@@ -126,9 +153,9 @@ fn note(id: &str, at: i64, reason: &str) -> Change {
 fn update(state: HandoffState, queue: Option<&str>, agent: Option<&str>) -> ConversationUpdate {
     ConversationUpdate {
         state,
-        queue: queue.map(str::to_owned),
+        queue: queue.map(qn),
         priority: 1,
-        agent_id: agent.map(str::to_owned),
+        agent_id: agent.map(aid),
         brief: None,
         disposition: None,
         language: None,
@@ -139,7 +166,7 @@ fn update(state: HandoffState, queue: Option<&str>, agent: Option<&str>) -> Conv
 /// A part creating `id` with a default customer and no channel.
 pub(crate) fn create_part(id: &str) -> ConversationChange {
     ConversationChange::new(
-        id,
+        cid(id),
         Guard::Create {
             customer: Customer::default(),
             channel: None,
@@ -162,7 +189,7 @@ async fn step(
     at: i64,
 ) -> Applied {
     let mut change = Change::at(at);
-    let part = change.conversation(id);
+    let part = change.conversation(&cid(id));
     part.guard = Guard::State(from);
     part.events.push(transition(from, u.state));
     let what = format!(
@@ -181,19 +208,22 @@ async fn by_client_id(
     client_turn_id: &str,
 ) -> Option<(Turn, serde_json::Value)> {
     ok(
-        s.turn_by_client_id(id, client_turn_id).await,
+        s.turn_by_client_id(&cid(id), client_turn_id).await,
         "turn_by_client_id",
     )
 }
 
 /// The conversations held by or offered to `agent`.
-async fn held_by(s: &dyn Store, agent: &str) -> Vec<String> {
-    ok(s.agent_conversations(agent).await, "agent_conversations")
+async fn held_by(s: &dyn Store, agent: &str) -> Vec<ConversationId> {
+    ok(
+        s.agent_conversations(&aid(agent)).await,
+        "agent_conversations",
+    )
 }
 
 async fn record(s: &dyn Store, id: &str) -> ConversationRecord {
     some(
-        ok(s.conversation(id).await, &format!("reading `{id}`")),
+        ok(s.conversation(&cid(id)).await, &format!("reading `{id}`")),
         &format!("conversation `{id}` after it was written"),
     )
 }
@@ -241,7 +271,7 @@ async fn create_and_guards(s: &dyn Store) {
     };
     let mut change = Change::at(T0);
     change.conversations.push(ConversationChange::new(
-        "conf-c1",
+        cid("conf-c1"),
         Guard::Create {
             customer: customer.clone(),
             channel: Some("web".into()),
@@ -273,9 +303,9 @@ async fn create_and_guards(s: &dyn Store) {
     );
     assert_eq!(
         (
-            c.queue.as_deref(),
+            c.queue.as_ref().map(QueueName::as_str),
             c.queued_at,
-            c.agent_id.as_deref(),
+            c.agent_id.as_ref().map(AgentId::as_str),
             c.brief.as_ref(),
             c.csat
         ),
@@ -289,7 +319,7 @@ async fn create_and_guards(s: &dyn Store) {
     }
     assert!(
         ok(
-            s.conversation("conf-none").await,
+            s.conversation(&cid("conf-none")).await,
             "reading a missing conversation"
         )
         .is_none(),
@@ -298,7 +328,7 @@ async fn create_and_guards(s: &dyn Store) {
 
     // A state guard that does not hold: Stale, nothing written.
     let mut change = Change::at(T0 + 1);
-    let part = change.conversation("conf-c1");
+    let part = change.conversation(&cid("conf-c1"));
     part.guard = Guard::State(HandoffState::Queued);
     part.update = Some(update(HandoffState::Assigned, Some("conf-q"), Some("x")));
     part.events
@@ -326,13 +356,13 @@ async fn create_and_guards(s: &dyn Store) {
         "conformance: a stale change writes nothing"
     );
     assert!(
-        ok(s.events("conf-c1").await, "events").is_empty(),
+        ok(s.events(&cid("conf-c1")).await, "events").is_empty(),
         "conformance: a stale change writes no event"
     );
 
     // A state guard on a missing conversation: Stale.
     let mut change = note("conf-none", T0 + 1, "x");
-    change.conversation("conf-none").guard = Guard::State(HandoffState::AiActive);
+    change.conversation(&cid("conf-none")).guard = Guard::State(HandoffState::AiActive);
     assert!(
         matches!(
             err(
@@ -357,7 +387,7 @@ async fn create_and_guards(s: &dyn Store) {
         ),
     }
     assert!(
-        ok(s.events("conf-none").await, "events").is_empty(),
+        ok(s.events(&cid("conf-none")).await, "events").is_empty(),
         "conformance: a refused change writes no event"
     );
 
@@ -375,7 +405,7 @@ async fn create_and_guards(s: &dyn Store) {
     ));
     let mut u = update(HandoffState::HandoffRequested, Some("conf-q"), None);
     u.language = Some("de".into());
-    u.requested_agent = Some("conf-ag1".into());
+    u.requested_agent = Some(aid("conf-ag1"));
     u.priority = 7;
     part.update = Some(u);
     change.conversations.push(part);
@@ -409,7 +439,7 @@ async fn create_and_guards(s: &dyn Store) {
         applied.events
     );
     assert_eq!(
-        ok(s.events("conf-c2").await, "events of conf-c2"),
+        ok(s.events(&cid("conf-c2")).await, "events of conf-c2"),
         applied.events,
         "conformance: the stored events are those apply returned"
     );
@@ -419,12 +449,15 @@ async fn create_and_guards(s: &dyn Store) {
         HandoffState::HandoffRequested,
         "conformance: the update is written"
     );
-    assert_eq!(c2.queue.as_deref(), Some("conf-q"));
+    assert_eq!(c2.queue.as_ref().map(QueueName::as_str), Some("conf-q"));
     assert_eq!(c2.priority, 7);
     assert_eq!(c2.language.as_deref(), Some("de"));
-    assert_eq!(c2.requested_agent.as_deref(), Some("conf-ag1"));
+    assert_eq!(
+        c2.requested_agent.as_ref().map(AgentId::as_str),
+        Some("conf-ag1")
+    );
     assert_eq!(c2.created_at, T0 + 2);
-    let turns = ok(s.turns("conf-c2").await, "turns of conf-c2");
+    let turns = ok(s.turns(&cid("conf-c2")).await, "turns of conf-c2");
     assert_eq!(
         turns.len(),
         1,
@@ -460,7 +493,10 @@ async fn create_and_guards(s: &dyn Store) {
     let c2 = record(s, "conf-c2").await;
     assert_eq!(c2.state, HandoffState::ReturnedToAi);
     assert_eq!(
-        (c2.language.as_deref(), c2.requested_agent.as_deref()),
+        (
+            c2.language.as_deref(),
+            c2.requested_agent.as_ref().map(AgentId::as_str)
+        ),
         (Some("de"), Some("conf-ag1")),
         "conformance: None in an update keeps language and requested_agent"
     );
@@ -493,7 +529,7 @@ async fn turns(s: &dyn Store) {
     let before = ok(s.last_event_id().await, "last_event_id");
     // The same seq again: refused, not Unavailable, nothing of the change written.
     let mut change = Change::at(T0 + 4);
-    let part = change.conversation("conf-c2");
+    let part = change.conversation(&cid("conf-c2"));
     part.turn = Some(new_turn(0, turn(Role::Customer, "again", Some("t-2"))));
     part.events
         .push(event(EventKind::Turn, "must not be written"));
@@ -505,7 +541,7 @@ async fn turns(s: &dyn Store) {
     );
     // The same client_turn_id under a new seq: refused too.
     let mut change = Change::at(T0 + 4);
-    change.conversation("conf-c2").turn =
+    change.conversation(&cid("conf-c2")).turn =
         Some(new_turn(1, turn(Role::Customer, "retry", Some("t-1"))));
     let e = err(
         s.apply(change).await,
@@ -528,12 +564,13 @@ async fn turns(s: &dyn Store) {
 
     // The next seq is accepted; turns come back in order.
     let mut change = Change::at(T0 + 5);
-    change.conversation("conf-c2").turn = Some(new_turn(1, turn(Role::Ai, "Sure.", None)));
+    change.conversation(&cid("conf-c2")).turn = Some(new_turn(1, turn(Role::Ai, "Sure.", None)));
     ok(s.apply(change).await, "the next turn");
     let mut change = Change::at(T0 + 6);
-    change.conversation("conf-c2").turn = Some(new_turn(2, turn(Role::Customer, "thanks", None)));
+    change.conversation(&cid("conf-c2")).turn =
+        Some(new_turn(2, turn(Role::Customer, "thanks", None)));
     ok(s.apply(change).await, "a turn without client_turn_id");
-    let seqs: Vec<i64> = ok(s.turns("conf-c2").await, "turns")
+    let seqs: Vec<i64> = ok(s.turns(&cid("conf-c2")).await, "turns")
         .iter()
         .map(|t| t.seq)
         .collect();
@@ -548,7 +585,7 @@ async fn atomicity(s: &dyn Store) {
     // The second part's guard fails: the first part (turn, events, update, SLA), a third
     // part creating a conversation and the agents' changes are all left unwritten.
     let mut change = Change::at(T0 + 10);
-    let part = change.conversation("conf-a1");
+    let part = change.conversation(&cid("conf-a1"));
     part.guard = Guard::State(HandoffState::AiActive);
     part.turn = Some(new_turn(0, turn(Role::Customer, "hello", Some("a-1"))));
     part.events
@@ -561,7 +598,7 @@ async fn atomicity(s: &dyn Store) {
         200,
     )));
     part.csat = Some(3);
-    change.conversation("conf-a2").guard = Guard::State(HandoffState::Assigned);
+    change.conversation(&cid("conf-a2")).guard = Guard::State(HandoffState::Assigned);
     change.conversations.push(create_part("conf-a3"));
     change
         .agents
@@ -573,12 +610,12 @@ async fn atomicity(s: &dyn Store) {
     );
     let a1 = record(s, "conf-a1").await;
     assert_eq!(
-        (a1.state, a1.queue.as_deref(), a1.csat),
+        (a1.state, a1.queue.as_ref().map(QueueName::as_str), a1.csat),
         (HandoffState::AiActive, None, None),
         "conformance: a change is all or nothing: the other part's update was written"
     );
     assert!(
-        ok(s.turns("conf-a1").await, "turns").is_empty(),
+        ok(s.turns(&cid("conf-a1")).await, "turns").is_empty(),
         "conformance: a change is all or nothing: the other part's turn was written"
     );
     assert!(
@@ -586,7 +623,7 @@ async fn atomicity(s: &dyn Store) {
         "conformance: a change is all or nothing: the turn's answer was written"
     );
     assert!(
-        ok(s.slas("conf-a1").await, "slas").is_empty(),
+        ok(s.slas(&cid("conf-a1")).await, "slas").is_empty(),
         "conformance: a change is all or nothing: the SLA timer was written"
     );
     assert_eq!(
@@ -595,11 +632,11 @@ async fn atomicity(s: &dyn Store) {
         "conformance: a change is all or nothing: events were written"
     );
     assert!(
-        ok(s.conversation("conf-a3").await, "conversation").is_none(),
+        ok(s.conversation(&cid("conf-a3")).await, "conversation").is_none(),
         "conformance: a change is all or nothing: the created conversation exists"
     );
     assert!(
-        ok(s.agent("conf-ghost").await, "agent").is_none(),
+        ok(s.agent(&aid("conf-ghost")).await, "agent").is_none(),
         "conformance: a change is all or nothing: the agent was written"
     );
 
@@ -614,14 +651,14 @@ async fn atomicity(s: &dyn Store) {
         "conformance: creating an existing conversation in a later part is Conflict"
     );
     assert!(
-        ok(s.events("conf-a1").await, "events").is_empty(),
+        ok(s.events(&cid("conf-a1")).await, "events").is_empty(),
         "conformance: a Conflict leaves the earlier parts unwritten"
     );
 
     // One change may move two conversations at once.
     let mut change = Change::at(T0 + 12);
     for id in ["conf-a1", "conf-a2"] {
-        let part = change.conversation(id);
+        let part = change.conversation(&cid(id));
         part.guard = Guard::State(HandoffState::AiActive);
         part.events.push(transition(
             HandoffState::AiActive,
@@ -649,12 +686,12 @@ async fn events(s: &dyn Store) {
     create(s, "conf-e2", T0).await;
     let before = ok(s.last_event_id().await, "last_event_id");
     let mut change = Change::at(T0 + 20);
-    change.conversation("conf-e1").events.extend([
+    change.conversation(&cid("conf-e1")).events.extend([
         event(EventKind::Note, "first"),
         event(EventKind::Routing, "second"),
     ]);
     change
-        .conversation("conf-e2")
+        .conversation(&cid("conf-e2"))
         .events
         .push(event(EventKind::WaitUpdate, "third"));
     let applied = ok(s.apply(change).await, "events of two conversations");
@@ -685,7 +722,7 @@ async fn events(s: &dyn Store) {
         "conformance: events_after honours its limit"
     );
     let e1 = ok(
-        s.events_after(before, Some("conf-e1"), 100).await,
+        s.events_after(before, Some(&cid("conf-e1")), 100).await,
         "events_after of conf-e1",
     );
     assert_eq!(
@@ -694,7 +731,7 @@ async fn events(s: &dyn Store) {
         "conformance: events_after of one conversation lists only its events"
     );
     let e2 = ok(
-        s.events_after(ids[0], Some("conf-e2"), 100).await,
+        s.events_after(ids[0], Some(&cid("conf-e2")), 100).await,
         "events_after of conf-e2",
     );
     assert_eq!(e2, applied.events[2..].to_vec());
@@ -712,7 +749,7 @@ async fn events(s: &dyn Store) {
         "conformance: events_after lists events by increasing id"
     );
     assert_eq!(
-        ok(s.events("conf-e1").await, "events of conf-e1"),
+        ok(s.events(&cid("conf-e1")).await, "events of conf-e1"),
         applied.events[..2].to_vec(),
         "conformance: events of a conversation, oldest first, as written"
     );
@@ -732,9 +769,9 @@ async fn events(s: &dyn Store) {
 
 fn timer(id: &str, kind: SlaKind, warn_in: i64, due_in: i64) -> SlaTimer {
     SlaTimer {
-        conversation_id: id.into(),
+        conversation_id: cid(id),
         kind,
-        queue: "conf-q".into(),
+        queue: qn("conf-q"),
         started_at: T0,
         warn_at: T0 + warn_in,
         due_at: T0 + due_in,
@@ -746,7 +783,7 @@ fn timer(id: &str, kind: SlaKind, warn_in: i64, due_in: i64) -> SlaTimer {
 
 async fn sla(s: &dyn Store, id: &str, at: i64, changes: Vec<SlaChange>) -> Applied {
     let mut change = Change::at(at);
-    change.conversation(id).slas = changes;
+    change.conversation(&cid(id)).slas = changes;
     ok(s.apply(change).await, &format!("SLA changes of `{id}`"))
 }
 
@@ -763,10 +800,10 @@ async fn start_sla(s: &dyn Store, id: &str, at: i64, kind: SlaKind, warn_in: i64
 
 /// The suite's (`conf-s…`) timers of a store-wide SLA list, in the store's order.
 fn our_timers(timers: Result<Vec<SlaTimer>>, what: &str) -> Vec<SlaTimer> {
-    ours(ok(timers, what), |t| &t.conversation_id, "conf-s")
+    ours(ok(timers, what), |t| t.conversation_id.as_str(), "conf-s")
 }
 
-fn conversation_ids(timers: Vec<SlaTimer>) -> Vec<String> {
+fn conversation_ids(timers: Vec<SlaTimer>) -> Vec<ConversationId> {
     timers.into_iter().map(|t| t.conversation_id).collect()
 }
 
@@ -793,7 +830,7 @@ fn fire(kind: SlaKind, breach: bool) -> SlaChange {
 }
 
 async fn one_sla(s: &dyn Store, id: &str, kind: SlaKind) -> SlaTimer {
-    let timers = ok(s.slas(id).await, "slas");
+    let timers = ok(s.slas(&cid(id)).await, "slas");
     some(
         timers.into_iter().find(|t| t.kind == kind),
         &format!("the {} timer of `{id}`", kind.as_str()),
@@ -808,7 +845,7 @@ async fn slas(s: &dyn Store) {
     let first = timer("conf-s1", FirstResponse, 80, 100);
     sla(s, "conf-s1", T0, vec![SlaChange::Start(first.clone())]).await;
     assert_eq!(
-        ok(s.slas("conf-s1").await, "slas"),
+        ok(s.slas(&cid("conf-s1")).await, "slas"),
         vec![first.clone()],
         "conformance: a started timer reads back as given"
     );
@@ -852,7 +889,7 @@ async fn slas(s: &dyn Store) {
         applied.events.is_empty(),
         "conformance: a breach fires only once"
     );
-    let kinds: Vec<EventKind> = ok(s.events("conf-s1").await, "events")
+    let kinds: Vec<EventKind> = ok(s.events(&cid("conf-s1")).await, "events")
         .iter()
         .map(|e| e.kind)
         .collect();
@@ -935,7 +972,7 @@ async fn slas(s: &dyn Store) {
         "conformance: starting a stopped timer resets it"
     );
     assert_eq!(
-        ok(s.slas("conf-s1").await, "slas")
+        ok(s.slas(&cid("conf-s1")).await, "slas")
             .iter()
             .map(|t| t.kind)
             .collect::<Vec<_>>(),
@@ -946,16 +983,17 @@ async fn slas(s: &dyn Store) {
     // running_slas: not stopped and not breached, by the next instant due.
     start_sla(s, "conf-s3", T0, FirstResponse, 1_000, 5_000).await;
     start_sla(s, "conf-s4", T0, FirstResponse, 800, 3_000).await;
-    let running: Vec<(String, SlaKind)> = our_timers(s.running_slas().await, "running_slas")
-        .into_iter()
-        .map(|t| (t.conversation_id, t.kind))
-        .collect();
+    let running: Vec<(ConversationId, SlaKind)> =
+        our_timers(s.running_slas().await, "running_slas")
+            .into_iter()
+            .map(|t| (t.conversation_id, t.kind))
+            .collect();
     assert_eq!(
         running,
         vec![
-            ("conf-s1".to_owned(), NextResponse),
-            ("conf-s4".to_owned(), FirstResponse),
-            ("conf-s3".to_owned(), FirstResponse),
+            (cid("conf-s1"), NextResponse),
+            (cid("conf-s4"), FirstResponse),
+            (cid("conf-s3"), FirstResponse),
         ],
         "conformance: running_slas lists unbreached running timers by their next due instant"
     );
@@ -971,7 +1009,7 @@ async fn slas(s: &dyn Store) {
     // Stop(None) stops every kind; the breach is no longer open.
     sla(s, "conf-s1", T0 + 900, vec![SlaChange::Stop(None)]).await;
     assert!(
-        ok(s.slas("conf-s1").await, "slas")
+        ok(s.slas(&cid("conf-s1")).await, "slas")
             .iter()
             .all(|t| t.stopped_at == Some(T0 + 900)),
         "conformance: Stop(None) stops every timer of the conversation"
@@ -986,10 +1024,7 @@ async fn slas(s: &dyn Store) {
 
 fn agent(id: &str, capacity: u32) -> Agent {
     Agent {
-        id: match AgentId::parse(id) {
-            Ok(id) => id,
-            Err(e) => panic!("conformance: agent id: {e}"),
-        },
+        id: aid(id),
         name: format!("Agent {id}"),
         skills: vec![Skill::new("billing", 3), Skill::from("vip")],
         languages: vec!["en".into(), "de".into()],
@@ -1013,8 +1048,11 @@ async fn agents(s: &dyn Store) {
         vec![a1.clone(), a2.clone()],
         "conformance: agents round-trip, by id"
     );
-    assert_eq!(ok(s.agent("conf-ag1").await, "agent"), Some(a1.clone()));
-    assert!(ok(s.agent("conf-nobody").await, "agent").is_none());
+    assert_eq!(
+        ok(s.agent(&aid("conf-ag1")).await, "agent"),
+        Some(a1.clone())
+    );
+    assert!(ok(s.agent(&aid("conf-nobody")).await, "agent").is_none());
 
     let mut replaced = a1.clone();
     replaced.capacity = 3;
@@ -1022,11 +1060,11 @@ async fn agents(s: &dyn Store) {
     let mut change = Change::at(T0 + 1);
     change.agents.push(AgentChange::Upsert(replaced.clone()));
     change.agents.push(AgentChange::Status {
-        id: "conf-ag2".into(),
+        id: aid("conf-ag2"),
         status: AgentStatus::Away,
     });
     change.agents.push(AgentChange::Status {
-        id: "conf-nobody".into(),
+        id: aid("conf-nobody"),
         status: AgentStatus::Away,
     });
     ok(
@@ -1034,22 +1072,22 @@ async fn agents(s: &dyn Store) {
         "replacing an agent and setting presences (one unknown)",
     );
     assert_eq!(
-        ok(s.agent("conf-ag1").await, "agent"),
+        ok(s.agent(&aid("conf-ag1")).await, "agent"),
         Some(replaced),
         "conformance: Upsert replaces"
     );
     assert_eq!(
-        ok(s.agent("conf-ag2").await, "agent").map(|a| a.status),
+        ok(s.agent(&aid("conf-ag2")).await, "agent").map(|a| a.status),
         Some(AgentStatus::Away),
         "conformance: Status sets the presence"
     );
     assert!(
-        ok(s.agent("conf-nobody").await, "agent").is_none(),
+        ok(s.agent(&aid("conf-nobody")).await, "agent").is_none(),
         "conformance: Status of an unknown agent creates nothing"
     );
     let mut change = Change::at(T0 + 2);
     change.agents.push(AgentChange::Status {
-        id: "conf-ag2".into(),
+        id: aid("conf-ag2"),
         status: AgentStatus::Online,
     });
     ok(s.apply(change).await, "setting a presence");
@@ -1084,7 +1122,7 @@ async fn routing(s: &dyn Store) {
         Some(T0 + 4_000),
         "conformance: offered_at is set on an offer"
     );
-    assert_eq!(r1.agent_id.as_deref(), Some("conf-ag1"));
+    assert_eq!(r1.agent_id.as_ref().map(AgentId::as_str), Some("conf-ag1"));
     let mut assign = offer.clone();
     assign.state = Assigned;
     step(s, "conf-r1", Offered, assign.clone(), T0 + 5_000).await;
@@ -1104,19 +1142,20 @@ async fn routing(s: &dyn Store) {
     offer3.priority = 1;
     step(s, "conf-r3", Queued, offer3, T0 + 6_000).await;
 
-    let mut waiting: Vec<String> = ok(s.waiting_records("conf-rq").await, "waiting_records")
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let mut waiting: Vec<ConversationId> =
+        ok(s.waiting_records(&qn("conf-rq")).await, "waiting_records")
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
     waiting.sort();
     assert_eq!(
         waiting,
         vec!["conf-r2", "conf-r3"],
         "conformance: waiting_records lists the queued and offered conversations of the queue"
     );
-    let held: Vec<(String, HandoffState)> = ours(
+    let held: Vec<(ConversationId, HandoffState)> = ours(
         ok(s.routing_records().await, "routing_records"),
-        |r| &r.id,
+        |r| r.id.as_str(),
         "conf-r",
     )
     .into_iter()
@@ -1125,9 +1164,9 @@ async fn routing(s: &dyn Store) {
     assert_eq!(
         held,
         vec![
-            ("conf-r1".to_owned(), Assigned),
-            ("conf-r2".to_owned(), Queued),
-            ("conf-r3".to_owned(), Offered),
+            (cid("conf-r1"), Assigned),
+            (cid("conf-r2"), Queued),
+            (cid("conf-r3"), Offered),
         ],
         "conformance: routing_records lists queued, offered and assigned conversations by queued_at"
     );
@@ -1157,7 +1196,11 @@ async fn routing(s: &dyn Store) {
     step(s, "conf-r1", Assigned, queued(5), T0 + 7_000).await;
     let r1 = record(s, "conf-r1").await;
     assert_eq!(
-        (r1.state, r1.queued_at, r1.agent_id.as_deref()),
+        (
+            r1.state,
+            r1.queued_at,
+            r1.agent_id.as_ref().map(AgentId::as_str)
+        ),
         (Queued, Some(T0 + 1_000), None),
         "conformance: a transfer keeps queued_at"
     );
@@ -1170,20 +1213,20 @@ async fn routing(s: &dyn Store) {
 
 async fn service_level(s: &dyn Store) {
     use HandoffState::{AiActive, Assigned, Queued, Resolved};
-    let q = "conf-slq";
+    let q = &qn("conf-slq");
     // (id, assigned after queueing, resolved after assignment), all queued at T0.
     for (id, wait, handle) in [("conf-l1", 10_000, 60_000), ("conf-l2", 60_000, 120_000)] {
         create(s, id, T0).await;
-        step(s, id, AiActive, update(Queued, Some(q), None), T0).await;
+        step(s, id, AiActive, update(Queued, Some("conf-slq"), None), T0).await;
         step(
             s,
             id,
             Queued,
-            update(Assigned, Some(q), Some("conf-ag1")),
+            update(Assigned, Some("conf-slq"), Some("conf-ag1")),
             T0 + wait,
         )
         .await;
-        let mut resolved = update(Resolved, Some(q), Some("conf-ag1"));
+        let mut resolved = update(Resolved, Some("conf-slq"), Some("conf-ag1"));
         resolved.disposition = Some("refund".into());
         step(s, id, Assigned, resolved, T0 + wait + handle).await;
     }
@@ -1210,7 +1253,7 @@ async fn service_level(s: &dyn Store) {
         "conformance: handle_time is the mean of assignment to resolution in seconds (90), got {mean:?}"
     );
     assert_eq!(
-        ok(s.handle_time("conf-empty").await, "handle_time"),
+        ok(s.handle_time(&qn("conf-empty")).await, "handle_time"),
         (None, 0),
         "conformance: handle_time of a queue without resolutions"
     );
@@ -1263,7 +1306,7 @@ async fn escalations(s: &dyn Store) {
     }
     let recent = ours(
         ok(s.recent_escalations(1_000).await, "recent_escalations"),
-        |r| &r.id,
+        |r| r.id.as_str(),
         "conf-b",
     );
     assert_eq!(
@@ -1468,7 +1511,7 @@ async fn accounts(s: &dyn Store) {
 
     create(s, "conf-w1", T0).await;
     ok(
-        s.create_widget_token("conf-wt1", "conf-w1").await,
+        s.create_widget_token("conf-wt1", &cid("conf-w1")).await,
         "create_widget_token",
     );
     assert_eq!(
@@ -1476,7 +1519,7 @@ async fn accounts(s: &dyn Store) {
             s.widget_conversation("conf-wt1").await,
             "widget_conversation"
         ),
-        Some("conf-w1".to_owned()),
+        Some(cid("conf-w1")),
         "conformance: a widget token opens its conversation"
     );
     assert!(ok(
@@ -1486,7 +1529,7 @@ async fn accounts(s: &dyn Store) {
     .is_none());
 
     let mut change = Change::at(T0 + 1);
-    let part = change.conversation("conf-w1");
+    let part = change.conversation(&cid("conf-w1"));
     part.csat = Some(4);
     part.events.push(event(EventKind::Csat, "4"));
     ok(s.apply(change).await, "a rating");
@@ -1512,7 +1555,7 @@ async fn concurrency(store: Arc<dyn Store>) {
             ids.extend(applied.events.iter().map(|e| e.id));
             for n in 1..CHANGES_PER_TASK {
                 let mut change = Change::at(T0 + 200_000 + i64::try_from(n).unwrap_or(0));
-                let part = change.conversation(&id);
+                let part = change.conversation(&cid(&id));
                 part.turn = Some(new_turn(
                     n - 1,
                     turn(Role::Customer, &format!("turn {n}"), None),
@@ -1546,7 +1589,7 @@ async fn concurrency(store: Arc<dyn Store>) {
         "conformance: every concurrent change got its own event id"
     );
     for (id, ids) in per_task {
-        let stored: Vec<i64> = ok(store.events(&id).await, "events")
+        let stored: Vec<i64> = ok(store.events(&cid(&id)).await, "events")
             .iter()
             .map(|e| e.id)
             .collect();
@@ -1554,7 +1597,7 @@ async fn concurrency(store: Arc<dyn Store>) {
             stored, ids,
             "conformance: every acknowledged concurrent change is stored: {id}"
         );
-        let turns = ok(store.turns(&id).await, "turns");
+        let turns = ok(store.turns(&cid(&id)).await, "turns");
         assert_eq!(
             turns.len(),
             CHANGES_PER_TASK - 1,

@@ -21,7 +21,9 @@ pub mod sqlite;
 pub use accounts::{ApiKey, AuditEntry, AuditRecord, Role as AccountRole, User};
 
 use async_trait::async_trait;
-use baton_domain::{Agent, AgentStatus, Brief, Customer, HandoffState, Turn};
+use baton_domain::{
+    Agent, AgentId, AgentStatus, Brief, ConversationId, Customer, HandoffState, QueueName, Turn,
+};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -37,18 +39,18 @@ pub enum StoreError {
     Open(String),
     /// A conversation with this id already exists.
     #[error("conversation `{0}` already exists")]
-    Conflict(String),
+    Conflict(ConversationId),
     /// A change's [`Guard::Exists`] failed: there is no conversation with this id. Nothing of
     /// the change was written.
     #[error("conversation `{0}` does not exist")]
-    NotFound(String),
+    NotFound(ConversationId),
     /// A change's turn was already stored: the conversation has a turn with this `seq`, or one
     /// with the same `client_turn_id` (a concurrent or repeated write of the same turn). Nothing
     /// of the change was written; [`Store::turn_by_client_id`] finds the stored one.
     #[error("conversation `{conversation}` already has turn {seq} (or a turn with the same client_turn_id)")]
     Duplicate {
         /// The conversation.
-        conversation: String,
+        conversation: ConversationId,
         /// The turn's index in the refused change.
         seq: usize,
     },
@@ -57,7 +59,7 @@ pub enum StoreError {
     #[error("conversation `{conversation}` is no longer `{expected}`: it changed meanwhile")]
     Stale {
         /// The conversation whose guard failed.
-        conversation: String,
+        conversation: ConversationId,
         /// The state the change expected.
         expected: HandoffState,
     },
@@ -72,7 +74,8 @@ pub enum StoreError {
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(String),
-    /// Stored JSON did not parse (the file was edited or is from a newer version).
+    /// Stored data did not parse: JSON, an id, a state or a kind (the file was edited or is
+    /// from a newer version).
     #[error("stored data is unreadable: {0}")]
     Corrupt(#[from] serde_json::Error),
 }
@@ -207,7 +210,7 @@ impl SlaKind {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConversationRecord {
     /// Id.
-    pub id: String,
+    pub id: ConversationId,
     /// The customer.
     pub customer: Customer,
     /// The channel.
@@ -215,13 +218,13 @@ pub struct ConversationRecord {
     /// Handoff state.
     pub state: HandoffState,
     /// Queue, once routed.
-    pub queue: Option<String>,
+    pub queue: Option<QueueName>,
     /// Priority in the queue.
     pub priority: i64,
     /// When it joined the queue (ms).
     pub queued_at: Option<i64>,
     /// The owning agent (or the agent it is offered to).
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     /// The latest brief.
     pub brief: Option<Brief>,
     /// The resolution category.
@@ -231,7 +234,7 @@ pub struct ConversationRecord {
     /// The customer's language at handoff.
     pub language: Option<String>,
     /// The dedicated agent the handoff waits for first.
-    pub requested_agent: Option<String>,
+    pub requested_agent: Option<AgentId>,
     /// When the current offer was made (ms).
     pub offered_at: Option<i64>,
     /// When the current agent was assigned (ms).
@@ -261,7 +264,8 @@ pub struct EventRecord {
     /// Sequence number, increasing across all conversations (the server-sent events id).
     pub id: i64,
     /// The conversation.
-    pub conversation_id: String,
+    #[schema(value_type = String)]
+    pub conversation_id: ConversationId,
     /// What it records.
     pub kind: EventKind,
     /// State before, for transitions.
@@ -280,11 +284,13 @@ pub struct EventRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SlaTimer {
     /// The conversation.
-    pub conversation_id: String,
+    #[schema(value_type = String)]
+    pub conversation_id: ConversationId,
     /// Which response it measures.
     pub kind: SlaKind,
     /// The queue whose SLA it is.
-    pub queue: String,
+    #[schema(value_type = String)]
+    pub queue: QueueName,
     /// Started (ms).
     pub started_at: i64,
     /// Warning due (ms).
@@ -327,11 +333,11 @@ pub struct ConversationUpdate {
     /// New state.
     pub state: HandoffState,
     /// Queue.
-    pub queue: Option<String>,
+    pub queue: Option<QueueName>,
     /// Priority.
     pub priority: i64,
     /// Owning agent, or the agent it is offered to.
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     /// Latest brief, when it changed (`None` keeps the stored one).
     pub brief: Option<Brief>,
     /// Disposition, when resolved (`None` keeps the stored one).
@@ -339,7 +345,7 @@ pub struct ConversationUpdate {
     /// The customer's language, when it changed (`None` keeps the stored one).
     pub language: Option<String>,
     /// The dedicated agent to wait for, when it changed (`None` keeps the stored one).
-    pub requested_agent: Option<String>,
+    pub requested_agent: Option<AgentId>,
 }
 
 /// A turn to append, with what it caused. Stored with `created_at` = [`Change::at`]; a turn
@@ -409,7 +415,7 @@ pub enum SlaChange {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversationChange {
     /// The conversation.
-    pub id: String,
+    pub id: ConversationId,
     /// What must hold for this part (and so the whole change) to be written.
     pub guard: Guard,
     /// A new turn.
@@ -426,9 +432,9 @@ pub struct ConversationChange {
 
 impl ConversationChange {
     /// An empty part for conversation `id` under `guard`.
-    pub fn new(id: impl Into<String>, guard: Guard) -> Self {
+    pub fn new(id: ConversationId, guard: Guard) -> Self {
         Self {
-            id: id.into(),
+            id,
             guard,
             turn: None,
             update: None,
@@ -447,7 +453,7 @@ pub enum AgentChange {
     /// Sets an agent's presence (no error when there is no such agent).
     Status {
         /// The agent.
-        id: String,
+        id: AgentId,
         /// The new presence.
         status: AgentStatus,
     },
@@ -480,12 +486,12 @@ impl Change {
     }
 
     /// The part of conversation `id`, added with guard [`Guard::Exists`] if absent.
-    pub fn conversation(&mut self, id: &str) -> &mut ConversationChange {
-        let i = match self.conversations.iter().position(|c| c.id == id) {
+    pub fn conversation(&mut self, id: &ConversationId) -> &mut ConversationChange {
+        let i = match self.conversations.iter().position(|c| c.id == *id) {
             Some(i) => i,
             None => {
                 self.conversations
-                    .push(ConversationChange::new(id, Guard::Exists));
+                    .push(ConversationChange::new(id.clone(), Guard::Exists));
                 self.conversations.len() - 1
             }
         };
@@ -539,13 +545,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// [`StoreError`] on database failure or unreadable data.
-    async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>>;
+    async fn conversation(&self, id: &ConversationId) -> Result<Option<ConversationRecord>>;
 
     /// Every turn of `id`, oldest first.
     ///
     /// # Errors
     /// [`StoreError`] on database failure or unreadable data.
-    async fn turns(&self, id: &str) -> Result<Vec<TurnRecord>>;
+    async fn turns(&self, id: &ConversationId) -> Result<Vec<TurnRecord>>;
 
     /// The earlier turn of `id` with this `client_turn_id`, and the answer it got.
     ///
@@ -553,25 +559,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`StoreError`] on database failure or unreadable data.
     async fn turn_by_client_id(
         &self,
-        id: &str,
+        id: &ConversationId,
         client_turn_id: &str,
     ) -> Result<Option<(Turn, serde_json::Value)>>;
 
     /// Events of `id`, oldest first.
     ///
     /// # Errors
-    /// [`StoreError`] on database failure.
-    async fn events(&self, id: &str) -> Result<Vec<EventRecord>>;
+    /// [`StoreError`] on database failure or unreadable data.
+    async fn events(&self, id: &ConversationId) -> Result<Vec<EventRecord>>;
 
     /// Events after sequence number `after`, oldest first, at most `limit`; of one
     /// conversation, or of all.
     ///
     /// # Errors
-    /// [`StoreError`] on database failure.
+    /// [`StoreError`] on database failure or unreadable data.
     async fn events_after(
         &self,
         after: i64,
-        conversation: Option<&str>,
+        conversation: Option<&ConversationId>,
         limit: u32,
     ) -> Result<Vec<EventRecord>>;
 
@@ -584,15 +590,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Conversations offered to or held by `agent`, oldest first.
     ///
     /// # Errors
-    /// [`StoreError`] on database failure.
-    async fn agent_conversations(&self, agent: &str) -> Result<Vec<String>>;
+    /// [`StoreError`] on database failure or unreadable data.
+    async fn agent_conversations(&self, agent: &AgentId) -> Result<Vec<ConversationId>>;
 
     /// The conversations waiting (queued or offered) in `queue`, by priority (highest first),
     /// then `queued_at`, then id.
     ///
     /// # Errors
     /// [`StoreError`] on database failure or unreadable data.
-    async fn waiting_records(&self, queue: &str) -> Result<Vec<ConversationRecord>>;
+    async fn waiting_records(&self, queue: &QueueName) -> Result<Vec<ConversationRecord>>;
 
     /// Every conversation routing holds (queued, offered or assigned), by `queued_at` then id:
     /// what routing is rebuilt from after a restart.
@@ -612,20 +618,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// [`StoreError`] on database failure.
-    async fn answered_since(&self, queue: &str, since: i64, sla_ms: i64) -> Result<(u64, u64)>;
+    async fn answered_since(
+        &self,
+        queue: &QueueName,
+        since: i64,
+        sla_ms: i64,
+    ) -> Result<(u64, u64)>;
 
     /// Mean handle time (assignment to resolution) of the last 200 resolved conversations of
     /// `queue`, in seconds, with how many it was measured on.
     ///
     /// # Errors
     /// [`StoreError`] on database failure.
-    async fn handle_time(&self, queue: &str) -> Result<(Option<f64>, i64)>;
+    async fn handle_time(&self, queue: &QueueName) -> Result<(Option<f64>, i64)>;
 
     /// The conversation's SLA timers, by kind.
     ///
     /// # Errors
-    /// [`StoreError`] on database failure.
-    async fn slas(&self, id: &str) -> Result<Vec<SlaTimer>>;
+    /// [`StoreError`] on database failure or unreadable data.
+    async fn slas(&self, id: &ConversationId) -> Result<Vec<SlaTimer>>;
 
     /// Every SLA timer that still has something to fire: not stopped and not breached (a
     /// breached timer has fired all it ever will; [`Store::open_sla_breaches`] lists those).
@@ -634,14 +645,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// restart.
     ///
     /// # Errors
-    /// [`StoreError`] on database failure.
+    /// [`StoreError`] on database failure or unreadable data.
     async fn running_slas(&self) -> Result<Vec<SlaTimer>>;
 
     /// SLA timers that have breached and are not stopped yet (nobody answered), by `due_at`, at
     /// most 200.
     ///
     /// # Errors
-    /// [`StoreError`] on database failure.
+    /// [`StoreError`] on database failure or unreadable data.
     async fn open_sla_breaches(&self) -> Result<Vec<SlaTimer>>;
 
     /// Every agent, by id.
@@ -654,14 +665,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// [`StoreError`] on database failure or unreadable data.
-    async fn agent(&self, id: &str) -> Result<Option<Agent>>;
+    async fn agent(&self, id: &AgentId) -> Result<Option<Agent>>;
 
     /// How many conversations each agent holds (state `assigned`); agents holding none are
     /// absent.
     ///
     /// # Errors
-    /// [`StoreError`] on database failure.
-    async fn agent_loads(&self) -> Result<HashMap<String, u32>>;
+    /// [`StoreError`] on database failure or unreadable data.
+    async fn agent_loads(&self) -> Result<HashMap<AgentId, u32>>;
 
     /// Creates or replaces the console account of agent `id` (`password_hash`: an argon2 PHC
     /// string), ending the account's sessions: a changed password or role takes effect at
@@ -762,13 +773,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// [`StoreError`] on database failure.
-    async fn create_widget_token(&self, token_hash: &str, conversation: &str) -> Result<()>;
+    async fn create_widget_token(
+        &self,
+        token_hash: &str,
+        conversation: &ConversationId,
+    ) -> Result<()>;
 
     /// The conversation of a widget token.
     ///
     /// # Errors
-    /// [`StoreError`] on database failure.
-    async fn widget_conversation(&self, token_hash: &str) -> Result<Option<String>>;
+    /// [`StoreError`] on database failure or unreadable data.
+    async fn widget_conversation(&self, token_hash: &str) -> Result<Option<ConversationId>>;
 
     /// Waits for pending writes and closes the store; later calls fail with
     /// [`StoreError::Closed`]. Closing twice is harmless.

@@ -42,7 +42,9 @@ use crate::{
     Pending, Result, SlaChange, SlaKind, SlaTimer, Store, StoreError, TurnRecord, User,
 };
 use async_trait::async_trait;
-use baton_domain::{Agent, AgentId, AgentStatus, HandoffState, Turn};
+use baton_domain::{
+    Agent, AgentId, AgentStatus, ConversationId, HandoffState, IdError, QueueName, Turn,
+};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -1025,13 +1027,13 @@ fn apply_part(
     at: i64,
     events: &mut Vec<EventRecord>,
 ) -> Result<()> {
-    let id = part.id.as_str();
+    let id = &part.id;
     match (&part.guard, &part.update) {
         // The state guard is the update's own WHERE: one statement instead of two.
         (Guard::State(expected), Some(update)) => {
             if update_conversation(conn, id, update, text, Some(*expected), at)? == 0 {
                 return Err(StoreError::Stale {
-                    conversation: id.to_owned(),
+                    conversation: id.clone(),
                     expected: *expected,
                 });
             }
@@ -1054,7 +1056,7 @@ fn apply_part(
     }
     if let Some(score) = part.csat {
         conn.prepare_cached("UPDATE conversations SET csat = ?1 WHERE id = ?2")
-            .and_then(|mut s| s.execute(params![i64::from(score), id]))
+            .and_then(|mut s| s.execute(params![i64::from(score), id.as_str()]))
             .db()?;
     }
     Ok(())
@@ -1062,7 +1064,7 @@ fn apply_part(
 
 fn check_guard(
     conn: &Connection,
-    id: &str,
+    id: &ConversationId,
     guard: &Guard,
     text: &EncodedPart,
     at: i64,
@@ -1075,33 +1077,33 @@ fn check_guard(
                     "INSERT INTO conversations (id, customer, channel, state, created_at, updated_at)
                      VALUES (?1, ?2, ?3, 'ai_active', ?4, ?4) ON CONFLICT (id) DO NOTHING",
                 )
-                .and_then(|mut s| s.execute(params![id, customer, channel, at]))
+                .and_then(|mut s| s.execute(params![id.as_str(), customer, channel, at]))
                 .db()?;
             if inserted == 0 {
-                return Err(StoreError::Conflict(id.to_owned()));
+                return Err(StoreError::Conflict(id.clone()));
             }
         }
         Guard::State(expected) => match current_state(conn, id)? {
             Some(state) if state == expected.as_str() => {}
             _ => {
                 return Err(StoreError::Stale {
-                    conversation: id.to_owned(),
+                    conversation: id.clone(),
                     expected: *expected,
                 })
             }
         },
         Guard::Exists => {
             if current_state(conn, id)?.is_none() {
-                return Err(StoreError::NotFound(id.to_owned()));
+                return Err(StoreError::NotFound(id.clone()));
             }
         }
     }
     Ok(())
 }
 
-fn current_state(conn: &Connection, id: &str) -> Result<Option<String>> {
+fn current_state(conn: &Connection, id: &ConversationId) -> Result<Option<String>> {
     conn.prepare_cached("SELECT state FROM conversations WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .and_then(|mut s| s.query_row([id.as_str()], |r| r.get(0)).optional())
         .db()
 }
 
@@ -1109,7 +1111,7 @@ fn current_state(conn: &Connection, id: &str) -> Result<Option<String>> {
 /// changed (0 or 1).
 fn update_conversation(
     conn: &Connection,
-    id: &str,
+    id: &ConversationId,
     update: &ConversationUpdate,
     text: &EncodedPart,
     expected: Option<HandoffState>,
@@ -1130,15 +1132,15 @@ fn update_conversation(
     .and_then(|mut s| {
         s.execute(params![
             update.state.as_str(),
-            update.queue,
+            update.queue.as_ref().map(QueueName::as_str),
             update.priority,
-            update.agent_id,
+            update.agent_id.as_ref().map(AgentId::as_str),
             text.brief,
             update.disposition,
             update.language,
-            update.requested_agent,
+            update.requested_agent.as_ref().map(AgentId::as_str),
             at,
-            id,
+            id.as_str(),
             expected.map(HandoffState::as_str)
         ])
     })
@@ -1147,7 +1149,7 @@ fn update_conversation(
 
 fn insert_turn(
     conn: &Connection,
-    id: &str,
+    id: &ConversationId,
     turn: &NewTurn,
     [body, decision, signals, response]: &[String; 4],
     at: i64,
@@ -1159,7 +1161,7 @@ fn insert_turn(
         )
         .and_then(|mut s| {
             s.execute(params![
-                id,
+                id.as_str(),
                 i64::try_from(turn.seq).unwrap_or(i64::MAX),
                 turn.turn.role.as_str(),
                 body,
@@ -1178,7 +1180,7 @@ fn insert_turn(
                     || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) =>
         {
             Err(StoreError::Duplicate {
-                conversation: id.to_owned(),
+                conversation: id.clone(),
                 seq: turn.seq,
             })
         }
@@ -1186,7 +1188,12 @@ fn insert_turn(
     }
 }
 
-fn insert_event(conn: &Connection, id: &str, event: &NewEvent, at: i64) -> Result<EventRecord> {
+fn insert_event(
+    conn: &Connection,
+    id: &ConversationId,
+    event: &NewEvent,
+    at: i64,
+) -> Result<EventRecord> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO events (conversation_id, kind, from_state, to_state, actor, reason, at)
@@ -1195,7 +1202,7 @@ fn insert_event(conn: &Connection, id: &str, event: &NewEvent, at: i64) -> Resul
         .db()?;
     let rowid = stmt
         .insert(params![
-            id,
+            id.as_str(),
             event.kind.as_str(),
             event.from.map(HandoffState::as_str),
             event.to.map(HandoffState::as_str),
@@ -1206,7 +1213,7 @@ fn insert_event(conn: &Connection, id: &str, event: &NewEvent, at: i64) -> Resul
         .db()?;
     Ok(EventRecord {
         id: rowid,
-        conversation_id: id.to_owned(),
+        conversation_id: id.clone(),
         kind: event.kind,
         from_state: event.from,
         to_state: event.to,
@@ -1218,7 +1225,7 @@ fn insert_event(conn: &Connection, id: &str, event: &NewEvent, at: i64) -> Resul
 
 fn apply_sla(
     conn: &Connection,
-    id: &str,
+    id: &ConversationId,
     sla: &SlaChange,
     at: i64,
     events: &mut Vec<EventRecord>,
@@ -1235,9 +1242,9 @@ fn apply_sla(
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    id,
+                    id.as_str(),
                     timer.kind.as_str(),
-                    timer.queue,
+                    timer.queue.as_str(),
                     timer.started_at,
                     timer.warn_at,
                     timer.due_at
@@ -1250,7 +1257,7 @@ fn apply_sla(
                 "UPDATE sla_timers SET stopped_at = ?1
                  WHERE conversation_id = ?2 AND (?3 IS NULL OR kind = ?3) AND stopped_at IS NULL",
             )
-            .and_then(|mut s| s.execute(params![at, id, kind.map(SlaKind::as_str)]))
+            .and_then(|mut s| s.execute(params![at, id.as_str(), kind.map(SlaKind::as_str)]))
             .db()?;
         }
         SlaChange::Fire {
@@ -1267,7 +1274,7 @@ fn apply_sla(
             };
             let fired = conn
                 .prepare_cached(sql)
-                .and_then(|mut s| s.execute(params![id, kind.as_str()]))
+                .and_then(|mut s| s.execute(params![id.as_str(), kind.as_str()]))
                 .db()?;
             if fired > 0 {
                 events.push(insert_event(conn, id, event, at)?);
@@ -1313,7 +1320,7 @@ fn apply_agent(conn: &Connection, change: &AgentChange, at: i64) -> Result<()> {
         AgentChange::Status { id, status } => {
             let status = status_name(*status)?;
             conn.prepare_cached("UPDATE agents SET status = ?1, updated_at = ?2 WHERE id = ?3")
-                .and_then(|mut s| s.execute(params![status, at, id]))
+                .and_then(|mut s| s.execute(params![status, at, id.as_str()]))
                 .db()?;
         }
     }
@@ -1366,6 +1373,35 @@ fn col<T: rusqlite::types::FromSql>(row: &Row<'_>, name: &str) -> Result<T> {
     row.get(name).db()
 }
 
+/// An id (conversation, agent or queue) from column `name` of `table`; one that does not parse
+/// is [`StoreError::Corrupt`], naming the column.
+fn id_col<T: TryFrom<String, Error = IdError>>(
+    row: &Row<'_>,
+    table: &str,
+    name: &str,
+) -> Result<T> {
+    parse_id(col::<String>(row, name)?, table, name)
+}
+
+/// [`id_col`] of a nullable column.
+fn opt_id_col<T: TryFrom<String, Error = IdError>>(
+    row: &Row<'_>,
+    table: &str,
+    name: &str,
+) -> Result<Option<T>> {
+    col::<Option<String>>(row, name)?
+        .map(|value| parse_id(value, table, name))
+        .transpose()
+}
+
+fn parse_id<T: TryFrom<String, Error = IdError>>(
+    value: String,
+    table: &str,
+    name: &str,
+) -> Result<T> {
+    T::try_from(value).map_err(|e| corrupt(format!("{table}.{name}: {e}")))
+}
+
 fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     Ok(serde_json::from_str(text)?)
 }
@@ -1376,21 +1412,21 @@ fn state(name: &str) -> Result<HandoffState> {
 
 fn conversation_from_row(r: &Row<'_>) -> Result<ConversationRecord> {
     Ok(ConversationRecord {
-        id: col(r, "id")?,
+        id: id_col(r, "conversations", "id")?,
         customer: json(&col::<String>(r, "customer")?)?,
         channel: col(r, "channel")?,
         state: state(&col::<String>(r, "state")?)?,
-        queue: col(r, "queue")?,
+        queue: opt_id_col(r, "conversations", "queue")?,
         priority: col(r, "priority")?,
         queued_at: col(r, "queued_at")?,
-        agent_id: col(r, "agent_id")?,
+        agent_id: opt_id_col(r, "conversations", "agent_id")?,
         brief: col::<Option<String>>(r, "brief")?
             .map(|b| json(&b))
             .transpose()?,
         disposition: col(r, "disposition")?,
         created_at: col(r, "created_at")?,
         language: col(r, "language")?,
-        requested_agent: col(r, "requested_agent")?,
+        requested_agent: opt_id_col(r, "conversations", "requested_agent")?,
         offered_at: col(r, "offered_at")?,
         assigned_at: col(r, "assigned_at")?,
         csat: col::<Option<i64>>(r, "csat")?.and_then(|v| u8::try_from(v).ok()),
@@ -1401,7 +1437,7 @@ fn event_from_row(r: &Row<'_>) -> Result<EventRecord> {
     let kind: String = col(r, "kind")?;
     Ok(EventRecord {
         id: col(r, "id")?,
-        conversation_id: col(r, "conversation_id")?,
+        conversation_id: id_col(r, "events", "conversation_id")?,
         kind: EventKind::parse(&kind)
             .ok_or_else(|| corrupt(format!("unknown event kind `{kind}`")))?,
         from_state: col::<Option<String>>(r, "from_state")?
@@ -1419,9 +1455,9 @@ fn event_from_row(r: &Row<'_>) -> Result<EventRecord> {
 fn sla_from_row(r: &Row<'_>) -> Result<SlaTimer> {
     let kind: String = col(r, "kind")?;
     Ok(SlaTimer {
-        conversation_id: col(r, "conversation_id")?,
+        conversation_id: id_col(r, "sla_timers", "conversation_id")?,
         kind: SlaKind::parse(&kind).ok_or_else(|| corrupt(format!("unknown SLA kind `{kind}`")))?,
-        queue: col(r, "queue")?,
+        queue: id_col(r, "sla_timers", "queue")?,
         started_at: col(r, "started_at")?,
         warn_at: col(r, "warn_at")?,
         due_at: col(r, "due_at")?,
@@ -1432,9 +1468,8 @@ fn sla_from_row(r: &Row<'_>) -> Result<SlaTimer> {
 }
 
 fn agent_from_row(r: &Row<'_>) -> Result<Agent> {
-    let id: String = col(r, "id")?;
     Ok(Agent {
-        id: AgentId::parse(id).map_err(corrupt)?,
+        id: id_col(r, "agents", "id")?,
         name: col(r, "name")?,
         skills: json(&col::<String>(r, "skills")?)?,
         languages: json(&col::<String>(r, "languages")?)?,
@@ -1478,8 +1513,8 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>> {
-        let id = id.to_owned();
+    async fn conversation(&self, id: &ConversationId) -> Result<Option<ConversationRecord>> {
+        let id = id.as_str().to_owned();
         self.read(move |c| {
             query_opt(
                 c,
@@ -1491,8 +1526,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn turns(&self, id: &str) -> Result<Vec<TurnRecord>> {
-        let id = id.to_owned();
+    async fn turns(&self, id: &ConversationId) -> Result<Vec<TurnRecord>> {
+        let id = id.as_str().to_owned();
         self.read(move |c| {
             query_all(
                 c,
@@ -1520,10 +1555,10 @@ impl Store for SqliteStore {
 
     async fn turn_by_client_id(
         &self,
-        id: &str,
+        id: &ConversationId,
         client_turn_id: &str,
     ) -> Result<Option<(Turn, serde_json::Value)>> {
-        let (id, client) = (id.to_owned(), client_turn_id.to_owned());
+        let (id, client) = (id.as_str().to_owned(), client_turn_id.to_owned());
         self.read(move |c| {
             query_opt(
                 c,
@@ -1542,8 +1577,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn events(&self, id: &str) -> Result<Vec<EventRecord>> {
-        let id = id.to_owned();
+    async fn events(&self, id: &ConversationId) -> Result<Vec<EventRecord>> {
+        let id = id.as_str().to_owned();
         self.read(move |c| {
             query_all(
                 c,
@@ -1560,10 +1595,10 @@ impl Store for SqliteStore {
     async fn events_after(
         &self,
         after: i64,
-        conversation: Option<&str>,
+        conversation: Option<&ConversationId>,
         limit: u32,
     ) -> Result<Vec<EventRecord>> {
-        let conversation = conversation.map(str::to_owned);
+        let conversation = conversation.map(|id| id.as_str().to_owned());
         self.read(move |c| match conversation {
             Some(id) => query_all(
                 c,
@@ -1593,22 +1628,22 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn agent_conversations(&self, agent: &str) -> Result<Vec<String>> {
-        let agent = agent.to_owned();
+    async fn agent_conversations(&self, agent: &AgentId) -> Result<Vec<ConversationId>> {
+        let agent = agent.as_str().to_owned();
         self.read(move |c| {
             query_all(
                 c,
                 "SELECT id FROM conversations WHERE agent_id = ?1 AND state IN ('offered', 'assigned')
                  ORDER BY updated_at, id",
                 [agent],
-                |r| col(r, "id"),
+                |r| id_col(r, "conversations", "id"),
             )
         })
         .await
     }
 
-    async fn waiting_records(&self, queue: &str) -> Result<Vec<ConversationRecord>> {
-        let queue = queue.to_owned();
+    async fn waiting_records(&self, queue: &QueueName) -> Result<Vec<ConversationRecord>> {
+        let queue = queue.as_str().to_owned();
         self.read(move |c| {
             query_all(
                 c,
@@ -1654,8 +1689,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn answered_since(&self, queue: &str, since: i64, sla_ms: i64) -> Result<(u64, u64)> {
-        let queue = queue.to_owned();
+    async fn answered_since(
+        &self,
+        queue: &QueueName,
+        since: i64,
+        sla_ms: i64,
+    ) -> Result<(u64, u64)> {
+        let queue = queue.as_str().to_owned();
         self.read(move |c| {
             let (n, ok): (i64, i64) = c
                 .prepare_cached(
@@ -1674,8 +1714,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn handle_time(&self, queue: &str) -> Result<(Option<f64>, i64)> {
-        let queue = queue.to_owned();
+    async fn handle_time(&self, queue: &QueueName) -> Result<(Option<f64>, i64)> {
+        let queue = queue.as_str().to_owned();
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT AVG(resolved_at - assigned_at), COUNT(*) FROM (
@@ -1694,8 +1734,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn slas(&self, id: &str) -> Result<Vec<SlaTimer>> {
-        let id = id.to_owned();
+    async fn slas(&self, id: &ConversationId) -> Result<Vec<SlaTimer>> {
+        let id = id.as_str().to_owned();
         self.read(move |c| {
             query_all(
                 c,
@@ -1752,8 +1792,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn agent(&self, id: &str) -> Result<Option<Agent>> {
-        let id = id.to_owned();
+    async fn agent(&self, id: &AgentId) -> Result<Option<Agent>> {
+        let id = id.as_str().to_owned();
         self.read(move |c| {
             query_opt(
                 c,
@@ -1765,7 +1805,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn agent_loads(&self) -> Result<HashMap<String, u32>> {
+    async fn agent_loads(&self) -> Result<HashMap<AgentId, u32>> {
         self.read(|c| {
             let rows = query_all(
                 c,
@@ -1774,7 +1814,7 @@ impl Store for SqliteStore {
                 [],
                 |r| {
                     Ok((
-                        col::<String>(r, "agent_id")?,
+                        id_col::<AgentId>(r, "conversations", "agent_id")?,
                         u32::try_from(col::<i64>(r, "n")?).unwrap_or(u32::MAX),
                     ))
                 },
@@ -1952,22 +1992,26 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_widget_token(&self, token_hash: &str, conversation: &str) -> Result<()> {
+    async fn create_widget_token(
+        &self,
+        token_hash: &str,
+        conversation: &ConversationId,
+    ) -> Result<()> {
         self.write(WriteOp::CreateWidgetToken {
             token_hash: token_hash.to_owned(),
-            conversation: conversation.to_owned(),
+            conversation: conversation.as_str().to_owned(),
         })
         .await
     }
 
-    async fn widget_conversation(&self, token_hash: &str) -> Result<Option<String>> {
+    async fn widget_conversation(&self, token_hash: &str) -> Result<Option<ConversationId>> {
         let token_hash = token_hash.to_owned();
         self.read(move |c| {
             query_opt(
                 c,
                 "SELECT conversation_id FROM widget_tokens WHERE token_hash = ?1",
                 [token_hash],
-                |r| col(r, "conversation_id"),
+                |r| id_col(r, "widget_tokens", "conversation_id"),
             )
         })
         .await
@@ -2003,7 +2047,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::create_part;
+    use crate::conformance::{cid, create_part};
 
     fn url_of(path: &Path) -> String {
         format!("sqlite://{}", path.display())
@@ -2032,7 +2076,7 @@ mod tests {
 
     fn note(id: &str, at: i64, reason: &str) -> Change {
         let mut change = Change::at(at);
-        change.conversation(id).events.push(NewEvent {
+        change.conversation(&cid(id)).events.push(NewEvent {
             kind: EventKind::Note,
             from: None,
             to: None,
@@ -2064,7 +2108,7 @@ mod tests {
             Err(StoreError::Closed)
         ));
         assert!(matches!(
-            s.conversation("c1").await,
+            s.conversation(&cid("c1")).await,
             Err(StoreError::Closed)
         ));
         assert!(matches!(
@@ -2074,13 +2118,13 @@ mod tests {
 
         let s = SqliteStore::open(&url(&dir)).await.expect("reopen");
         assert_eq!(
-            s.conversation("c1")
+            s.conversation(&cid("c1"))
                 .await
                 .expect("read")
                 .map(|c| c.created_at),
             Some(10)
         );
-        assert_eq!(s.events("c1").await.expect("events"), applied.events);
+        assert_eq!(s.events(&cid("c1")).await.expect("events"), applied.events);
         assert_eq!(
             s.user("ana").await.expect("user").map(|u| u.role),
             Some(AccountRole::Supervisor)
@@ -2148,17 +2192,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stored_id_that_does_not_parse_is_corrupt_data_naming_its_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SqliteStore::open(&url(&dir)).await.expect("open");
+        s.apply(create("c1", 1)).await.expect("create");
+        s.close().await;
+        let conn = Connection::open(dir.path().join("t.db")).expect("open");
+        conn.execute_batch(
+            "UPDATE conversations SET state = 'assigned', agent_id = ' ' WHERE id = 'c1';
+             INSERT INTO events (conversation_id, kind, actor, reason, at)
+               VALUES ('bad' || char(10) || 'id', 'note', 'test', 'x', 2);",
+        )
+        .expect("rows");
+        drop(conn);
+        let s = SqliteStore::open(&url(&dir)).await.expect("reopen");
+        let named = |r: Result<_>, column: &str| match r {
+            Err(StoreError::Corrupt(e)) => assert!(e.to_string().contains(column), "{e}"),
+            Err(e) => panic!("expected corrupt data naming {column}, got {e:?}"),
+            Ok(_) => panic!("expected corrupt data naming {column}, got a value"),
+        };
+        named(
+            s.conversation(&cid("c1")).await.map(|_| ()),
+            "conversations.agent_id",
+        );
+        named(
+            s.routing_records().await.map(|_| ()),
+            "conversations.agent_id",
+        );
+        named(s.agent_loads().await.map(|_| ()), "conversations.agent_id");
+        named(
+            s.events_after(0, None, 10).await.map(|_| ()),
+            "events.conversation_id",
+        );
+        s.close().await;
+    }
+
+    #[tokio::test]
     async fn opens_a_database_left_by_the_sqlx_versions() {
         let dir = tempfile::tempdir().expect("tempdir");
         old_sqlx_database(&dir.path().join("t.db"));
         for _ in 0..2 {
             let s = SqliteStore::open(&url(&dir)).await.expect("open old file");
-            let c = s.conversation("old").await.expect("read").expect("kept");
+            let c = s
+                .conversation(&cid("old"))
+                .await
+                .expect("read")
+                .expect("kept");
             assert_eq!(
-                (c.state, c.queue.as_deref()),
+                (c.state, c.queue.as_ref().map(QueueName::as_str)),
                 (HandoffState::Queued, Some("billing"))
             );
-            assert_eq!(s.events("old").await.expect("events").len(), 1);
+            assert_eq!(s.events(&cid("old")).await.expect("events").len(), 1);
             assert_eq!(
                 s.user("ana").await.expect("user").map(|u| u.role),
                 Some(AccountRole::Admin)
@@ -2193,8 +2277,8 @@ mod tests {
                 other => panic!("expected Unavailable, got {other:?}"),
             }
         }
-        assert!(s.events("c1").await.expect("events").is_empty());
-        assert!(s.conversation("new-0").await.expect("read").is_none());
+        assert!(s.events(&cid("c1")).await.expect("events").is_empty());
+        assert!(s.conversation(&cid("new-0")).await.expect("read").is_none());
         assert!(matches!(
             s.upsert_user("ana", &big, AccountRole::Agent).await,
             Err(StoreError::Unavailable(_))
@@ -2206,7 +2290,7 @@ mod tests {
             .await
             .expect("write after space returns");
         assert_eq!(applied.events.len(), 1);
-        assert_eq!(s.events("c1").await.expect("events"), applied.events);
+        assert_eq!(s.events(&cid("c1")).await.expect("events"), applied.events);
         s.close().await;
     }
 
@@ -2247,13 +2331,16 @@ mod tests {
             }
         }
         assert!(refused > 0, "no write was refused on a full file system");
-        let stored = s.events("c1").await.expect("events").len();
+        let stored = s.events(&cid("c1")).await.expect("events").len();
         assert_eq!(stored, 5 - refused, "a refused write must leave nothing");
         std::fs::remove_file(&filler).expect("free space");
         s.apply(note("c1", 20, "after"))
             .await
             .expect("write after space returns");
-        assert_eq!(s.events("c1").await.expect("events").len(), stored + 1);
+        assert_eq!(
+            s.events(&cid("c1")).await.expect("events").len(),
+            stored + 1
+        );
         s.close().await;
     }
 
@@ -2299,7 +2386,7 @@ mod tests {
         assert!(size("t.db") > before + 32 * 1024 * 1024, "pages not copied");
         let wal = size("t.db-wal");
         assert!(wal < 48 * 1024 * 1024, "the WAL grew to {wal} bytes");
-        assert_eq!(s.events("c1").await.expect("events").len(), 64 * 16);
+        assert_eq!(s.events(&cid("c1")).await.expect("events").len(), 64 * 16);
         s.close().await;
     }
 
@@ -2324,7 +2411,7 @@ mod tests {
         assert!(matches!(results[2], Err(StoreError::Conflict(_))));
         assert!(results[3].is_ok());
         let reasons: Vec<String> = s
-            .events("c1")
+            .events(&cid("c1"))
             .await
             .expect("events")
             .into_iter()
@@ -2368,7 +2455,7 @@ mod tests {
         s.apply(create("c1", 1)).await.expect("create");
         s.close().await;
         let s = crate::connect(&url_of(&path)).await.expect("connect");
-        assert!(s.conversation("c1").await.expect("read").is_some());
+        assert!(s.conversation(&cid("c1")).await.expect("read").is_some());
         s.close().await;
         assert!(matches!(
             crate::connect("postgres://localhost/baton").await,

@@ -404,10 +404,15 @@ fn agents(command: AgentsCommand) -> Result<()> {
             with_store(&db.database_url, async |store| {
                 account(store, &id).await?;
                 store.delete_user(&id).await?;
-                if store.agents().await?.iter().any(|a| a.id.as_str() == id) {
+                if let Some(agent) = store
+                    .agents()
+                    .await?
+                    .into_iter()
+                    .find(|a| a.id == id.as_str())
+                {
                     let mut change = baton_store::Change::at(baton_store::now_ms());
                     change.agents.push(baton_store::AgentChange::Status {
-                        id: id.clone(),
+                        id: agent.id,
                         status: baton_domain::AgentStatus::Offline,
                     });
                     store.apply(change).await?;
