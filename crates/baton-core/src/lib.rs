@@ -780,11 +780,15 @@ impl Service {
         if let Some(route) = &outcome.route {
             let queue_name = QueueName::parse(route.queue.clone()).map_err(internal)?;
             let new = baton_route::NewConversation {
-                id: id.as_str().to_owned(),
+                id: id.clone(),
                 queue: route.queue.clone(),
                 priority: route.priority,
                 language: session.detect.language.clone(),
-                owner: session.requested_agent.clone(),
+                // No agent has an id that does not parse: such a request names no one.
+                owner: session
+                    .requested_agent
+                    .as_deref()
+                    .and_then(|a| AgentId::parse(a).ok()),
                 queued_at: now,
                 why: route.why.clone(),
             };

@@ -337,12 +337,6 @@ impl Routing {
                         agent,
                         expires_at,
                     } => {
-                        let (Some(conversation), Some(agent)) = (
-                            reported::<ConversationId>(conversation),
-                            reported::<AgentId>(agent),
-                        ) else {
-                            continue;
-                        };
                         let secs = (expires_at - now).max(0) / 1000;
                         let why = format!("offered to agent `{agent}`, to accept within {secs} s");
                         self.move_to(
@@ -359,12 +353,6 @@ impl Routing {
                         agent,
                         waited_ms,
                     } => {
-                        let (Some(conversation), Some(agent)) = (
-                            reported::<ConversationId>(conversation),
-                            reported::<AgentId>(agent),
-                        ) else {
-                            continue;
-                        };
                         let why = format!(
                             "assigned to agent `{agent}` after {:.0} s waiting",
                             waited_ms as f64 / 1000.0
@@ -383,9 +371,6 @@ impl Routing {
                         conversation,
                         agent,
                     } => {
-                        let Some(conversation) = reported::<ConversationId>(conversation) else {
-                            continue;
-                        };
                         let why = format!("agent `{agent}` declined; offered to the next agent");
                         self.move_to(change, &conversation, HandoffState::Queued, None, None, why);
                     }
@@ -393,9 +378,6 @@ impl Routing {
                         conversation,
                         agent,
                     } => {
-                        let Some(conversation) = reported::<ConversationId>(conversation) else {
-                            continue;
-                        };
                         let why = format!(
                             "agent `{agent}` did not accept in time; offered to the next agent"
                         );
@@ -405,9 +387,6 @@ impl Routing {
                         conversation,
                         agent,
                     } => {
-                        let Some(conversation) = reported::<ConversationId>(conversation) else {
-                            continue;
-                        };
                         let why = format!(
                             "agent `{agent}` is no longer available; offered to the next agent"
                         );
@@ -417,9 +396,6 @@ impl Routing {
                         conversation,
                         agent,
                     } => {
-                        let Some(conversation) = reported::<ConversationId>(conversation) else {
-                            continue;
-                        };
                         let why = format!(
                             "agent `{agent}` left the customer unanswered too long; back in the queue"
                         );
@@ -427,9 +403,6 @@ impl Routing {
                     }
                     RouteEvent::AgentAway { agent, why } => {
                         tracing::info!(%agent, %why, "agent set away");
-                        let Some(agent) = reported::<AgentId>(agent) else {
-                            continue;
-                        };
                         if let Some(a) = self.agents.get_mut(&agent) {
                             a.status = AgentStatus::Away;
                         }
@@ -443,10 +416,7 @@ impl Routing {
                         queue,
                         step,
                     } => {
-                        let (Some(conversation), Some(queue)) = (
-                            reported::<ConversationId>(conversation),
-                            reported::<QueueName>(queue),
-                        ) else {
+                        let Some(queue) = reported::<QueueName>(queue) else {
                             continue;
                         };
                         let why = if step == 0 {
@@ -465,9 +435,6 @@ impl Routing {
                         conversation,
                         agent,
                     } => {
-                        let Some(conversation) = reported::<ConversationId>(conversation) else {
-                            continue;
-                        };
                         let why = format!(
                             "dedicated agent `{agent}` did not take it in time: any eligible agent may"
                         );
@@ -554,8 +521,8 @@ impl Routing {
     /// the first five places, or a change of at least `change_share` of position or quote.
     pub fn announce_waits(&mut self, change: &mut Change, change_share: f64) {
         let waiting = self.d.waiting_estimates();
-        let ids: std::collections::HashSet<&str> = waiting.iter().map(|w| w.0).collect();
-        self.announced.retain(|id, _| ids.contains(id.as_str()));
+        let ids: std::collections::HashSet<&ConversationId> = waiting.iter().map(|w| w.0).collect();
+        self.announced.retain(|id, _| ids.contains(id));
         let mut updates = Vec::new();
         for (id, position, wait) in waiting {
             let quote = wait.quoted_seconds;
@@ -569,9 +536,7 @@ impl Routing {
                 }
             };
             if material {
-                if let Some(id) = reported::<ConversationId>(id.to_owned()) {
-                    updates.push((id, position, wait));
-                }
+                updates.push((id.clone(), position, wait));
             }
         }
         for (id, position, wait) in updates {
@@ -596,11 +561,11 @@ impl Routing {
 
 fn new_conversation(r: &ConversationRecord, now: Millis) -> Option<NewConversation> {
     Some(NewConversation {
-        id: r.id.as_str().to_owned(),
+        id: r.id.clone(),
         queue: r.queue.as_ref()?.as_str().to_owned(),
         priority: r.priority,
         language: r.language.clone(),
-        owner: r.requested_agent.as_ref().map(|a| a.as_str().to_owned()),
+        owner: r.requested_agent.clone(),
         queued_at: r.queued_at.unwrap_or(now),
         why: "restored after a restart".to_owned(),
     })

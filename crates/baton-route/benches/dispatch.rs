@@ -9,7 +9,7 @@
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
-use baton_domain::{Agent, AgentId, AgentStatus, Skill};
+use baton_domain::{Agent, AgentId, AgentStatus, ConversationId, Skill};
 use baton_route::{Dispatcher, NewConversation, QueueConfig, RoutingConfig, SkillRequirement};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
@@ -21,14 +21,14 @@ const QUEUES: usize = 20;
 
 struct World {
     d: Dispatcher,
-    assigned: std::collections::VecDeque<String>,
+    assigned: std::collections::VecDeque<ConversationId>,
     next: usize,
     now: i64,
 }
 
 fn conversation(n: usize, now: i64) -> NewConversation {
     NewConversation {
-        id: format!("c{n}"),
+        id: ConversationId::parse(format!("c{n}")).expect("id"),
         queue: format!("q{}", n % QUEUES),
         priority: [0, 0, 0, 10, 30][n % 5],
         language: None,
@@ -90,7 +90,9 @@ impl World {
     fn step(&mut self) {
         self.now += 10;
         let done = self.assigned.pop_front().expect("an assigned conversation");
-        self.d.finish(&done, true, self.now).expect("finish");
+        self.d
+            .finish(done.as_str(), true, self.now)
+            .expect("finish");
         self.d
             .enqueue(conversation(self.next, self.now), self.now)
             .expect("enqueue");

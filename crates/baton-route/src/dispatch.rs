@@ -33,7 +33,7 @@
 
 use crate::hours::Millis;
 use crate::{estimate_wait, QueueConfig, RoutingConfig, SkillRequirement, Strategy, WaitEstimate};
-use baton_domain::{Agent, AgentStatus};
+use baton_domain::{Agent, AgentId, AgentStatus, ConversationId};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -74,61 +74,61 @@ pub enum RouteEvent {
     /// Offered to an agent, who must accept by `expires_at`.
     Offered {
         /// Conversation id.
-        conversation: String,
+        conversation: ConversationId,
         /// Agent id.
-        agent: String,
+        agent: AgentId,
         /// Deadline to accept (ms since the epoch).
         expires_at: Millis,
     },
     /// The agent owns the conversation.
     Assigned {
         /// Conversation id.
-        conversation: String,
+        conversation: ConversationId,
         /// Agent id.
-        agent: String,
+        agent: AgentId,
         /// Time the customer waited, from joining routing, in milliseconds.
         waited_ms: Millis,
     },
     /// The agent declined; the conversation goes to the next agent.
     Declined {
         /// Conversation id.
-        conversation: String,
+        conversation: ConversationId,
         /// Agent id.
-        agent: String,
+        agent: AgentId,
     },
     /// The offer was not accepted in time; the conversation goes to the next agent.
     OfferExpired {
         /// Conversation id.
-        conversation: String,
+        conversation: ConversationId,
         /// Agent id.
-        agent: String,
+        agent: AgentId,
     },
     /// The agent went away or offline with the offer open; the conversation goes to the next
     /// agent.
     OfferWithdrawn {
         /// Conversation id.
-        conversation: String,
+        conversation: ConversationId,
         /// Agent id.
-        agent: String,
+        agent: AgentId,
     },
     /// The assigned agent stayed silent too long and lost the conversation.
     Reclaimed {
         /// Conversation id.
-        conversation: String,
+        conversation: ConversationId,
         /// Agent id.
-        agent: String,
+        agent: AgentId,
     },
     /// The dispatcher set an agent `away`.
     AgentAway {
         /// Agent id.
-        agent: String,
+        agent: AgentId,
         /// Why.
         why: String,
     },
     /// A step of the queue's expiry ladder was reached.
     StepReached {
         /// Conversation id.
-        conversation: String,
+        conversation: ConversationId,
         /// The queue it is now in.
         queue: String,
         /// The step (1-based; 0 is the queue's own requirements).
@@ -137,9 +137,9 @@ pub enum RouteEvent {
     /// The dedicated agent did not take it in time; anyone eligible may.
     OwnerFallback {
         /// Conversation id.
-        conversation: String,
+        conversation: ConversationId,
         /// The dedicated agent's id.
-        agent: String,
+        agent: AgentId,
     },
 }
 
@@ -147,7 +147,7 @@ pub enum RouteEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewConversation {
     /// Conversation id.
-    pub id: String,
+    pub id: ConversationId,
     /// The queue (from [`select_queue`](crate::select_queue)).
     pub queue: String,
     /// Priority at arrival (from [`priority`](crate::priority)).
@@ -155,7 +155,7 @@ pub struct NewConversation {
     /// The customer's language, ISO 639-1.
     pub language: Option<String>,
     /// A dedicated agent: the account owner or the agent the bot named.
-    pub owner: Option<String>,
+    pub owner: Option<AgentId>,
     /// When it joined routing; earlier than now when restored after a restart.
     pub queued_at: Millis,
     /// Why this queue, for explain.
@@ -180,7 +180,7 @@ enum TaskState {
 
 #[derive(Debug, Clone)]
 struct Task {
-    id: String,
+    id: ConversationId,
     queue: usize,
     step: usize,
     language: Option<String>,
@@ -275,7 +275,8 @@ pub struct QueueStats {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AgentVerdict {
     /// Agent id.
-    pub agent: String,
+    #[schema(value_type = String)]
+    pub agent: AgentId,
     /// Whether the agent would be offered the conversation now (when first in line).
     pub eligible: bool,
     /// 1-based order among eligible agents by the queue's strategy.
@@ -288,7 +289,8 @@ pub struct AgentVerdict {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Explanation {
     /// Conversation id.
-    pub conversation: String,
+    #[schema(value_type = String)]
+    pub conversation: ConversationId,
     /// Its queue.
     pub queue: String,
     /// Why that queue.
@@ -296,7 +298,8 @@ pub struct Explanation {
     /// `waiting`, `reserved`, `offered` or `assigned`.
     pub state: &'static str,
     /// The agent holding or reserved for it.
-    pub agent: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub agent: Option<AgentId>,
     /// Step of the queue's expiry ladder.
     pub step: usize,
     /// Skills required now.
@@ -320,10 +323,10 @@ pub struct Dispatcher {
     lanes: Vec<Lane>,
     lane_index: HashMap<(usize, usize, Option<String>), LaneIdx>,
     agents: Vec<AgentSlot>,
-    agent_index: HashMap<String, AgentIdx>,
+    agent_index: HashMap<AgentId, AgentIdx>,
     tasks: Vec<Option<Task>>,
     free_tasks: Vec<TaskIdx>,
-    task_index: HashMap<String, TaskIdx>,
+    task_index: HashMap<ConversationId, TaskIdx>,
     timers: BinaryHeap<Reverse<Timer>>,
     seq: u64,
     /// The latest time any call carried: declines are judged against it.
@@ -380,7 +383,7 @@ impl Dispatcher {
     /// Every waiting conversation (in a lane, or reserved for its dedicated agent) with its
     /// position and wait estimate, in one pass over each line: O(waiting), where asking
     /// [`Dispatcher::estimate`] of each would be quadratic.
-    pub fn waiting_estimates(&self) -> Vec<(&str, usize, WaitEstimate)> {
+    pub fn waiting_estimates(&self) -> Vec<(&ConversationId, usize, WaitEstimate)> {
         let mut out = Vec::new();
         for lane in &self.lanes {
             let mut handle = None;
@@ -391,7 +394,7 @@ impl Dispatcher {
                 let slots = u32::try_from(lane.slots).unwrap_or(u32::MAX);
                 let busy = u32::try_from(lane.busy).unwrap_or(u32::MAX);
                 out.push((
-                    task.id.as_str(),
+                    &task.id,
                     i + 1,
                     estimate_wait(i + 1, slots, busy, h, &self.config),
                 ));
@@ -399,8 +402,8 @@ impl Dispatcher {
         }
         for slot in &self.agents {
             for (i, k) in slot.personal.iter().enumerate() {
-                if let Some(e) = self.estimate(&self.task(k.2).id) {
-                    out.push((self.task(k.2).id.as_str(), i + 1, e));
+                if let Some(e) = self.estimate(self.task(k.2).id.as_str()) {
+                    out.push((&self.task(k.2).id, i + 1, e));
                 }
             }
         }
@@ -454,7 +457,7 @@ impl Dispatcher {
             }
             None => {
                 let i = self.agents.len() as AgentIdx;
-                self.agent_index.insert(agent.id.to_string(), i);
+                self.agent_index.insert(agent.id.clone(), i);
                 self.agents.push(AgentSlot {
                     agent,
                     load: 0,
@@ -525,7 +528,7 @@ impl Dispatcher {
                 self.wait(t, now);
                 self.events.push(RouteEvent::OfferWithdrawn {
                     conversation: self.task(t).id.clone(),
-                    agent: self.agents[idx as usize].agent.id.to_string(),
+                    agent: self.agents[idx as usize].agent.id.clone(),
                 });
                 self.place(t, now);
             }
@@ -854,11 +857,11 @@ impl Dispatcher {
             .get(&new.queue)
             .ok_or_else(|| RouteError::UnknownQueue(new.queue.clone()))?;
         if self.task_index.contains_key(&new.id) {
-            return Err(RouteError::AlreadyRouted(new.id));
+            return Err(RouteError::AlreadyRouted(new.id.to_string()));
         }
         let owner = new
             .owner
-            .as_deref()
+            .as_ref()
             .and_then(|o| self.agent_index.get(o).copied());
         let lane = self.lane_for(queue, 0, new.language.as_deref());
         self.seq += 1;
@@ -1056,7 +1059,7 @@ impl Dispatcher {
         self.add_load(a, 1, now);
         let queue = self.task(t).queue;
         let timeout = self.queues[queue].offer_timeout_seconds;
-        let agent_id = self.agents[a as usize].agent.id.to_string();
+        let agent_id = self.agents[a as usize].agent.id.clone();
         match timeout {
             Some(s) => {
                 let until = now + self.wait_ms(s);
@@ -1096,7 +1099,7 @@ impl Dispatcher {
         }
         self.events.push(RouteEvent::Assigned {
             conversation,
-            agent: self.agents[a as usize].agent.id.to_string(),
+            agent: self.agents[a as usize].agent.id.clone(),
             waited_ms,
         });
     }
@@ -1159,8 +1162,8 @@ impl Dispatcher {
         let (t, a) = self.offered_to(conversation, agent)?;
         self.give_back(t, a, now);
         self.events.push(RouteEvent::Declined {
-            conversation: conversation.to_owned(),
-            agent: agent.to_owned(),
+            conversation: self.task(t).id.clone(),
+            agent: self.agents[a as usize].agent.id.clone(),
         });
         self.place(t, now);
         self.fill(a, now);
@@ -1357,7 +1360,7 @@ impl Dispatcher {
         self.detach_task(t, now);
         self.events.push(RouteEvent::OwnerFallback {
             conversation: self.task(t).id.clone(),
-            agent: self.agents[owner as usize].agent.id.to_string(),
+            agent: self.agents[owner as usize].agent.id.clone(),
         });
         self.catch_up_steps(t, now);
         self.wait(t, now);
@@ -1388,7 +1391,7 @@ impl Dispatcher {
     fn take_back(&mut self, t: TaskIdx, agent: AgentIdx, at: Millis, offer: bool) {
         self.give_back(t, agent, at);
         let conversation = self.task(t).id.clone();
-        let agent_id = self.agents[agent as usize].agent.id.to_string();
+        let agent_id = self.agents[agent as usize].agent.id.clone();
         let (event, why) = if offer {
             (
                 RouteEvent::OfferExpired {
@@ -1592,7 +1595,7 @@ impl Dispatcher {
                     Strategy::MostSkilled => format!("most skilled: proficiency sum {}", -k.0),
                 };
                 AgentVerdict {
-                    agent: slot.agent.id.to_string(),
+                    agent: slot.agent.id.clone(),
                     eligible: true,
                     rank: Some(i + 1),
                     why: format!("online, skilled, free capacity; ranked by {by}"),
@@ -1619,7 +1622,7 @@ impl Dispatcher {
                 why
             };
             ranked.push(AgentVerdict {
-                agent: slot.agent.id.to_string(),
+                agent: slot.agent.id.clone(),
                 eligible: false,
                 rank: None,
                 why,
@@ -1630,7 +1633,7 @@ impl Dispatcher {
             queue: self.queues[task.queue].name.clone(),
             queue_why: task.why.clone(),
             state,
-            agent: holder.map(|a| self.agents[a as usize].agent.id.to_string()),
+            agent: holder.map(|a| self.agents[a as usize].agent.id.clone()),
             step: task.step,
             skills: lane.skills.iter().map(ToString::to_string).collect(),
             language: lane.language.clone(),

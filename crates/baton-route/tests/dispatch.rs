@@ -1,6 +1,6 @@
 //! The dispatcher's behaviour, call by call, and its invariants under random operations.
 
-use baton_domain::{Agent, AgentId, AgentStatus, Skill};
+use baton_domain::{Agent, AgentId, AgentStatus, ConversationId, Skill};
 use baton_route::dispatch::RouteEvent;
 use baton_route::{
     Dispatcher, NewConversation, QueueConfig, RoutingConfig, SkillRequirement, StepConfig,
@@ -23,7 +23,7 @@ fn agent(id: &str, skills: &[(&str, u8)], capacity: u32) -> Agent {
 
 fn conversation(id: &str, queue: &str, priority: i64, at: i64) -> NewConversation {
     NewConversation {
-        id: id.into(),
+        id: ConversationId::parse(id).expect("id"),
         queue: queue.into(),
         priority,
         language: None,
@@ -49,7 +49,7 @@ fn assigned(events: &[RouteEvent]) -> Vec<(String, String)> {
                 conversation,
                 agent,
                 ..
-            } => Some((conversation.clone(), agent.clone())),
+            } => Some((conversation.to_string(), agent.to_string())),
             _ => None,
         })
         .collect()
@@ -264,7 +264,7 @@ fn the_dedicated_agent_gets_it_first_then_anyone_after_the_wait() {
     d.upsert_agent(owner, 0).expect("agent");
     d.upsert_agent(agent("other", &[], 1), 0).expect("agent");
     let mut c = conversation("c1", "vip", 30, 0);
-    c.owner = Some("owner".into());
+    c.owner = Some(AgentId::parse("owner").expect("id"));
     d.enqueue(c, 0).expect("enqueue");
     // Waits for the owner although `other` is free.
     assert_eq!(d.holder("c1"), None);
@@ -274,7 +274,7 @@ fn the_dedicated_agent_gets_it_first_then_anyone_after_the_wait() {
     assert_eq!(d.holder("c1"), Some(("other", true)));
     // An owner who is there gets it at once.
     let mut c = conversation("c2", "vip", 30, 70 * S);
-    c.owner = Some("owner".into());
+    c.owner = Some(AgentId::parse("owner").expect("id"));
     d.set_presence("owner", AgentStatus::Online, 70 * S)
         .expect("online");
     d.enqueue(c, 70 * S).expect("enqueue");
@@ -540,11 +540,11 @@ proptest! {
                     let id = format!("c{next}");
                     ids.push(id.clone());
                     d.enqueue(NewConversation {
-                        id,
+                        id: ConversationId::parse(id).expect("id"),
                         queue: format!("q{queue}"),
                         priority,
                         language: lang.map(|l| langs[l].to_owned()),
-                        owner: owner.map(|o| format!("a{o}")),
+                        owner: owner.map(|o| AgentId::parse(format!("a{o}")).expect("id")),
                         queued_at: now,
                         why: "random".into(),
                     }, now)
@@ -592,7 +592,7 @@ proptest! {
                     let id = format!("c{next}");
                     ids.push(id.clone());
                     let new = NewConversation {
-                        id,
+                        id: ConversationId::parse(id).expect("id"),
                         queue: format!("q{queue}"),
                         priority: 0,
                         language: None,

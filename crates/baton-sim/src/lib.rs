@@ -14,7 +14,7 @@
 //! then drains, so every customer counted is answered, abandoned, or left waiting when nobody
 //! can serve them (reported as `unserved`).
 
-use baton_domain::{Agent, AgentId, AgentStatus, Skill};
+use baton_domain::{Agent, AgentId, AgentStatus, ConversationId, Skill};
 use baton_policy::yaml;
 use baton_route::dispatch::RouteEvent;
 use baton_route::{
@@ -463,11 +463,13 @@ impl Sim<'_> {
                         ..
                     } => {
                         // An offer to an agent of ours is always acceptable at once.
-                        let _ = self.dispatcher.accept(&conversation, &agent, now);
+                        let _ = self
+                            .dispatcher
+                            .accept(conversation.as_str(), agent.as_str(), now);
                     }
                     RouteEvent::Assigned { conversation, .. } => {
-                        let _ = self.dispatcher.agent_replied(&conversation);
-                        let Ok(n) = conversation.parse::<u32>() else {
+                        let _ = self.dispatcher.agent_replied(conversation.as_str());
+                        let Ok(n) = conversation.as_str().parse::<u32>() else {
                             continue;
                         };
                         let c = &mut self.customers[n as usize];
@@ -511,7 +513,10 @@ impl Sim<'_> {
             abandoned: false,
             handled_ms: 0,
         });
-        let id = n.to_string();
+        // A number is always an id.
+        let Ok(id) = ConversationId::parse(n.to_string()) else {
+            return;
+        };
         let new = NewConversation {
             id: id.clone(),
             queue: s.queue.clone(),
@@ -524,7 +529,7 @@ impl Sim<'_> {
         // Parsed and checked: the queue exists and ids are fresh.
         let _ = self.dispatcher.enqueue(new, now);
         self.pump(now);
-        let estimate = self.dispatcher.estimate(&id).unwrap_or_else(|| {
+        let estimate = self.dispatcher.estimate(id.as_str()).unwrap_or_else(|| {
             // Taken at once: no wait expected; the quote is the smallest step.
             estimate_wait(1, 1, 0, 1.0, &self.scenario.routing)
         });
