@@ -36,9 +36,9 @@ pub(crate) struct Routing {
     pub agents: HashMap<AgentId, Agent>,
 }
 
-/// An id the dispatcher reports (a conversation, agent or queue), as the domain's type. The
-/// dispatcher holds only ids that came from the domain's types, so this fails only on a bug:
-/// the step is then skipped with a warning, never a panic.
+/// A queue name the dispatcher or the policy gives as a string, as the domain's type. Both
+/// hold only names the policy checked, so this fails only on a bug: the step is then skipped
+/// with a warning, never a panic.
 fn reported<T: TryFrom<String, Error = IdError>>(value: String) -> Option<T> {
     match T::try_from(value) {
         Ok(id) => Some(id),
