@@ -115,11 +115,17 @@ test("a customer's request for a person reaches an agent with its brief, and bac
   const conversation = await item.getAttribute("data-conversation");
   assert.ok(seenAfter <= 1000, `the escalation took ${seenAfter} ms to appear`);
   assert.match(await item.innerText(), /offered to you/);
+  // Reasons in words, not codes.
+  assert.match(await item.innerText(), /asked for a person/);
+  assert.doesNotMatch(await item.innerText(), /human_requested/);
   await item.click();
   await ana.locator("#brief dt").first().waitFor();
   const brief = await ana.locator("#brief").innerText();
   assert.match(brief, /Why/);
   assert.match(brief, /Already tried|Summary/);
+  // The summary is a list of labelled lines, not one paragraph.
+  const lines = await ana.locator("#brief ul.summary li").allInnerTexts();
+  assert.ok(lines.length >= 2 && lines[0].startsWith("Problem: "), lines.join("\n"));
 
   await ana.getByRole("button", { name: "Claim" }).click();
   await ana.locator("#owner-tools").waitFor({ state: "visible" });

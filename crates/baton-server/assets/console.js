@@ -58,7 +58,11 @@
         b.append(text("strong", who + " "), text("span", "priority " + w.priority + ", waiting " + w.waiting_seconds + " s ", "meta"));
         b.append(text("span", "SLA " + (w.sla_remaining_seconds > 0 ? w.sla_remaining_seconds + " s left" : "breached"), slaClass(w.sla_remaining_seconds, detail.sla_seconds)));
         if (w.offered_to === me.id) b.append(text("span", " offered to you", "sla-warn"));
-        if (w.reasons) { const chips = document.createElement("div"); chips.className = "chips"; w.reasons.forEach((r) => chips.append(text("span", r))); b.append(chips); }
+        if (w.reasons) {
+          const chips = document.createElement("div"); chips.className = "chips";
+          w.reasons.forEach((code, i) => { const chip = text("span", (w.reasons_in_words || [])[i] || code); chip.title = code; chips.append(chip); });
+          b.append(chips);
+        }
         b.addEventListener("click", () => open(w.conversation_id));
         next.append(b);
       }
@@ -83,7 +87,14 @@
     add("Why", b.reasons.map((r) => r.text).join("; "));
     add("Sentiment at handoff", b.sentiment.at_handoff.toFixed(2) + " (" + b.sentiment.trend + ")");
     add("Intent", b.intent + (b.desired_outcome ? ": " + b.desired_outcome : ""));
-    add("Summary", b.summary.join(" "));
+    if (b.summary.length) {
+      // One line each: Problem, Wants, Tried, Facts, Last message.
+      const dd = document.createElement("dd");
+      const ul = document.createElement("ul"); ul.className = "summary";
+      b.summary.forEach((line) => ul.append(text("li", line)));
+      dd.append(ul);
+      dl.append(text("dt", "Summary"), dd);
+    }
     add("Details", b.entities.map((e) => e.kind + ": " + (e.value || e.text)).join(", "));
     add("Already tried", b.attempted_solutions.map((a) => a.summary + (a.rejected ? " (rejected)" : "")).join("; "));
     const c = b.customer;
@@ -171,7 +182,7 @@
       s.agents.forEach((a) => ul.append(text("li", a.name + ": " + a.status + ", " + a.assigned + " of " + a.capacity)));
       body.append(ul, text("h3", "Recent escalations"));
       const ol = document.createElement("ul");
-      s.recent_escalations.forEach((r) => ol.append(text("li", (r.customer || r.conversation_id) + " in " + r.queue + " (" + r.state + "): " + (r.reasons || []).join(", "))));
+      s.recent_escalations.forEach((r) => ol.append(text("li", (r.customer || r.conversation_id) + " in " + r.queue + " (" + r.state + "): " + (r.reasons_in_words || r.reasons || []).join("; "))));
       body.append(ol, text("p", s.sla_breaches.length + " SLA breaches open", "meta"));
     } catch (e) {
       const p = text("p", "", "error");

@@ -385,6 +385,8 @@ pub struct Escalation {
     customer: Option<String>,
     /// The brief's reason codes.
     reasons: Option<Vec<ReasonCode>>,
+    /// The same reasons in words, in the same order.
+    reasons_in_words: Option<Vec<String>>,
     /// The brief's summary.
     summary: Option<Vec<String>>,
 }
@@ -423,6 +425,7 @@ pub async fn supervisor(State(app): St, Who(actor): Who) -> AppResult<Json<Super
                 .brief
                 .as_ref()
                 .map(|b| b.reasons.iter().map(|x| x.code).collect()),
+            reasons_in_words: crate::handlers::reasons_in_words(r.brief.as_ref()),
             summary: r.brief.map(|b| b.summary),
         })
         .collect();

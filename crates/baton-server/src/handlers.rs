@@ -991,6 +991,13 @@ pub struct WaitingItem {
     intent: Option<String>,
     /// The brief's reason codes.
     reasons: Option<Vec<ReasonCode>>,
+    /// The same reasons in words, in the same order ("a refund request").
+    reasons_in_words: Option<Vec<String>>,
+}
+
+/// The reasons of a conversation's brief in words, in the brief's order.
+pub fn reasons_in_words(brief: Option<&baton_domain::Brief>) -> Option<Vec<String>> {
+    brief.map(|b| b.reasons.iter().map(|r| r.text.clone()).collect())
 }
 
 /// The customer of a waiting conversation.
@@ -1048,6 +1055,7 @@ pub async fn get_queue(
                     .brief
                     .as_ref()
                     .map(|b| b.reasons.iter().map(|x| x.code).collect()),
+                reasons_in_words: reasons_in_words(r.brief.as_ref()),
             }
         })
         .collect();
