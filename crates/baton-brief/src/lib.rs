@@ -501,9 +501,11 @@ static ACTS: std::sync::LazyLock<[(Act, Regex); 5]> = std::sync::LazyLock::new(|
         ),
         (
             Act::Question,
-            // Asking for the customer's details, however it is put.
+            // Asking for the customer's details: "(you would) give me the order ID", "provide us
+            // your email". Only with the customer as the giver, so that "I've sent a label to
+            // your email" stays an action.
             re(
-                r"\b(?:give|provide|send|share|tell|confirm|verify|need|have)\b.*\b(?:order (?:id|number)|e-?mail|user ?name|full name|phone(?: number)?|(?:home |shipping |billing )?address|account (?:id|number)|zip(?: code)?|post ?code|date of birth|membership|pin|card number|last (?:four|4) digits)\b",
+                r"\b(?:give|provide|send|share|tell|confirm|verify)\s+(?:me|us)\b.*\b(?:order (?:id|number)|e-?mail|user ?name|full name|phone(?: number)?|(?:home |shipping |billing )?address|account (?:id|number)|zip(?: code)?|post ?code|date of birth|membership|pin|card number|last (?:four|4) digits)\b",
             ),
         ),
         (
@@ -702,7 +704,21 @@ pub fn render_json(brief: &Brief) -> String {
     serde_json::to_string_pretty(brief).unwrap_or_default()
 }
 
-/// The brief as Markdown, for agents, tickets and chat tools.
+/// Writes a `## title` section with one bullet per line, or nothing when there are none.
+fn section(md: &mut String, title: &str, lines: impl Iterator<Item = String>) {
+    let mut lines = lines.peekable();
+    if lines.peek().is_none() {
+        return;
+    }
+    let _ = writeln!(md, "## {title}\n");
+    for line in lines {
+        let _ = writeln!(md, "- {line}");
+    }
+    let _ = writeln!(md);
+}
+
+/// The brief as Markdown, for agents, tickets and chat tools; sections with nothing in them
+/// are left out.
 pub fn render_markdown(brief: &Brief) -> String {
     let mut md = String::new();
     let who = brief.customer.name.as_deref().unwrap_or("Customer");
@@ -717,73 +733,60 @@ pub fn render_markdown(brief: &Brief) -> String {
         "**Sentiment at handoff:** {:.2} ({})\n",
         brief.sentiment.at_handoff, brief.sentiment.trend
     );
-    // Sections with nothing in them are left out.
-    if !brief.reasons.is_empty() {
-        let _ = writeln!(md, "## Why\n");
-        for r in &brief.reasons {
-            let _ = writeln!(
-                md,
-                "- `{}`: {} (\"{}\", {:.2})",
+    section(
+        &mut md,
+        "Why",
+        brief.reasons.iter().map(|r| {
+            format!(
+                "`{}`: {} (\"{}\", {:.2})",
                 r.code, r.text, r.evidence, r.score
-            );
-        }
-        let _ = writeln!(md);
-    }
-    if !brief.summary.is_empty() {
-        let _ = writeln!(md, "## Summary\n");
-        for line in &brief.summary {
-            let _ = writeln!(md, "- {line}");
-        }
-        let _ = writeln!(md);
-    }
-    if !brief.entities.is_empty() {
-        let _ = writeln!(md, "## Details\n");
-        for e in &brief.entities {
-            let _ = writeln!(
-                md,
-                "- {}: {}",
+            )
+        }),
+    );
+    section(&mut md, "Summary", brief.summary.iter().cloned());
+    section(
+        &mut md,
+        "Details",
+        brief.entities.iter().map(|e| {
+            format!(
+                "{}: {}",
                 entity_label(e),
                 e.value.as_deref().unwrap_or(&e.text)
-            );
-        }
-        let _ = writeln!(md);
-    }
-    if !brief.attempted_solutions.is_empty() {
-        let _ = writeln!(md, "## Already tried\n");
-        for a in &brief.attempted_solutions {
+            )
+        }),
+    );
+    section(
+        &mut md,
+        "Already tried",
+        brief.attempted_solutions.iter().map(|a| {
             let kb = if a.kb_articles.is_empty() {
                 String::new()
             } else {
                 format!(" [{}]", a.kb_articles.join(", "))
             };
             let mark = if a.rejected { " (rejected)" } else { "" };
-            let _ = writeln!(md, "- {}{kb}{mark}", a.summary);
-        }
-        let _ = writeln!(md);
-    }
+            format!("{}{kb}{mark}", a.summary)
+        }),
+    );
     let c = &brief.customer;
-    let known: Vec<(&str, String)> = [
-        ("id", c.id.clone()),
-        ("tier", c.tier.clone()),
-        ("tenure (days)", c.tenure_days.map(|v| v.to_string())),
-        (
-            "contacts on this issue (30 days)",
-            c.contacts_same_issue_30d.map(|v| v.to_string()),
-        ),
-        ("deal value", c.deal_value.map(|v| v.to_string())),
-        ("language", c.language.clone()),
-        ("email", c.email.clone()),
-    ]
-    .into_iter()
-    .filter_map(|(label, value)| value.map(|v| (label, v)))
-    .collect();
-    if !known.is_empty() {
-        let _ = writeln!(md, "## Customer\n");
-        for (label, v) in known {
-            let _ = writeln!(md, "- {label}: {v}");
-        }
-        let _ = writeln!(md);
-    }
+    section(
+        &mut md,
+        "Customer",
+        [
+            ("id", c.id.clone()),
+            ("tier", c.tier.clone()),
+            ("tenure (days)", c.tenure_days.map(|v| v.to_string())),
+            (
+                "contacts on this issue (30 days)",
+                c.contacts_same_issue_30d.map(|v| v.to_string()),
+            ),
+            ("deal value", c.deal_value.map(|v| v.to_string())),
+            ("language", c.language.clone()),
+            ("email", c.email.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(label, value)| value.map(|v| format!("{label}: {v}"))),
+    );
     if let Some(step) = &brief.step_in_progress {
         let _ = writeln!(md, "**Step in progress:** {step}\n");
     }

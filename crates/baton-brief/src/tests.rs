@@ -144,6 +144,23 @@ fn the_introduction_keeps_the_statement_and_leaves_the_question() {
 }
 
 #[test]
+fn asking_for_details_is_no_attempt_and_sending_to_them_is() {
+    assert_eq!(
+        act("additional to this you would give me the order ID and email"),
+        Act::Question
+    );
+    assert_eq!(act("Could you provide your account number?"), Act::Question);
+    assert_eq!(
+        act("I've sent a new return label to your email address."),
+        Act::Content
+    );
+    assert_eq!(
+        act("We have updated the shipping address on your order."),
+        Act::Content
+    );
+}
+
+#[test]
 fn markdown_snapshot() {
     insta::assert_snapshot!(render_markdown(&example()));
 }

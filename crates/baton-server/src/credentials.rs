@@ -105,6 +105,16 @@ pub struct Withdrawn {
     withdrawn: bool,
 }
 
+impl Withdrawn {
+    /// The answer for `id`, withdrawn.
+    fn of(id: String) -> Json<Withdrawn> {
+        Json(Withdrawn {
+            id,
+            withdrawn: true,
+        })
+    }
+}
+
 /// Removes an account: its sessions end at once.
 #[utoipa::path(post, path = "/v1/accounts/{id}/remove", tag = "console",
     params(("id" = String, Path, description = "The agent's id")),
@@ -118,10 +128,7 @@ pub async fn remove_account(
     ApiPath(id): ApiPath<String>,
 ) -> AppResult<Json<Withdrawn>> {
     app.service.remove_account(&actor, &id).await?;
-    Ok(Json(Withdrawn {
-        id,
-        withdrawn: true,
-    }))
+    Ok(Withdrawn::of(id))
 }
 
 /// Every API key.
@@ -211,8 +218,5 @@ pub async fn revoke_key(
     ApiPath(id): ApiPath<String>,
 ) -> AppResult<Json<Withdrawn>> {
     app.service.revoke_api_key(&actor, &id).await?;
-    Ok(Json(Withdrawn {
-        id,
-        withdrawn: true,
-    }))
+    Ok(Withdrawn::of(id))
 }
